@@ -1,0 +1,3 @@
+from kanplatform.cli import main
+
+raise SystemExit(main())
