@@ -1,0 +1,124 @@
+"""Lightning callbacks of the tracking package: spline snapshots during training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from kanplatform.tracking.figures import kan_layers
+from kanplatform.tracking.loggers import find_wandb_logger
+from kanplatform.tracking.snapshots import snapshot
+from kanplatform.tracking.wandb_run import MonotoneStep, tracking_option
+
+
+def grid_size(model: Any) -> int | None:
+    """The grid size G of a KAN's first layer (``grid_size`` attribute), None if unknown."""
+    layers = kan_layers(model)
+    if not layers:
+        return None
+    size = getattr(layers[0], "grid_size", None)
+    try:
+        return int(size)
+    except (TypeError, ValueError):
+        return None
+
+
+def current_model(pl_module: Any) -> Any:
+    """The model a LightningModule trains now (``pl_module.model``, which may be replaced)."""
+    return getattr(pl_module, "model", pl_module)
+
+
+class SplineSnapshotCallback(pl.Callback):
+    """Spline snapshots every ``every_n_steps`` steps, at the end of every grid stage, at the end.
+
+    Robust to grid extension replacing ``pl_module.model`` mid-fit: the callback keeps a
+    reference to the model it saw last; when ``pl_module.model`` is a different object, the
+    old one (as trained to the end of its stage) is snapshotted as ``stage<k>_G<size>``.
+    ``on_train_end`` snapshots the current model as a stage end and as ``final``, so a
+    ``fit`` that uses one Trainer per grid stage gets the same files.
+
+    Tags: ``step<NNNNNN>`` (periodic, on the monotone step axis), ``stage<k>_G<size>``,
+    ``final``. Files and W&B keys: see :func:`kanplatform.tracking.snapshot`.
+
+    Args:
+        run_dir: the run directory (figures go to ``run_dir/figures``).
+        every_n_steps: periodic snapshots; 0 turns them off.
+        n_points: points per edge curve.
+    """
+
+    def __init__(self, run_dir: str | Path, every_n_steps: int = 0, n_points: int = 101) -> None:
+        self.run_dir = Path(run_dir)
+        self.every_n_steps = int(every_n_steps or 0)
+        self.n_points = n_points
+        self.stage = 0
+        self._model: Any = None
+        self._stage_done: Any = None  # the model object whose stage end was snapshotted
+        self._steps = MonotoneStep()
+        self.tags: list[str] = []  # snapshots taken, in order
+
+    def _snap(self, model: Any, tag: str, trainer: Any, step: int | None) -> None:
+        if snapshot(model, self.run_dir, tag, logger=find_wandb_logger(trainer), step=step,
+                    n_points=self.n_points):
+            self.tags.append(tag)
+
+    def _stage_end(self, model: Any, trainer: Any, step: int | None) -> None:
+        if model is None or model is self._stage_done:
+            return
+        size = grid_size(model)
+        tag = f"stage{self.stage}" + (f"_G{size}" if size is not None else "")
+        self._snap(model, tag, trainer, step)
+        self._stage_done = model
+        self.stage += 1
+
+    def _watch(self, pl_module: Any, trainer: Any, step: int | None) -> None:
+        model = current_model(pl_module)
+        if self._model is not None and model is not self._model:
+            self._stage_end(self._model, trainer, step)
+        self._model = model
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        # A model replaced between the last batch end and now still gets its stage end.
+        self._watch(pl_module, trainer, None)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = self._steps(trainer.global_step)
+        self._watch(pl_module, trainer, step)
+        if self.every_n_steps > 0 and trainer.global_step > 0 \
+                and trainer.global_step % self.every_n_steps == 0:
+            self._snap(current_model(pl_module), f"step{step:06d}", trainer, step)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._watch(pl_module, trainer, None)
+        model = current_model(pl_module)
+        self._stage_end(model, trainer, None)
+        self._snap(model, "final", trainer, None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "tags": list(self.tags)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.stage = int(state_dict.get("stage", 0))
+        self.tags = list(state_dict.get("tags", []))
+
+
+def make_callbacks(cfg: Any, run_dir: str | Path) -> list[pl.Callback]:
+    """The Lightning callbacks tracking adds to a run's Trainer.
+
+    Args:
+        cfg: the resolved RunConfig; reads ``tracking.snapshot_every`` (steps between
+            periodic spline snapshots, 0 = only at stage ends and at the end) and
+            ``tracking.snapshot_points`` (points per curve, default 101).
+        run_dir: the run directory.
+
+    Returns:
+        ``[SplineSnapshotCallback]`` — also when W&B is disabled: the figures and curves are
+        always written to ``run_dir/figures``. Reuse the same list for every Trainer of one
+        run (one per grid stage is fine) so stages are counted across them.
+    """
+    every = tracking_option(cfg, "snapshot_every") or 0
+    points = tracking_option(cfg, "snapshot_points") or 101
+    return [SplineSnapshotCallback(run_dir, every_n_steps=int(every), n_points=int(points))]

@@ -1,0 +1,289 @@
+"""Figures: spline snapshots of a KAN (figure per layer + raw curves) and scaling plots.
+
+Matplotlib is used through ``matplotlib.figure.Figure`` (Agg canvas), never ``pyplot``, so no
+global figure state or GUI backend is involved and figures are freed when dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_EDGES_PLOTTED = 16  # per side (inputs, outputs) of one layer's figure
+
+
+def kan_layers(model: Any) -> list[Any]:
+    """The KAN layers of a model (modules with ``edge_activations`` and ``input_range``).
+
+    Returns an empty list for models without spline edges (e.g. an MLP).
+    """
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        return []
+    return [lyr for lyr in layers
+            if hasattr(lyr, "edge_activations") and hasattr(lyr, "input_range")]
+
+
+def spline_curves(model: Any, n_points: int = 101) -> list[dict[str, np.ndarray]]:
+    """Evaluate every edge activation φ of every KAN layer over its grid range.
+
+    Args:
+        model: a KAN (``model.layers`` of KANLayer).
+        n_points: points per input.
+
+    Returns:
+        Per layer a dict with ``x``: (n_points, in) — column i spans input i's grid range,
+        ``phi``: (n_points, out, in) — φ_ji(x[:, i]), and ``l1``: (out, in) — mean |φ| over
+        those points (the edge's magnitude, used for transparency).
+    """
+    import torch
+
+    curves = []
+    with torch.no_grad():
+        for layer in kan_layers(model):
+            rng = torch.as_tensor(layer.input_range()).detach().to("cpu", torch.float64)  # (in, 2)
+            t = torch.linspace(0.0, 1.0, n_points, dtype=torch.float64)[:, None]  # (n, 1)
+            x = rng[:, 0] + t * (rng[:, 1] - rng[:, 0])  # (n, in)
+            param = next(layer.parameters(), None)
+            device = param.device if param is not None else "cpu"
+            dtype = param.dtype if param is not None else torch.float32
+            phi = layer.edge_activations(x.to(device, dtype))  # (n, out, in)
+            phi = phi.detach().to("cpu", torch.float64).numpy()
+            if phi.shape[0] != n_points or phi.shape[2] != x.shape[1]:
+                raise ValueError(f"edge_activations returned {phi.shape}, expected "
+                                 f"({n_points}, out, {x.shape[1]})")
+            curves.append({"x": x.numpy(), "phi": phi, "l1": np.abs(phi).mean(axis=0)})
+    return curves
+
+
+def save_curves(curves: Sequence[Mapping[str, np.ndarray]], path: str | Path) -> Path:
+    """Save curves as ``.npz`` with arrays ``layer{l}_x``, ``layer{l}_phi``, ``layer{l}_l1``."""
+    arrays = {f"layer{i}_{k}": np.asarray(v) for i, c in enumerate(curves) for k, v in c.items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def load_curves(path: str | Path) -> list[dict[str, np.ndarray]]:
+    """Read curves written by :func:`save_curves` (list per layer of x, phi, l1)."""
+    with np.load(path) as data:
+        n = 1 + max(int(k.split("_")[0][5:]) for k in data.files)
+        return [{k: data[f"layer{i}_{k}"] for k in ("x", "phi", "l1")} for i in range(n)]
+
+
+def edge_alpha(l1: np.ndarray, floor: float = 0.1) -> np.ndarray:
+    """Transparency per edge from its L1 magnitude: ``floor`` .. 1, strongest edge opaque."""
+    top = float(np.max(l1)) if l1.size else 0.0
+    if not math.isfinite(top) or top <= 0:
+        return np.full_like(l1, floor, dtype=float)
+    return floor + (1.0 - floor) * np.clip(np.nan_to_num(l1 / top), 0.0, 1.0)
+
+
+def spline_figure(curve: Mapping[str, np.ndarray], title: str = "") -> Any:
+    """One layer's edges as a grid of small plots: row j = output, column i = input.
+
+    Edges beyond ``MAX_EDGES_PLOTTED`` per side are left out (the npz keeps them all).
+    """
+    from matplotlib.figure import Figure
+
+    x, phi, l1 = curve["x"], curve["phi"], curve["l1"]
+    n_out, n_in = min(phi.shape[1], MAX_EDGES_PLOTTED), min(phi.shape[2], MAX_EDGES_PLOTTED)
+    alpha = edge_alpha(l1)
+    fig = Figure(figsize=(1.2 * n_in + 0.6, 1.0 * n_out + 0.7), dpi=90, layout="constrained")
+    axes = fig.subplots(n_out, n_in, squeeze=False)
+    for j in range(n_out):
+        for i in range(n_in):
+            ax = axes[j, i]
+            ax.plot(x[:, i], phi[:, j, i], color="black", lw=1.2, alpha=float(alpha[j, i]))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_alpha(0.3)
+            if j == n_out - 1:
+                ax.set_xlabel(f"x{i}", fontsize=7)
+            if i == 0:
+                ax.set_ylabel(f"y{j}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    return fig
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Save a ``Figure`` as PNG, creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+# -- scaling curves -----------------------------------------------------------------------
+
+def fit_curve(fit: Any, n: np.ndarray) -> np.ndarray:
+    """Evaluate a fitted power law ``loss = c * n**(-alpha)`` at ``n``.
+
+    ``fit`` is plain data: a mapping or object with ``alpha`` and one of ``c``, ``coef``,
+    ``prefactor``, ``A`` (or ``log_c``/``log10_c``), or an object with ``predict(n)``.
+    """
+    if hasattr(fit, "predict"):
+        return np.asarray(fit.predict(n), dtype=float)
+
+    def get(name: str) -> Any:
+        return fit.get(name) if isinstance(fit, Mapping) else getattr(fit, name, None)
+
+    alpha = get("alpha")
+    if alpha is None:
+        raise ValueError("a scaling fit needs 'alpha'")
+    for name in ("c", "coef", "prefactor", "A", "a"):
+        if get(name) is not None:
+            c = float(get(name))
+            break
+    else:
+        if get("log10_c") is not None:
+            c = 10.0 ** float(get("log10_c"))
+        elif get("log_c") is not None:
+            c = math.exp(float(get("log_c")))
+        else:
+            raise ValueError("a scaling fit needs a prefactor: 'c' (loss = c * n**-alpha)")
+    return c * np.asarray(n, dtype=float) ** (-float(alpha))
+
+
+def _series(points: Any, x: str, y: str, series: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Group points into {series: (n, loss)}; accepts rows of dicts or {series: (n, loss)}."""
+    if isinstance(points, Mapping):
+        return {str(k): (np.asarray(v[0], float), np.asarray(v[1], float))
+                for k, v in points.items()}
+    groups: dict[str, tuple[list[float], list[float]]] = {}
+    for row in points:
+        label = str(row.get(series, "runs")) if series else "runs"
+        if row.get(x) is None or row.get(y) is None:
+            continue
+        groups.setdefault(label, ([], []))
+        groups[label][0].append(float(row[x]))
+        groups[label][1].append(float(row[y]))
+    return {k: (np.asarray(a), np.asarray(b)) for k, (a, b) in groups.items()}
+
+
+def plot_scaling(points: Any, fits: Mapping[str, Any] | None = None, *,
+                 x: str = "model/params", y: str = "test/rmse", series: str = "kind",
+                 path: str | Path | None = None, title: str | None = None) -> Any:
+    """Log–log scaling plot of finished runs with the fitted power laws.
+
+    Args:
+        points: rows (dicts) with ``x``, ``y`` and ``series`` keys — e.g. one per run with
+            ``model/params``, ``model/flops``, ``test/rmse``, ``kind`` — or a mapping
+            ``{series: (n, loss)}``.
+        fits: ``{series: fit}`` with each fit as accepted by :func:`fit_curve`; a fit's
+            ``alpha`` (and ``alpha_ci`` if given) goes into the legend.
+        x, y: the keys plotted; ``series`` the key that groups rows into lines.
+        path: where to save the PNG (optional).
+        title: figure title.
+
+    Returns:
+        The matplotlib ``Figure``.
+
+    Example:
+        >>> fig = plot_scaling([{"kind": "kan", "model/params": 100, "test/rmse": 1e-2}],
+        ...                    {"kan": {"alpha": 4.0, "c": 1e6}})
+    """
+    from matplotlib.figure import Figure
+
+    groups = _series(points, x, y, series)
+    fits = dict(fits or {})
+    fig = Figure(figsize=(5.5, 4.0), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    colors = [f"C{i}" for i in range(10)]
+    for k, label in enumerate(sorted(set(groups) | set(fits))):
+        color = colors[k % len(colors)]
+        n, loss = groups.get(label, (np.array([]), np.array([])))
+        ok = (n > 0) & (loss > 0)
+        if ok.any():
+            ax.scatter(n[ok], loss[ok], color=color, s=18, label=f"{label} runs")
+        if label in fits:
+            lo, hi = (n[ok].min(), n[ok].max()) if ok.any() else (1.0, 1e4)
+            grid = np.geomspace(lo, hi if hi > lo else lo * 10, 100)
+            ax.plot(grid, fit_curve(fits[label], grid), color=color, lw=1.5,
+                    label=f"{label} fit: {fit_label(fits[label])}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    ax.set_title(title or f"{y} vs {x}", fontsize=9)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def fit_label(fit: Any) -> str:
+    """``α = 3.98 [3.7, 4.2]`` from a fit's ``alpha`` and optional ``alpha_ci``."""
+    def get(name: str) -> Any:
+        return fit.get(name) if isinstance(fit, Mapping) else getattr(fit, name, None)
+
+    alpha = get("alpha")
+    text = f"α = {float(alpha):.3g}" if alpha is not None else "fit"
+    ci = get("alpha_ci")
+    if ci is not None and len(ci) == 2:
+        text += f" [{float(ci[0]):.3g}, {float(ci[1]):.3g}]"
+    return text
+
+
+def log_scaling(run: Any, points: Any, fits: Mapping[str, Any] | None = None, *,
+                x: str = "model/params", y: str = "test/rmse", series: str = "kind",
+                key: str | None = None, path: str | Path | None = None) -> Any:
+    """Log a scaling plot to W&B: the image, and a W&B line plot of log10 data and fits.
+
+    Args:
+        run: a ``wandb`` Run, a :class:`SafeWandbLogger` (its ``experiment``), or ``None``
+            (only the figure is made / saved).
+        points, fits, x, y, series: as for :func:`plot_scaling`.
+        key: W&B key prefix, default ``scaling/<x>``.
+        path: also save the PNG there.
+
+    Returns:
+        The matplotlib ``Figure``. W&B errors become a warning.
+    """
+    fig = plot_scaling(points, fits, x=x, y=y, series=series, path=path)
+    run = getattr(run, "experiment", run)
+    if run is None:
+        return fig
+    from kanplatform.tracking.wandb_run import warn_once
+
+    key = key or f"scaling/{x}"
+    try:
+        import wandb
+
+        rows = []
+        for label, (n, loss) in _series(points, x, y, series).items():
+            ok = (n > 0) & (loss > 0)
+            rows += [[f"{label} runs", math.log10(a), math.log10(b)]
+                     for a, b in zip(n[ok], loss[ok])]
+            if fits and label in fits and ok.any():
+                grid = np.geomspace(n[ok].min(), max(n[ok].max(), n[ok].min() * 10), 50)
+                rows += [[f"{label} fit", math.log10(a), math.log10(b)]
+                         for a, b in zip(grid, fit_curve(fits[label], grid))]
+        table = wandb.Table(columns=["series", f"log10 {x}", f"log10 {y}"], data=rows)
+        run.log({
+            f"{key}_image": wandb.Image(_png_array(fig)),
+            f"{key}_table": table,
+            f"{key}_line": wandb.plot.line(table, f"log10 {x}", f"log10 {y}",
+                                           stroke="series", title=f"{y} vs {x} (log10)"),
+        })
+    except Exception as err:  # noqa: BLE001
+        warn_once(f"W&B scaling plot not logged ({type(err).__name__}: {err})", key="scaling")
+    return fig
+
+
+def _png_array(fig: Any) -> np.ndarray:
+    """RGB array of a Figure (wandb.Image accepts arrays without needing pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

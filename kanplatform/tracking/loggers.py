@@ -1,0 +1,124 @@
+"""The Lightning logger behind W&B tracking: a ``WandbLogger`` whose failures are warnings.
+
+Imports Lightning and W&B; import it lazily (``kanplatform.tracking`` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning.loggers import WandbLogger
+
+from kanplatform.tracking.wandb_run import (
+    MonotoneStep,
+    init_run,
+    resolve_mode,
+    tracking_option,
+    warn_once,
+)
+
+
+class SafeWandbLogger(WandbLogger):
+    """``WandbLogger`` around an already started run that never raises into training.
+
+    * Any W&B error while logging becomes one :class:`TrackingWarning` and turns the
+      logger off; training continues.
+    * The step axis stays monotone when a new ``Trainer`` restarts ``global_step`` at 0
+      (e.g. one trainer per grid stage): later steps are shifted past the last one logged.
+    * ``log_hyperparams`` is a no-op: the run config already is the resolved config
+      (plus seed, git SHA and versions), so module hparams cannot drift from it.
+
+    Use :func:`make_loggers` rather than constructing it.
+    """
+
+    def __init__(self, run: Any, save_dir: str | Path, log_model: bool = False) -> None:
+        super().__init__(save_dir=str(save_dir), experiment=run, log_model=log_model)
+        self._broken = False
+        self._steps = MonotoneStep()
+
+    # -- step axis ---------------------------------------------------------------------
+    def monotone_step(self, step: int | None) -> int | None:
+        """Map a trainer step to the run's monotone step (shift when a trainer restarts)."""
+        return None if step is None else self._steps(step)
+
+    @property
+    def last_step(self) -> int:
+        """The last (monotone) step logged, -1 before any."""
+        return self._steps.last
+
+    # -- guarded logging ---------------------------------------------------------------
+    def _guard(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        if self._broken:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - W&B must never stop training
+            self._broken = True
+            warn_once(f"W&B {what} failed ({type(err).__name__}: {err}); W&B logging is off "
+                      "for the rest of this run, training goes on.", key=f"log:{id(self)}")
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self._guard("log", super().log_metrics, metrics, self.monotone_step(step))
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_media(self, data: Mapping[str, Any], step: int | None = None) -> None:
+        """Log W&B objects (``wandb.Image``, ``wandb.Table``, plots) at a trainer step.
+
+        With ``step=None`` the objects go to the last step logged so far.
+        """
+        step = self.last_step if step is None else self.monotone_step(step)
+        payload = dict(data)
+        if step is not None and step >= 0:
+            payload["trainer/global_step"] = step
+        self._guard("log", self.experiment.log, payload)
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        self._guard("checkpoint upload", super().after_save_checkpoint, checkpoint_callback)
+
+    def finalize(self, status: str) -> None:
+        self._guard("finalize", super().finalize, status)
+
+
+def make_loggers(cfg: Any, run_dir: str | Path) -> list[Any]:
+    """The Lightning loggers for a run, as configured by ``cfg.tracking``.
+
+    Starts the W&B run now (not lazily at the first log call) so that a W&B failure is found
+    before training and becomes one warning; with ``tracking.mode=disabled`` or a failed
+    start the list is empty and training runs without W&B.
+
+    Args:
+        cfg: the resolved RunConfig. Reads ``tracking.{mode, project, entity, group, tags,
+            name, log_checkpoints, init_timeout}`` (defaults where absent).
+        run_dir: the run directory; the W&B run lives in ``run_dir/wandb``.
+
+    Returns:
+        ``[SafeWandbLogger]`` or ``[]``. Call :func:`kanplatform.tracking.finish` with it
+        after the last trainer of the run.
+
+    Example:
+        >>> loggers = make_loggers(cfg, "runs/r1")  # doctest: +SKIP
+        >>> trainer = pl.Trainer(logger=loggers, ...)  # doctest: +SKIP
+    """
+    mode = resolve_mode(cfg)
+    run = init_run(cfg, run_dir, mode)
+    if run is None:
+        return []
+    return [SafeWandbLogger(run, run_dir, log_model=bool(tracking_option(cfg, "log_checkpoints")))]
+
+
+def find_wandb_logger(loggers: Any) -> SafeWandbLogger | None:
+    """The first :class:`SafeWandbLogger` in a logger, a list of them, or a Trainer."""
+    if loggers is None:
+        return None
+    if hasattr(loggers, "loggers"):  # a Trainer
+        loggers = loggers.loggers
+    if isinstance(loggers, SafeWandbLogger):
+        return loggers
+    for logger in loggers if isinstance(loggers, (list, tuple)) else ():
+        if isinstance(logger, SafeWandbLogger):
+            return logger
+    return None

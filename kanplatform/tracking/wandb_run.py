@@ -1,0 +1,287 @@
+"""Weights & Biases runs that never break training: mode resolution, safe init, run metadata.
+
+W&B is offline by default: runs are written under ``RUN_DIR/wandb/offline-run-*`` and nothing
+touches the network. To upload them later, from a machine with network access::
+
+    export WANDB_API_KEY=...            # or `wandb login` once
+    wandb sync --yes RUN_DIR/wandb/offline-run-*
+    # a whole experiment (many runs):
+    wandb sync --yes EXPERIMENT_DIR/*/wandb/offline-run-*
+
+``wandb sync --include-offline --sync-all`` run inside a ``wandb`` directory does the same.
+Use ``tracking.mode=online`` (or be logged in with ``tracking.mode=auto``) to stream live; if
+the W&B server cannot be reached the run falls back to offline with one warning.
+
+W&B itself is imported lazily, inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+import warnings
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MODES = ("auto", "offline", "online", "disabled")
+
+# Used when the config has no tracking section (or lacks a key).
+DEFAULTS: dict[str, Any] = {
+    "mode": "offline",
+    "project": "kanplatform",
+    "entity": None,
+    "group": None,
+    "tags": [],
+    "name": None,
+    "snapshot_every": 0,
+    "log_checkpoints": False,
+    "init_timeout": 30.0,
+}
+
+
+class TrackingWarning(UserWarning):
+    """A W&B problem that was turned into a warning so that training goes on."""
+
+
+def tracking_option(cfg: Any, key: str) -> Any:
+    """Return ``cfg.tracking.<key>``, or the documented default when the config lacks it.
+
+    Args:
+        cfg: a RunConfig (OmegaConf or dataclass), a plain mapping, or ``None``.
+        key: a field of the tracking section, e.g. ``"mode"``.
+    """
+    tracking = _get(cfg, "tracking")
+    value = _get(tracking, key)
+    return DEFAULTS.get(key) if value is None else value
+
+
+def _get(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    try:
+        return getattr(obj, key, None)
+    except Exception:  # OmegaConf struct configs raise on unknown keys
+        return None
+
+
+def is_logged_in() -> bool:
+    """Whether an API key is available (``WANDB_API_KEY`` or a ``wandb login`` netrc entry)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "api.wandb.ai" in netrc.read_text()
+    except OSError:
+        return False
+
+
+def resolve_mode(cfg: Any = None) -> str:
+    """Return the W&B mode a run uses: ``"offline"``, ``"online"`` or ``"disabled"``.
+
+    ``tracking.mode`` decides when it is ``offline``, ``online`` or ``disabled``. With ``auto``
+    the ``WANDB_MODE`` environment variable decides if set, else ``online`` when the user is
+    logged in and ``offline`` otherwise.
+
+    Raises:
+        ValueError: for a mode outside ``auto|offline|online|disabled``.
+    """
+    mode = str(tracking_option(cfg, "mode")).lower()
+    if mode not in MODES:
+        raise ValueError(f"tracking.mode={mode!r}: expected one of {', '.join(MODES)}")
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE", "").lower()
+    if env in ("offline", "dryrun"):
+        return "offline"
+    if env in ("online", "run", "disabled"):
+        return "online" if env == "run" else env
+    return "online" if is_logged_in() else "offline"
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a result depends on."""
+    versions = {"python": platform.python_version()}
+    for name in ("kanplatform", "torch", "pytorch-lightning", "numpy", "omegaconf", "wandb",
+                 "ray", "scipy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_sha(path: str | Path | None = None) -> str | None:
+    """The commit of the kanplatform checkout (``+dirty`` if it has changes); None if unknown."""
+    cwd = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}+dirty" if dirty else sha or None
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """The resolved config as plain containers (what W&B and Ray accept)."""
+    if cfg is None:
+        return {}
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+        if hasattr(cfg, "__dataclass_fields__"):
+            return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    if isinstance(cfg, Mapping):
+        return dict(cfg)
+    raise TypeError(f"cannot turn {type(cfg).__name__} into a config dict")
+
+
+def run_config(cfg: Any) -> dict[str, Any]:
+    """The W&B run config: the resolved config's keys, plus ``seed``, ``git_sha``, ``versions``.
+
+    The config's own keys are kept unchanged (so they match ``config.yaml``); the three
+    metadata keys are added only where the config does not already define them.
+    """
+    out = config_to_dict(cfg)
+    out.setdefault("seed", _get(cfg, "seed"))
+    out.setdefault("git_sha", git_sha())
+    out.setdefault("versions", package_versions())
+    return out
+
+
+class MonotoneStep:
+    """Maps trainer steps to one monotone axis across trainers that restart at step 0.
+
+    Example:
+        >>> m = MonotoneStep()
+        >>> [m(s) for s in (0, 5, 10, 0, 3)]
+        [0, 5, 10, 11, 14]
+    """
+
+    def __init__(self) -> None:
+        self.last = -1  # last mapped step
+        self._raw = -1
+        self._offset = 0
+
+    def __call__(self, step: int) -> int:
+        step = int(step)
+        if step < self._raw:  # a new trainer started counting again
+            self._offset = self.last + 1 - step
+        self._raw = step
+        self.last = max(self.last, step + self._offset)
+        return step + self._offset
+
+
+def warn_once(message: str, *, key: str | None = None, _seen: set[str] = set()) -> None:  # noqa: B006
+    """Issue a ``TrackingWarning`` once per process for ``key`` (default: the message)."""
+    key = key or message
+    if key in _seen:
+        return
+    _seen.add(key)
+    warnings.warn(message, TrackingWarning, stacklevel=3)
+
+
+def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None) -> Any | None:
+    """Start the W&B run of a training run; a failure becomes one warning, never an error.
+
+    An ``online`` run that cannot reach the server (no network, bad key) falls back to an
+    ``offline`` run in the same place, so nothing is lost: ``wandb sync`` uploads it later.
+
+    Args:
+        cfg: the resolved RunConfig (its ``tracking`` section names project, group, tags...).
+        run_dir: the run directory; W&B writes ``run_dir/wandb/``.
+        mode: overrides :func:`resolve_mode`.
+
+    Returns:
+        The ``wandb`` Run, or ``None`` when tracking is disabled or W&B could not start.
+    """
+    mode = mode or resolve_mode(cfg)
+    if mode == "disabled":
+        return None
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return _init(cfg, run_dir, mode)
+    except Exception as err:  # noqa: BLE001 - any W&B failure must not stop training
+        if mode != "online":
+            warn_once(f"W&B could not start ({type(err).__name__}: {err}); training goes on "
+                      "without W&B. Metrics and figures are still written to the run directory.",
+                      key="init")
+            return None
+        first = err
+    try:
+        run = _init(cfg, run_dir, "offline")
+    except Exception as err:  # noqa: BLE001
+        warn_once(f"W&B online run failed ({type(first).__name__}: {first}) and the offline "
+                  f"fallback too ({type(err).__name__}: {err}); training goes on without W&B.",
+                  key="init")
+        return None
+    warn_once(f"W&B online run failed ({type(first).__name__}: {first}); logging offline to "
+              f"{run.dir}. Upload later with: wandb sync --yes {Path(run.dir).parent}",
+              key="init")
+    return run
+
+
+def _init(cfg: Any, run_dir: Path, mode: str) -> Any:
+    import wandb
+
+    if wandb.run is not None:  # a previous run of this process that nobody finished
+        wandb.run.finish()
+    tags = tracking_option(cfg, "tags")
+    settings = wandb.Settings(init_timeout=float(tracking_option(cfg, "init_timeout")),
+                              silent=True, x_disable_stats=True)
+    run = wandb.init(
+        dir=str(run_dir),
+        mode=mode,
+        project=tracking_option(cfg, "project"),
+        entity=tracking_option(cfg, "entity"),
+        group=tracking_option(cfg, "group"),
+        tags=list(tags) if tags else None,
+        name=tracking_option(cfg, "name") or _get(cfg, "name") or run_dir.name,
+        config=run_config(cfg),
+        settings=settings,
+    )
+    # One x axis for everything: the trainer's (monotone) global step.
+    run.define_metric("trainer/global_step")
+    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+    return run
+
+
+def finish(loggers: Any = None, exit_code: int = 0) -> None:
+    """Finish the W&B run(s) so the offline files are complete; failures become a warning.
+
+    ``kanplatform.train.fit`` calls this once after its last trainer (fit, extensions, test).
+
+    Args:
+        loggers: loggers from :func:`kanplatform.tracking.make_loggers`; ``None`` finishes the
+            process's active ``wandb.run`` if any.
+        exit_code: 0 for a completed run, non-zero for a failed or diverged one.
+    """
+    runs = []
+    for logger in loggers or ():
+        run = getattr(logger, "_experiment", None)
+        if run is not None:
+            runs.append(run)
+    if loggers is None and "wandb" in __import__("sys").modules:
+        import wandb
+
+        if wandb.run is not None:
+            runs.append(wandb.run)
+    for run in runs:
+        try:
+            run.finish(exit_code=exit_code)
+        except Exception as err:  # noqa: BLE001
+            warn_once(f"W&B run did not finish cleanly ({type(err).__name__}: {err})",
+                      key="finish")
