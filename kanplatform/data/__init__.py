@@ -1,1 +1,47 @@
-"""kanplatform.data."""
+"""Target functions, datasets and the Lightning data module.
+
+Example:
+    >>> from kanplatform.data import make_dataset, get_target
+    >>> get_target("exp_sin_sq").formula
+    'exp(sin(pi*x) + y**2)'
+    >>> d = make_dataset("exp_sin_sq", n_train=10, n_val=10, n_test=10, seed=0)
+"""
+
+from kanplatform.data import feynman as _feynman  # noqa: F401  (registers targets)
+from kanplatform.data import special as _special  # noqa: F401  (registers targets)
+from kanplatform.data.datasets import (
+    DataError,
+    Splits,
+    column_names,
+    dataset_dims,
+    dataset_from_config,
+    load_file,
+    make_dataset,
+    read_columns,
+)
+from kanplatform.data.targets import TARGETS, Target, get_target, register
+
+__all__ = [
+    "TARGETS",
+    "DataError",
+    "KANDataModule",
+    "Splits",
+    "Target",
+    "column_names",
+    "dataset_dims",
+    "dataset_from_config",
+    "get_target",
+    "load_file",
+    "make_dataset",
+    "read_columns",
+    "register",
+]
+
+
+def __getattr__(name: str):
+    # the DataModule imports Lightning: load it only when asked for
+    if name == "KANDataModule":
+        from kanplatform.data.datamodule import KANDataModule
+
+        return KANDataModule
+    raise AttributeError(name)

@@ -1,0 +1,176 @@
+"""The typed schema of a run: one dataclass per config section.
+
+OmegaConf merges YAML files onto these dataclasses in struct mode, so an unknown key or a
+value of the wrong type fails at load time with the key named. Semantic checks (ranges,
+dataset dimensions, registry names) live in :mod:`kanplatform.config.validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL_KINDS = ("kan", "mlp")
+OPTIMIZERS = ("lbfgs", "adam", "adamw")
+PRECISIONS = (32, 64)
+TRACKING_MODES = ("offline", "online", "disabled")
+REG_VARIANTS = ("paper", "pykan")
+MATCH_MODES = ("none", "params")
+
+
+@dataclass
+class ModelConfig:
+    """What to train. ``kind`` picks the model from the ``kanplatform.nn`` registry.
+
+    ``width`` lists layer widths, input first and output last (both must agree with the
+    dataset). KAN-only keys (grid_size, spline_order, grid_range, base_activation) are
+    ignored by an MLP; ``activation`` is the MLP's node activation.
+
+    ``match: params`` (MLP) resizes the hidden layers (all to one width, keeping their
+    number) so the parameter count is the closest to ``match_params``. Selecting
+    ``model=mlp`` on top of a KAN config fills ``match_params`` with the KAN's count at its
+    final grid size, which is how ``kanplatform train EXP.yaml model=mlp`` trains a
+    parameter-matched MLP.
+    """
+
+    kind: str = "kan"
+    width: list[int] = field(default_factory=lambda: [2, 1, 1])
+    grid_size: int = 5
+    spline_order: int = 3
+    grid_range: list[float] = field(default_factory=lambda: [-1.0, 1.0])
+    base_activation: str = "silu"
+    activation: str = "silu"
+    bias: bool = True
+    match: str = "none"
+    match_params: int | None = None
+
+
+@dataclass
+class DataConfig:
+    """Where the samples come from: a registered target (``dataset``) or a file.
+
+    ``dataset: file`` reads ``path`` (.csv with a header row, or .npz with one array per
+    column) and takes the columns ``inputs`` -> ``targets``. ``batch_size: null`` trains
+    on the full batch (what LBFGS needs); an integer gives shuffled mini-batches.
+    ``noise`` is the std of Gaussian noise added to train and validation targets (the
+    test targets stay clean). ``seed`` fixes the samples independently of ``RunConfig.seed``
+    (which seeds the model's initialisation), so seeds compare models on the same data.
+    """
+
+    dataset: str = "exp_sin_sq"
+    n_train: int = 1000
+    n_val: int = 1000
+    n_test: int = 1000
+    noise: float = 0.0
+    seed: int = 0
+    batch_size: int | None = None
+    path: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OptimConfig:
+    """The optimiser. LBFGS uses the full batch with a strong-Wolfe line search by default.
+
+    The LBFGS tolerances default to pykan's (practically never stop early), which is what
+    lets the grid-extension experiment reach RMSE ~1e-5.
+    """
+
+    name: str = "lbfgs"
+    lr: float = 1.0
+    weight_decay: float = 0.0
+    history_size: int = 10
+    max_iter: int = 20
+    line_search: str | None = "strong_wolfe"
+    tolerance_grad: float = 1e-32
+    tolerance_change: float = 1e-32
+
+
+@dataclass
+class TrainerConfig:
+    """How Lightning runs: step budget, device, numeric precision, validation cadence.
+
+    ``max_steps`` is the budget when there is no grid schedule; with one, the budget is
+    ``len(grid.schedule) * grid.steps_per_stage``. ``num_threads`` caps torch's CPU threads
+    for this run (null leaves them alone).
+    """
+
+    max_steps: int = 1000
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    precision: int = 32
+    val_every_n_steps: int = 50
+    log_every_n_steps: int = 10
+    num_threads: int | None = None
+    deterministic: bool = True
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class GridConfig:
+    """KAN grid schedule (ignored for MLPs, except that stages still split the budget).
+
+    ``schedule: [3, 5, 10, 20, 50]`` trains ``steps_per_stage`` steps per grid size,
+    extending the grid (and rebuilding the optimiser) between stages; the first entry
+    replaces ``model.grid_size``. Within every stage the grid is updated from the training
+    inputs every ``update_every`` steps while the stage's step is below ``update_until``
+    (``update_every: 0`` turns that off), as pykan's ``fit`` does.
+    """
+
+    schedule: list[int] = field(default_factory=list)
+    steps_per_stage: int = 200
+    update_every: int = 5
+    update_until: int = 50
+    grid_eps: float = 0.02
+
+
+@dataclass
+class RegConfig:
+    """KAN sparsity regularisation: ``lamb * (lamb_l1 * L1 + lamb_entropy * entropy)``.
+
+    ``lamb: 0`` (default) turns it off. ``variant`` is ``paper`` or ``pykan`` (0.2.8).
+    """
+
+    lamb: float = 0.0
+    lamb_l1: float = 1.0
+    lamb_entropy: float = 2.0
+    variant: str = "paper"
+
+
+@dataclass
+class TrackingConfig:
+    """Weights & Biases and figures, read by :mod:`kanplatform.tracking`.
+
+    ``mode: offline`` writes the W&B run under the run directory and needs no network;
+    ``disabled`` logs nothing to W&B. ``snapshot_every`` (steps, 0 = stage ends only)
+    controls spline snapshots.
+    """
+
+    mode: str = "offline"
+    project: str = "kanplatform"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    snapshot_every: int = 0
+    log_checkpoints: bool = False
+
+
+@dataclass
+class RunConfig:
+    """One training run. ``seed`` seeds the model's initialisation and the optimiser."""
+
+    name: str = "run"
+    seed: int = 0
+    output_dir: str = "runs"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+# config groups: a CLI override `GROUP=NAME` merges configs/GROUP/NAME.yaml into this section
+GROUPS = ("model", "data", "optim", "trainer", "grid", "reg", "tracking")

@@ -1,0 +1,199 @@
+"""Datasets: samples of a registered target, or columns of a user's .csv/.npz file.
+
+Sampling uses local NumPy generators seeded per split (``[seed, split]``), so the test set
+does not depend on ``n_train`` and nothing touches global random state.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kanplatform.data.targets import get_target
+
+SPLITS = ("train", "val", "test")
+
+
+class DataError(ValueError):
+    """A dataset that cannot be built: missing file, missing column, too few rows."""
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train/validation/test tensors of one dataset.
+
+    Attributes:
+        train, val, test: ``(x, y)`` with ``x: (n, n_inputs)`` and ``y: (n, n_outputs)``.
+        input_names, target_names: column names.
+        name: the dataset name (or file path).
+    """
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    input_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    name: str
+
+    @property
+    def n_inputs(self) -> int:
+        """Input dimension."""
+        return self.train[0].shape[1]
+
+    @property
+    def n_outputs(self) -> int:
+        """Output dimension."""
+        return self.train[1].shape[1]
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the ``(x, y)`` pair of split ``name`` (train, val or test)."""
+        return getattr(self, name)
+
+    def to(self, device: Any = None, dtype: torch.dtype | None = None) -> Splits:
+        """Return a copy with every tensor moved/cast."""
+        def move(pair):
+            return tuple(t.to(device=device, dtype=dtype) for t in pair)
+
+        return Splits(move(self.train), move(self.val), move(self.test),
+                      self.input_names, self.target_names, self.name)
+
+
+def make_dataset(
+    name: str,
+    n_train: int = 1000,
+    n_val: int = 1000,
+    n_test: int = 1000,
+    noise: float = 0.0,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> Splits:
+    """Sample a registered target uniformly in its input ranges.
+
+    Args:
+        name: a key of :data:`kanplatform.data.TARGETS`, e.g. ``"exp_sin_sq"``.
+        n_train, n_val, n_test: samples per split.
+        noise: std of Gaussian noise added to train and validation targets (test stays clean).
+        seed: the same seed gives the same tensors, bit for bit.
+        dtype: torch dtype of the returned tensors (targets are computed in float64).
+
+    Returns:
+        :class:`Splits`.
+
+    Example:
+        >>> d = make_dataset("exp_sin_sq", n_train=1000, n_val=100, n_test=1000)
+        >>> d.train[0].shape, d.train[1].shape
+        (torch.Size([1000, 2]), torch.Size([1000, 1]))
+    """
+    target = get_target(name)
+    low = np.array([r[0] for r in target.ranges])
+    high = np.array([r[1] for r in target.ranges])
+    pairs = []
+    for index, (split, n) in enumerate(zip(SPLITS, (n_train, n_val, n_test))):
+        rng = np.random.default_rng([seed, index])
+        x = low + (high - low) * rng.random((n, target.n_inputs))
+        y = target(x)
+        if noise and split != "test":
+            y = y + noise * rng.standard_normal(y.shape)
+        pairs.append((torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype)))
+    return Splits(*pairs, target.input_names, tuple(f"y{i + 1}" for i in range(target.n_outputs)),
+                  name)
+
+
+def read_columns(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a .csv (header row of names) or .npz (one 1-D array per name) as columns.
+
+    Raises:
+        DataError: the file is missing, of another type, or malformed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data.path: file not found: {path}")
+    if path.suffix == ".npz":
+        with np.load(path) as npz:
+            return {k: np.asarray(npz[k], dtype=np.float64).reshape(-1) for k in npz.files}
+    if path.suffix == ".csv":
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            raise DataError(f"data.path: {path} is empty (expected a header row of column names)")
+        header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if r]
+        try:
+            values = np.array(body, dtype=np.float64).reshape(len(body), len(header))
+        except ValueError as err:
+            raise DataError(f"data.path: {path}: non-numeric or ragged rows ({err})") from None
+        return {name: values[:, i] for i, name in enumerate(header)}
+    raise DataError(f"data.path: {path}: unsupported file type {path.suffix!r}; use .csv or .npz")
+
+
+def column_names(path: str | Path) -> list[str]:
+    """Return the column names of a .csv/.npz file without reading its values."""
+    path = Path(path)
+    if path.suffix == ".csv" and path.is_file():
+        with path.open(newline="") as f:
+            return [h.strip() for h in next(csv.reader(f), [])]
+    return list(read_columns(path))
+
+
+def load_file(
+    path: str | Path,
+    inputs: list[str],
+    targets: list[str],
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    noise: float = 0.0,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> Splits:
+    """Split the rows of a user's file into train/val/test after a seeded shuffle.
+
+    Raises:
+        DataError: missing file or column, or fewer rows than ``n_train + n_val + n_test``.
+    """
+    columns = read_columns(path)
+    for role, names in (("data.inputs", inputs), ("data.targets", targets)):
+        if not names:
+            raise DataError(f"{role} is empty: name the columns of {path} to use")
+        missing = [n for n in names if n not in columns]
+        if missing:
+            raise DataError(f"{role}: no column {missing} in {path}; columns: {', '.join(columns)}")
+    x = np.stack([columns[n] for n in inputs], axis=1)
+    y = np.stack([columns[n] for n in targets], axis=1)
+    need = n_train + n_val + n_test
+    if len(x) < need:
+        raise DataError(
+            f"data.path: {path} has {len(x)} rows, fewer than n_train + n_val + n_test = {need}"
+        )
+    rng = np.random.default_rng([seed, 3])
+    order = rng.permutation(len(x))
+    bounds = np.cumsum([0, n_train, n_val, n_test])
+    pairs = []
+    for index, split in enumerate(SPLITS):
+        rows = order[bounds[index]:bounds[index + 1]]
+        ys = y[rows]
+        if noise and split != "test":
+            ys = ys + noise * np.random.default_rng([seed, index]).standard_normal(ys.shape)
+        pairs.append((torch.as_tensor(x[rows], dtype=dtype), torch.as_tensor(ys, dtype=dtype)))
+    return Splits(*pairs, tuple(inputs), tuple(targets), str(path))
+
+
+def dataset_dims(data_cfg: Any) -> tuple[int, int]:
+    """Return ``(n_inputs, n_outputs)`` of a ``data`` config section without sampling."""
+    if data_cfg.dataset == "file":
+        return len(data_cfg.inputs), len(data_cfg.targets)
+    target = get_target(data_cfg.dataset)
+    return target.n_inputs, target.n_outputs
+
+
+def dataset_from_config(data_cfg: Any, dtype: torch.dtype = torch.float32) -> Splits:
+    """Build the :class:`Splits` a ``data`` config section describes."""
+    common = dict(n_train=data_cfg.n_train, n_val=data_cfg.n_val, n_test=data_cfg.n_test,
+                  noise=data_cfg.noise, seed=data_cfg.seed, dtype=dtype)
+    if data_cfg.dataset == "file":
+        return load_file(data_cfg.path, list(data_cfg.inputs), list(data_cfg.targets), **common)
+    return make_dataset(data_cfg.dataset, **common)
