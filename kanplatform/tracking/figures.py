@@ -124,10 +124,12 @@ def save_figure(fig: Any, path: str | Path) -> Path:
 # -- scaling curves -----------------------------------------------------------------------
 
 def fit_curve(fit: Any, n: np.ndarray) -> np.ndarray:
-    """Evaluate a fitted power law ``loss = c * n**(-alpha)`` at ``n``.
+    """Evaluate a fitted power law ``loss = a * n**(-alpha) + c`` at ``n``.
 
-    ``fit`` is plain data: a mapping or object with ``alpha`` and one of ``c``, ``coef``,
-    ``prefactor``, ``A`` (or ``log_c``/``log10_c``), or an object with ``predict(n)``.
+    ``fit`` is plain data: an object with ``predict(n)`` (e.g.
+    :class:`kanplatform.scaling.PowerLawFit`), or a mapping/object with ``alpha``, the
+    prefactor ``a`` (or ``log_a`` = ln a, ``log10_a``) and an optional floor ``c`` — the
+    ``PowerLawFit.to_dict()`` layout.
     """
     if hasattr(fit, "predict"):
         return np.asarray(fit.predict(n), dtype=float)
@@ -138,18 +140,16 @@ def fit_curve(fit: Any, n: np.ndarray) -> np.ndarray:
     alpha = get("alpha")
     if alpha is None:
         raise ValueError("a scaling fit needs 'alpha'")
-    for name in ("c", "coef", "prefactor", "A", "a"):
-        if get(name) is not None:
-            c = float(get(name))
-            break
+    if get("a") is not None:
+        a = float(get("a"))
+    elif get("log10_a") is not None:
+        a = 10.0 ** float(get("log10_a"))
+    elif get("log_a") is not None:
+        a = math.exp(float(get("log_a")))
     else:
-        if get("log10_c") is not None:
-            c = 10.0 ** float(get("log10_c"))
-        elif get("log_c") is not None:
-            c = math.exp(float(get("log_c")))
-        else:
-            raise ValueError("a scaling fit needs a prefactor: 'c' (loss = c * n**-alpha)")
-    return c * np.asarray(n, dtype=float) ** (-float(alpha))
+        raise ValueError("a scaling fit needs the prefactor 'a' (loss = a * n**-alpha + c)")
+    c = float(get("c") or 0.0)
+    return a * np.asarray(n, dtype=float) ** (-float(alpha)) + c
 
 
 def _series(points: Any, x: str, y: str, series: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -188,7 +188,7 @@ def plot_scaling(points: Any, fits: Mapping[str, Any] | None = None, *,
 
     Example:
         >>> fig = plot_scaling([{"kind": "kan", "model/params": 100, "test/rmse": 1e-2}],
-        ...                    {"kan": {"alpha": 4.0, "c": 1e6}})
+        ...                    {"kan": {"alpha": 4.0, "a": 1e6}})
     """
     from matplotlib.figure import Figure
 
