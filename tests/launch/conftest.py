@@ -1,0 +1,129 @@
+"""A real two-node Ray cluster with its dashboard and job server, on 127.0.0.1.
+
+Started with `ray start` (the venv's bin first on PATH, so jobs run this interpreter) under a
+private --temp-dir, and stopped by PID: SIGTERM, a grace period, SIGKILL for what is left.
+Never `ray stop`, which would kill every Ray process on the host. Run these tests inside a
+loopback-only network namespace (`make test` does) so Ray binds nothing but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return tree
+
+
+def cluster_pids(temp_dir: Path) -> set[int]:
+    """Every process started for the cluster in ``temp_dir``, and all their descendants."""
+    roots = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(temp_dir) in cmdline.read_bytes().decode(errors="replace"):
+                roots.add(int(cmdline.parent.name))
+        except OSError:
+            continue
+    tree, found, todo = _children(), set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo += tree.get(pid, [])
+    return found - {os.getpid()}
+
+
+def stop_cluster(temp_dir: Path, grace_s: float = 8.0) -> None:
+    """SIGTERM every cluster process, wait, SIGKILL the survivors (gcs/raylet linger)."""
+    pids = cluster_pids(temp_dir)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and pids:
+        pids = {p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)}
+        time.sleep(0.5)
+    for pid in pids | cluster_pids(temp_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def ray_env(home: Path) -> dict[str, str]:
+    """Environment for `ray start` and the jobs it runs: this venv, no auth, no telemetry."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        WANDB_MODE="offline",
+        WANDB_DIR=str(home / "wandb"),
+        WANDB_DATA_DIR=str(home / "wandb-data"),
+        WANDB_CACHE_DIR=str(home / "wandb-cache"),
+        WANDB_CONFIG_DIR=str(home / "wandb-config"),
+    )
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """Yield the dashboard URL of a head (1 CPU) + worker (1 CPU) cluster; stop it after."""
+    root = tmp_path_factory.mktemp("rc")
+    temp_dir = root / "r"  # short: Ray's unix socket paths must stay under 107 bytes
+    env = ray_env(root)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RAY_AUTH_MODE", "disabled")  # the client side must agree with the cluster
+    patch.delenv("RAY_ADDRESS", raising=False)
+    gcs_port, dash_port = _free_port(), _free_port()
+    common = ["--temp-dir", str(temp_dir), "--disable-usage-stats", "--num-cpus", "1"]
+    ray = str(Path(sys.executable).parent / "ray")
+    try:
+        subprocess.run(
+            [ray, "start", "--head", "--port", str(gcs_port), "--node-ip-address", "127.0.0.1",
+             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port),
+             "--include-dashboard", "true", *common],
+            env=env, cwd=root, check=True, capture_output=True, text=True, timeout=120,
+        )
+        subprocess.run(
+            [ray, "start", "--address", f"127.0.0.1:{gcs_port}", "--node-ip-address",
+             "127.0.0.1", *common],
+            env=env, cwd=root, check=True, capture_output=True, text=True, timeout=120,
+        )
+        yield f"http://127.0.0.1:{dash_port}"
+    except subprocess.CalledProcessError as err:
+        pytest.fail(f"ray start failed:\n{err.stdout}\n{err.stderr}")
+    finally:
+        stop_cluster(temp_dir)
+        patch.undo()
