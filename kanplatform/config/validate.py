@@ -259,3 +259,19 @@ def validate_file(path: str | Path) -> tuple[str, str | None]:
             return validator.kind, validator.check(path)
     kinds = ", ".join(v.kind for v in VALIDATORS)
     raise ConfigError(f"{path}: no validator for this file; known kinds: {kinds}")
+
+
+def _detect_job_file(path: Path, data: Any) -> bool:
+    from kanplatform.launch.jobfile import is_job_file
+
+    return is_job_file(path, data)
+
+
+def _check_job_file(path: Path) -> str:
+    from kanplatform.launch.jobfile import check_job_file
+
+    return check_job_file(path)
+
+
+# job files (jobs/*.yaml): a mapping with `run: {command: ...}`; see kanplatform.launch.jobfile
+register_validator("job", _detect_job_file, _check_job_file)
