@@ -275,3 +275,19 @@ def _check_job_file(path: Path) -> str:
 
 # job files (jobs/*.yaml): a mapping with `run: {command: ...}`; see kanplatform.launch.jobfile
 register_validator("job", _detect_job_file, _check_job_file)
+
+
+def _detect_study_file(path: Path, data: Any) -> bool:
+    from kanplatform.scaling.spec import is_study_file
+
+    return is_study_file(path, data)
+
+
+def _check_study_file(path: Path) -> str:
+    from kanplatform.scaling.spec import check_study_file
+
+    return check_study_file(path)
+
+
+# scaling studies (configs/scaling/*.yaml): a mapping with `families`; see kanplatform.scaling
+register_validator("scaling study", _detect_study_file, _check_study_file)
