@@ -359,3 +359,17 @@ def expand(spec: StudySpec, io: tuple[int, int] = (2, 1)) -> list[Trial]:
                 overrides = {**common, **kind_keys, **size_keys, "seed": seed}
                 trials.append(Trial(name, fam.kind, label, seed, fam.sizes_from, overrides))
     return trials
+
+
+def is_study_file(path: Path, data: Any) -> bool:
+    """``kanplatform validate`` hook: a mapping with ``families`` is a scaling study."""
+    return isinstance(data, Mapping) and "families" in data
+
+
+def check_study_file(path: Path) -> str:
+    """``kanplatform validate`` hook: parse the study and resolve every trial's config."""
+    from kanplatform.scaling.study import check_study
+
+    spec = load_study(path)
+    _, trials = check_study(spec)
+    return f"scaling study, {len(trials)} trainings"
