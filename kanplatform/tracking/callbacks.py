@@ -36,11 +36,14 @@ class SplineSnapshotCallback(pl.Callback):
     Robust to grid extension replacing ``pl_module.model`` mid-fit: the callback keeps a
     reference to the model it saw last; when ``pl_module.model`` is a different object, the
     old one (as trained to the end of its stage) is snapshotted as ``stage<k>_G<size>``.
-    ``on_train_end`` snapshots the current model as a stage end and as ``final``, so a
-    ``fit`` that uses one Trainer per grid stage gets the same files.
+    ``on_train_end`` snapshots the current model as a stage end (logged to W&B) and writes
+    it again as ``final`` (files only), so a ``fit`` that uses one Trainer per grid stage
+    gets the same files (the last trainer's ``final`` wins).
 
     Tags: ``step<NNNNNN>`` (periodic, on the monotone step axis), ``stage<k>_G<size>``,
-    ``final``. Files and W&B keys: see :func:`kanplatform.tracking.snapshot`.
+    ``final``. Files and W&B keys: see :func:`kanplatform.tracking.snapshot`. In W&B the
+    images go to the last step logged (so the step axis never goes back); the tag is in
+    the caption.
 
     Args:
         run_dir: the run directory (figures go to ``run_dir/figures``).
@@ -58,9 +61,10 @@ class SplineSnapshotCallback(pl.Callback):
         self._steps = MonotoneStep()
         self.tags: list[str] = []  # snapshots taken, in order
 
-    def _snap(self, model: Any, tag: str, trainer: Any, step: int | None) -> None:
-        if snapshot(model, self.run_dir, tag, logger=find_wandb_logger(trainer), step=step,
-                    n_points=self.n_points):
+    def _snap(self, model: Any, tag: str, trainer: Any, step: int | None,
+              log: bool = True) -> None:
+        logger = find_wandb_logger(trainer) if log else None
+        if snapshot(model, self.run_dir, tag, logger=logger, step=step, n_points=self.n_points):
             self.tags.append(tag)
 
     def _stage_end(self, model: Any, trainer: Any, step: int | None) -> None:
@@ -78,6 +82,9 @@ class SplineSnapshotCallback(pl.Callback):
             self._stage_end(self._model, trainer, step)
         self._model = model
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._steps.restart()
+
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
         # A model replaced between the last batch end and now still gets its stage end.
@@ -85,17 +92,18 @@ class SplineSnapshotCallback(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        step = self._steps(trainer.global_step)
-        self._watch(pl_module, trainer, step)
-        if self.every_n_steps > 0 and trainer.global_step > 0 \
-                and trainer.global_step % self.every_n_steps == 0:
-            self._snap(current_model(pl_module), f"step{step:06d}", trainer, step)
+        raw = trainer.global_step
+        step = self._steps(raw)  # monotone across trainers: names the periodic snapshots
+        self._watch(pl_module, trainer, None)
+        if self.every_n_steps > 0 and raw > 0 and raw % self.every_n_steps == 0:
+            self._snap(current_model(pl_module), f"step{step:06d}", trainer, None)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._watch(pl_module, trainer, None)
         model = current_model(pl_module)
         self._stage_end(model, trainer, None)
-        self._snap(model, "final", trainer, None)
+        # the same picture as the stage end just logged: files only, no second W&B image
+        self._snap(model, "final", trainer, None, log=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "tags": list(self.tags)}

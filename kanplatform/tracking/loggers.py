@@ -26,7 +26,8 @@ class SafeWandbLogger(WandbLogger):
     * Any W&B error while logging becomes one :class:`TrackingWarning` and turns the
       logger off; training continues.
     * The step axis stays monotone when a new ``Trainer`` restarts ``global_step`` at 0
-      (e.g. one trainer per grid stage): later steps are shifted past the last one logged.
+      (e.g. one trainer per grid stage): after a trainer finished (``finalize``), steps that
+      go back are shifted past the last one logged.
     * ``log_hyperparams`` is a no-op: the run config already is the resolved config
       (plus seed, git SHA and versions), so module hparams cannot drift from it.
 
@@ -80,6 +81,9 @@ class SafeWandbLogger(WandbLogger):
         self._guard("checkpoint upload", super().after_save_checkpoint, checkpoint_callback)
 
     def finalize(self, status: str) -> None:
+        # Lightning calls this at the end of every trainer.fit/test: a next trainer may
+        # start its global_step at 0 again.
+        self._steps.restart()
         self._guard("finalize", super().finalize, status)
 
 

@@ -164,22 +164,35 @@ def run_config(cfg: Any) -> dict[str, Any]:
 class MonotoneStep:
     """Maps trainer steps to one monotone axis across trainers that restart at step 0.
 
+    Call :meth:`restart` when a new trainer starts; its steps are then shifted past the last
+    one seen if they would go back. Within one trainer steps pass through unchanged (plus the
+    shift), since Lightning itself logs slightly out of order (batch-end hooks see
+    ``global_step`` before the batch's metrics are logged).
+
     Example:
         >>> m = MonotoneStep()
-        >>> [m(s) for s in (0, 5, 10, 0, 3)]
+        >>> [m(s) for s in (0, 5, 10)] + [m.restart() or m(s) for s in (0, 3)]
         [0, 5, 10, 11, 14]
     """
 
     def __init__(self) -> None:
-        self.last = -1  # last mapped step
-        self._raw = -1
+        self.last = -1  # largest mapped step so far
+        self._raw = -1  # largest raw step of the current trainer
         self._offset = 0
+        self._pending = False
+
+    def restart(self) -> None:
+        """A new trainer starts: its first step may go back to 0."""
+        self._pending = True
 
     def __call__(self, step: int) -> int:
         step = int(step)
-        if step < self._raw:  # a new trainer started counting again
-            self._offset = self.last + 1 - step
-        self._raw = step
+        if self._pending:
+            if step < self._raw:
+                self._offset = self.last + 1 - step
+            self._raw = -1
+            self._pending = False
+        self._raw = max(self._raw, step)
         self.last = max(self.last, step + self._offset)
         return step + self._offset
 
@@ -191,6 +204,12 @@ def warn_once(message: str, *, key: str | None = None, _seen: set[str] = set()) 
         return
     _seen.add(key)
     warnings.warn(message, TrackingWarning, stacklevel=3)
+
+
+def _why(err: BaseException) -> str:
+    """First line of an error, short enough for a warning."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text[:200]}"
 
 
 def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None) -> Any | None:
@@ -216,21 +235,21 @@ def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None) -> Any | No
         return _init(cfg, run_dir, mode)
     except Exception as err:  # noqa: BLE001 - any W&B failure must not stop training
         if mode != "online":
-            warn_once(f"W&B could not start ({type(err).__name__}: {err}); training goes on "
+            warn_once(f"W&B could not start ({_why(err)}); training goes on "
                       "without W&B. Metrics and figures are still written to the run directory.",
-                      key="init")
+                      key=f"init:{run_dir}")
             return None
         first = err
     try:
         run = _init(cfg, run_dir, "offline")
     except Exception as err:  # noqa: BLE001
-        warn_once(f"W&B online run failed ({type(first).__name__}: {first}) and the offline "
-                  f"fallback too ({type(err).__name__}: {err}); training goes on without W&B.",
-                  key="init")
+        warn_once(f"W&B online run failed ({_why(first)}) and the offline "
+                  f"fallback too ({_why(err)}); training goes on without W&B.",
+                  key=f"init:{run_dir}")
         return None
-    warn_once(f"W&B online run failed ({type(first).__name__}: {first}); logging offline to "
+    warn_once(f"W&B online run failed ({_why(first)}); logging offline to "
               f"{run.dir}. Upload later with: wandb sync --yes {Path(run.dir).parent}",
-              key="init")
+              key=f"init:{run_dir}")
     return run
 
 
@@ -240,8 +259,9 @@ def _init(cfg: Any, run_dir: Path, mode: str) -> Any:
     if wandb.run is not None:  # a previous run of this process that nobody finished
         wandb.run.finish()
     tags = tracking_option(cfg, "tags")
-    settings = wandb.Settings(init_timeout=float(tracking_option(cfg, "init_timeout")),
-                              silent=True, x_disable_stats=True)
+    timeout = float(tracking_option(cfg, "init_timeout"))
+    settings = wandb.Settings(init_timeout=timeout, login_timeout=timeout, silent=True,
+                              x_disable_stats=True)
     run = wandb.init(
         dir=str(run_dir),
         mode=mode,

@@ -1,0 +1,89 @@
+"""Shared pieces of the tracking tests: hermetic W&B, wandb's reader, a KAN-shaped model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def wandb_env(tmp_path, monkeypatch):
+    """W&B writes only under tmp_path and knows no user settings or key."""
+    for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        d = tmp_path / "wandb-home" / var.lower()
+        d.mkdir(parents=True)
+        monkeypatch.setenv(var, str(d))
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    yield tmp_path
+    import wandb
+
+    if wandb.run is not None:
+        wandb.run.finish()
+
+
+def wandb_cli() -> str:
+    return str(Path(sys.executable).parent / "wandb")
+
+
+def offline_run_dir(run_dir: Path) -> Path:
+    """The single ``offline-run-*`` directory W&B wrote under ``run_dir/wandb``."""
+    found = sorted((Path(run_dir) / "wandb").glob("offline-run-*"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def leet_records(run_dir: Path) -> list[dict]:
+    """Every record of the offline run, read by ``wandb leet inspect --json``."""
+    out = subprocess.run([wandb_cli(), "leet", "inspect", "--json", str(offline_run_dir(run_dir))],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def leet_summary(run_dir: Path) -> dict:
+    """The run's config, summary and state, read by ``wandb leet inspect --summary --json``."""
+    out = subprocess.run([wandb_cli(), "leet", "inspect", "--summary", "--json",
+                          str(offline_run_dir(run_dir))],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return json.loads(out)
+
+
+def history(records: list[dict]) -> list[dict]:
+    """The logged history rows (``item`` dicts) in order."""
+    return [r["history"]["item"] for r in records if r.get("type") == "history"]
+
+
+class FakeKANLayer(torch.nn.Module):
+    """KANLayer-shaped: φ_ji(x) = w_ji * sin(x_i), inputs on [-1, 1], grid_size 5."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(n_out, n_in))
+        self.grid_size = 5
+
+    def input_range(self) -> torch.Tensor:
+        return torch.tensor([[-1.0, 1.0]] * self.w.shape[1])
+
+    def edge_activations(self, x: torch.Tensor) -> torch.Tensor:  # (B, in) -> (B, out, in)
+        return torch.sin(x)[:, None, :] * self.w[None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.edge_activations(x).sum(-1)
+
+
+class FakeKAN(torch.nn.Module):
+    def __init__(self, width=(2, 3, 1)) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(
+            FakeKANLayer(a, b) for a, b in zip(width[:-1], width[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x

@@ -1,0 +1,86 @@
+"""W&B mode resolution, run config and failure handling (kanplatform/tracking/wandb_run.py)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from kanplatform.tracking import wandb_run
+from kanplatform.tracking.wandb_run import (
+    MonotoneStep,
+    TrackingWarning,
+    init_run,
+    resolve_mode,
+    run_config,
+)
+
+
+def test_resolve_mode_explicit_and_auto(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    assert resolve_mode(None) == "offline"  # no tracking section: offline by default
+    assert resolve_mode({"tracking": {"mode": "online"}}) == "online"
+    assert resolve_mode({"tracking": {"mode": "disabled"}}) == "disabled"
+    assert resolve_mode({"tracking": {"mode": "auto"}}) == "offline"  # not logged in
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    assert resolve_mode({"tracking": {"mode": "auto"}}) == "online"  # logged in
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert resolve_mode({"tracking": {"mode": "auto"}}) == "offline"  # env decides auto
+    assert resolve_mode({"tracking": {"mode": "offline"}}) == "offline"
+    with pytest.raises(ValueError, match="tracking.mode"):
+        resolve_mode({"tracking": {"mode": "sometimes"}})
+
+
+def test_run_config_is_resolved_config_plus_metadata():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"seed": 3, "model": {"width": [2, 1], "g": "${seed}"}})
+    out = run_config(cfg)
+    assert out["model"] == {"width": [2, 1], "g": 3}  # resolved, plain containers
+    assert out["seed"] == 3
+    assert set(out) == {"seed", "model", "git_sha", "versions"}
+    assert out["versions"]["torch"] and out["versions"]["python"]
+    assert out["git_sha"] is None or len(out["git_sha"].split("+")[0]) == 40
+
+
+def test_disabled_starts_nothing(wandb_env):
+    assert init_run({"tracking": {"mode": "disabled"}}, wandb_env / "run") is None
+    assert not (wandb_env / "run" / "wandb").exists()
+
+
+def test_failed_start_is_one_warning(wandb_env, monkeypatch):
+    import wandb
+
+    def broken(**kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(wandb, "init", broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert init_run({"tracking": {"mode": "offline"}}, wandb_env / "r1") is None
+    msgs = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    assert len(msgs) == 1 and "No space left" in msgs[0]
+
+
+def test_monotone_step_across_restarts():
+    m = MonotoneStep()
+    assert [m(s) for s in (0, 1, 3, 2)] == [0, 1, 3, 2]  # within a trainer: unchanged
+    m.restart()
+    assert [m(s) for s in (0, 1, 5)] == [4, 5, 9]  # a new trainer continues the axis
+    m.restart()
+    assert m(5) == 9  # a trainer resumed at its own step: no shift beyond the last one
+    assert m.last == 9
+
+
+def test_wandb_is_imported_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, kanplatform.tracking as t; t.resolve_mode; "
+            "print('wandb' in sys.modules, 'pytorch_lightning' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]
+    assert wandb_run.package_versions()["python"]
