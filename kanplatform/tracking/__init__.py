@@ -24,6 +24,7 @@ _EXPORTS = {
     "SafeWandbLogger": "kanplatform.tracking.loggers",
     "make_callbacks": "kanplatform.tracking.callbacks",
     "SplineSnapshotCallback": "kanplatform.tracking.callbacks",
+    "StepAxisCallback": "kanplatform.tracking.callbacks",
     "snapshot": "kanplatform.tracking.snapshots",
     "spline_curves": "kanplatform.tracking.figures",
     "load_curves": "kanplatform.tracking.figures",

@@ -8,7 +8,7 @@ from typing import Any
 import pytorch_lightning as pl
 
 from kanplatform.tracking.figures import kan_layers
-from kanplatform.tracking.loggers import find_wandb_logger
+from kanplatform.tracking.loggers import SafeWandbLogger, find_wandb_logger
 from kanplatform.tracking.snapshots import snapshot
 from kanplatform.tracking.wandb_run import MonotoneStep, tracking_option
 
@@ -59,13 +59,18 @@ class SplineSnapshotCallback(pl.Callback):
         self._model: Any = None
         self._stage_done: Any = None  # the model object whose stage end was snapshotted
         self._steps = MonotoneStep()
+        self._last_logged: tuple[int, int] | None = None
         self.tags: list[str] = []  # snapshots taken, in order
 
     def _snap(self, model: Any, tag: str, trainer: Any, step: int | None,
               log: bool = True) -> None:
-        logger = find_wandb_logger(trainer) if log else None
+        # the same model at the same step was just logged (periodic + stage end): files only
+        key = (id(model), trainer.global_step)
+        logger = find_wandb_logger(trainer) if log and key != self._last_logged else None
         if snapshot(model, self.run_dir, tag, logger=logger, step=step, n_points=self.n_points):
             self.tags.append(tag)
+            if logger is not None:
+                self._last_logged = key
 
     def _stage_end(self, model: Any, trainer: Any, step: int | None) -> None:
         if model is None or model is self._stage_done:
@@ -113,6 +118,19 @@ class SplineSnapshotCallback(pl.Callback):
         self.tags = list(state_dict.get("tags", []))
 
 
+class StepAxisCallback(pl.Callback):
+    """Binds tracking's W&B logger to each trainer so W&B steps are ``trainer.global_step``.
+
+    Then the W&B history uses the same steps as ``history.csv`` and ``metrics.json``, stays
+    monotone across grid stages and across trainers (see :class:`SafeWandbLogger`).
+    """
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, SafeWandbLogger):
+                logger.bind(trainer)
+
+
 def make_callbacks(cfg: Any, run_dir: str | Path) -> list[pl.Callback]:
     """The Lightning callbacks tracking adds to a run's Trainer.
 
@@ -123,10 +141,12 @@ def make_callbacks(cfg: Any, run_dir: str | Path) -> list[pl.Callback]:
         run_dir: the run directory.
 
     Returns:
-        ``[SplineSnapshotCallback]`` — also when W&B is disabled: the figures and curves are
-        always written to ``run_dir/figures``. Reuse the same list for every Trainer of one
-        run (one per grid stage is fine) so stages are counted across them.
+        ``[SplineSnapshotCallback, StepAxisCallback]`` — also when W&B is disabled: the
+        figures and curves are always written to ``run_dir/figures``. Reuse the same list
+        for every Trainer of one run (one per grid stage is fine) so stages are counted
+        across them.
     """
     every = tracking_option(cfg, "snapshot_every") or 0
     points = tracking_option(cfg, "snapshot_points") or 101
-    return [SplineSnapshotCallback(run_dir, every_n_steps=int(every), n_points=int(points))]
+    return [SplineSnapshotCallback(run_dir, every_n_steps=int(every), n_points=int(points)),
+            StepAxisCallback()]

@@ -38,6 +38,25 @@ class SafeWandbLogger(WandbLogger):
         super().__init__(save_dir=str(save_dir), experiment=run, log_model=log_model)
         self._broken = False
         self._steps = MonotoneStep()
+        self._trainer: Any = None
+
+    def bind(self, trainer: Any) -> None:
+        """Take the step axis from ``trainer.global_step`` (what ``history.csv`` uses).
+
+        Lightning logs a batch's metrics at ``global_step - 1`` but validation and callback
+        metrics at ``global_step``; bound to the trainer, every record of a step lands on the
+        same W&B step, in order. :class:`StepAxisCallback` binds each trainer at fit start.
+        """
+        self._trainer = trainer
+        self._steps.restart()
+
+    def _raw_step(self, step: int | None) -> int | None:
+        if self._trainer is not None:
+            try:
+                return int(self._trainer.global_step)
+            except Exception:  # noqa: BLE001 - a torn-down trainer: use what was given
+                return step
+        return step
 
     # -- step axis ---------------------------------------------------------------------
     def monotone_step(self, step: int | None) -> int | None:
@@ -61,7 +80,7 @@ class SafeWandbLogger(WandbLogger):
                       "for the rest of this run, training goes on.", key=f"log:{id(self)}")
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        self._guard("log", super().log_metrics, metrics, self.monotone_step(step))
+        self._guard("log", super().log_metrics, metrics, self.monotone_step(self._raw_step(step)))
 
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         return None
@@ -69,8 +88,10 @@ class SafeWandbLogger(WandbLogger):
     def log_media(self, data: Mapping[str, Any], step: int | None = None) -> None:
         """Log W&B objects (``wandb.Image``, ``wandb.Table``, plots) at a trainer step.
 
-        With ``step=None`` the objects go to the last step logged so far.
+        With ``step=None`` the objects go to the bound trainer's step, else to the last step
+        logged so far.
         """
+        step = self._raw_step(step)
         step = self.last_step if step is None else self.monotone_step(step)
         payload = dict(data)
         if step is not None and step >= 0:
