@@ -4,8 +4,9 @@ A job file says *where and how* a run happens; the run config still says *what* 
 
     run:
       command: tune                       # train | tune | scale
-      config: configs/experiment/toy.yaml # relative to runtime_env.working_dir
-      search: configs/search/asha.yaml    # tune only
+      config: configs/experiment/quick.yaml  # relative to runtime_env.working_dir
+                                          # (scale: a study, configs/scaling/*.yaml)
+      search: configs/search/asha_kan.yaml    # tune only
       overrides: {trainer.max_steps: 200} # key=value overrides (a mapping or a list)
       args: []                            # extra CLI flags for the command
     address: http://127.0.0.1:8265        # Ray dashboard; `--address` wins over it
@@ -21,7 +22,8 @@ A job file says *where and how* a run happens; the run config still says *what* 
       nodes: 1                            # SLURM nodes / Ray nodes (head + workers)
       entrypoint_cpus: 0                  # reserved on Ray for the driver process
       entrypoint_gpus: 0
-    storage_path: /shared/kanplatform     # results root (the run config's output_dir)
+    storage_path: /shared/kanplatform     # results root: train's output_dir=,
+                                          # tune's --storage-path, scale's --output-dir
     slurm: {partition: null, time: "01:00:00", account: null, setup: ...}
 
 Nothing here imports Ray or contacts anything: a bad file fails in milliseconds with the
@@ -40,6 +42,9 @@ from typing import Any
 import yaml
 
 COMMANDS = ("train", "tune", "scale")
+# How each command takes the results root: a run-config override or a flag.
+STORAGE_FLAGS = {"train": "output_dir", "tune": "--storage-path", "scale": "--output-dir"}
+RAY_COMMANDS = ("tune", "scale")  # commands that drive a Ray cluster themselves
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # Never uploaded with working_dir: environments, results and VCS data.
 DEFAULT_EXCLUDES = (".git", ".venv", "runs", "outputs", "wandb", "ray_results",
@@ -136,9 +141,10 @@ class JobSpec:
         argv += [f"{key}={_format_value(value)}" for key, value in run.overrides.items()]
         storage = storage_path if storage_path is not None else self.storage_path
         if storage is not None:
-            argv.append(f"output_dir={storage}")
+            flag = STORAGE_FLAGS[run.command]
+            argv += [flag, storage] if flag.startswith("--") else [f"{flag}={storage}"]
         args = list(run.args)
-        if run.command == "tune" and "--address" not in args:
+        if run.command in RAY_COMMANDS and "--address" not in args:
             # On a cluster the driver joins it (RAY_ADDRESS, set by Ray Jobs and the sbatch
             # script) instead of starting a private Ray instance.
             args += ["--address", "auto"]
@@ -376,12 +382,17 @@ def check_runnable(job: JobSpec) -> str:
     positional = 3 if job.run.search else 2
     overrides = [a for a in argv[positional:] if "=" in a and not a.startswith("-")]
     try:
-        cfg = load_config(base / job.run.config, overrides)
+        if job.run.command == "scale":  # run.config is a scaling study
+            from kanplatform.scaling.spec import load_study
+
+            load_study(base / job.run.config, overrides)
+        else:
+            cfg = load_config(base / job.run.config, overrides)
         if job.run.search:
             from kanplatform.search.spec import check_against_config, load_search
 
             check_against_config(load_search(base / job.run.search), cfg)
-    except ValueError as err:  # ConfigError, SearchSpecError
+    except ValueError as err:  # ConfigError, SearchSpecError, StudyError
         raise JobFileError(f"{job.path}: {err}") from None
     return f"job: kanplatform {job.run.command} {job.run.config}"
 

@@ -51,7 +51,7 @@ def cluster_pids(temp_dir: Path) -> set[int]:
         if pid not in found:
             found.add(pid)
             todo += tree.get(pid, [])
-    return found - {os.getpid()}
+    return {p for p in found - {os.getpid()} if _alive(p)}
 
 
 def stop_cluster(temp_dir: Path, grace_s: float = 8.0) -> None:
@@ -64,20 +64,25 @@ def stop_cluster(temp_dir: Path, grace_s: float = 8.0) -> None:
             pass
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and pids:
-        pids = {p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)}
+        pids = {p for p in pids if _alive(p)}
         time.sleep(0.5)
-    for pid in pids | cluster_pids(temp_dir):
+    pids |= cluster_pids(temp_dir)
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
 
 
-def _zombie(pid: int) -> bool:
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (dead, waiting to be reaped)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
-        return True
+        return False
 
 
 def ray_env(home: Path) -> dict[str, str]:
@@ -97,7 +102,7 @@ def ray_env(home: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     """Yield the dashboard URL of a head (1 CPU) + worker (1 CPU) cluster; stop it after."""
     root = tmp_path_factory.mktemp("rc")
@@ -127,3 +132,5 @@ def ray_cluster(tmp_path_factory):
     finally:
         stop_cluster(temp_dir)
         patch.undo()
+    leftover = cluster_pids(temp_dir)
+    assert not leftover, f"cluster processes still alive after SIGKILL: {sorted(leftover)}"
