@@ -30,9 +30,10 @@ JOB_FILES = sorted((ROOT / "jobs").glob("*.yaml"))
 SBATCH = sorted((ROOT / "jobs/slurm").glob("*.sbatch"))
 K8S = sorted((ROOT / "jobs/k8s").glob("*.yaml"))
 CLUSTER = sorted((ROOT / "jobs/cluster").glob("*.yaml"))
-DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile*"))
+DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile.*[!e]"))  # not *.dockerignore
+DOCKERIGNORES = sorted((ROOT / "docker").glob("Dockerfile.*.dockerignore"))
 COMPOSE = sorted((ROOT / "docker").glob("*compose*.y*ml"))
-CHECKED = {*JOB_FILES, *SBATCH, *K8S, *CLUSTER, *DOCKERFILES, *COMPOSE}
+CHECKED = {*JOB_FILES, *SBATCH, *K8S, *CLUSTER, *DOCKERFILES, *DOCKERIGNORES, *COMPOSE}
 
 
 def _rel(path: Path) -> str:
@@ -245,6 +246,12 @@ def test_dockerfile_is_multistage_nonroot_with_the_cli_as_entrypoint(path):
             sources = [s for s in rest.split()[:-1] if not s.startswith("--")]
             for src in sources:
                 assert (ROOT / src).exists(), f"COPY {src}: not in the build context"
+    ignore = path.with_name(path.name + ".dockerignore")
+    allowed = {line[1:] for line in ignore.read_text().splitlines() if line.startswith("!")}
+    assert "*" in ignore.read_text().splitlines(), "the context is an allowlist"
+    copied = {s for word, rest in steps if word == "COPY" and "--from" not in rest
+              for s in rest.split()[:-1] if not s.startswith("--")}
+    assert copied <= allowed, f"COPY of paths the .dockerignore drops: {copied - allowed}"
     users = [rest for word, rest in steps if word == "USER"]
     assert users and users[-1] not in ("root", "0"), "runs as a non-root user"
     final = steps[max(i for i, (w, _) in enumerate(steps) if w == "FROM"):]
