@@ -1,0 +1,59 @@
+"""``kanplatform tune CONFIG SEARCH [key=value ...] [--address ADDR] [--resume]``.
+
+Loads the run config (with overrides) and the search file, checks both before Ray starts,
+runs the search (a local Ray, or the cluster at ``--address``), prints the trials table and
+writes ``trials.csv``, ``trials.json`` and ``best_config.yaml`` in the experiment directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``tune`` arguments (no heavy imports)."""
+    parser.add_argument("config", help="run config YAML (what each trial trains)")
+    parser.add_argument("search", help="search YAML, e.g. configs/search/asha_kan.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides applied before the search (model.width=[2,2,1])")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster head HOST:PORT (default: start a local Ray)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted search (the newest, or --name)")
+    parser.add_argument("--storage-path", default=None,
+                        help="where experiment directories go (shared storage on clusters)")
+    parser.add_argument("--name", default=None,
+                        help="experiment directory name (default: <search name>-<UTC time>)")
+    parser.add_argument("--num-cpus", type=int, default=None,
+                        help="CPUs of a local Ray (default: all of this machine's)")
+    parser.add_argument("--num-samples", type=int, default=None,
+                        help="override the search file's num_samples")
+    parser.add_argument("--verbose", type=int, default=1, help="Tune console verbosity 0-3")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the search; 0 when at least one trial completed, 1 otherwise, 2 on a bad request."""
+    from dataclasses import replace
+
+    from kanplatform.config import ConfigError, load_config
+    from kanplatform.search.spec import SearchSpecError, load_search
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        spec = load_search(args.search)
+        if args.num_samples:
+            spec = replace(spec, num_samples=args.num_samples)
+    except (ConfigError, SearchSpecError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from kanplatform.search.run import run_search
+
+    try:
+        result = run_search(cfg, spec, address=args.address, resume=args.resume,
+                            storage_path=args.storage_path, name=args.name,
+                            num_cpus=args.num_cpus, verbose=args.verbose)
+    except (ConfigError, SearchSpecError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0 if result.best is not None else 1

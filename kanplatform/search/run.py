@@ -1,0 +1,407 @@
+"""Run a search: build the Tuner from a :class:`SearchSpec`, run or resume it, write results.
+
+``run_search`` is the one entry point (the CLI and the scaling study call it)::
+
+    from kanplatform.config import load_config
+    from kanplatform.search import load_search, run_search
+
+    cfg = load_config("configs/experiment/kan_toy.yaml")
+    result = run_search(cfg, load_search("configs/search/asha_kan.yaml"))
+    result.trials        # one dict per trial: config keys, metric, status, run_dir, ...
+    result.best_config   # path of best_config.yaml (`kanplatform train` accepts it)
+
+``run_configs`` runs an explicit list of override dicts (one trial each), e.g. a size sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kanplatform.search.spec import (
+    SearchSpec,
+    SearchSpecError,
+    check_against_config,
+    default_concurrency,
+    to_tune_space,
+)
+from kanplatform.search.trainable import (
+    CONFIG_INDEX_KEY,
+    REASON_KEY,
+    STATUS_KEY,
+    TrialSetup,
+    make_trainable,
+)
+
+TRIALS_CSV = "trials.csv"
+TRIALS_JSON = "trials.json"
+BEST_CONFIG = "best_config.yaml"
+SEARCH_JSON = "search.json"
+
+
+@dataclass
+class SearchResult:
+    """The outcome of a search.
+
+    Attributes:
+        experiment_dir: where Tune's state, the run directories and the tables live.
+        trials: one dict per trial (``trial_id``, ``status``, ``reason``, the searched keys,
+            the metric, ``grid/stage``, ``grid/size``, ``retries``, ``run_dir``), sorted best
+            first among completed trials.
+        metric / mode: what was optimised.
+        best: the best completed trial's row, or None when none completed.
+        best_config: path of ``best_config.yaml``, or None.
+        wall_time_s: seconds from Tuner start to the end of ``fit``.
+    """
+
+    experiment_dir: Path
+    trials: list[dict[str, Any]]
+    metric: str
+    mode: str
+    best: dict[str, Any] | None
+    best_config: Path | None
+    wall_time_s: float
+
+    def dataframe(self) -> Any:
+        """The trials table as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.trials)
+
+
+def _experiment_name(spec: SearchSpec, storage: Path, name: str | None, resume: bool) -> str:
+    if name:
+        return name
+    if resume:
+        candidates = sorted(
+            (p for p in storage.glob(f"{spec.name}-*") if (p / "tuner.pkl").is_file()),
+            key=lambda p: p.stat().st_mtime,
+        )
+        if not candidates:
+            raise SearchSpecError(
+                f"--resume: no interrupted search named {spec.name}-* under {storage}"
+            )
+        return candidates[-1].name
+    return f"{spec.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+
+
+def _scheduler(spec: SearchSpec, max_t: int | None) -> Any:
+    if spec.scheduler.kind == "fifo":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    s = spec.scheduler
+    return ASHAScheduler(
+        time_attr=spec.time_attr(),
+        max_t=s.max_t or max_t or 100,
+        grace_period=s.grace_period,
+        reduction_factor=s.reduction_factor,
+        brackets=s.brackets,
+    )
+
+
+def _search_alg(spec: SearchSpec, concurrency: int | None) -> Any:
+    if spec.search_alg != "optuna":
+        if spec.seed is None:
+            return None  # Tune's BasicVariantGenerator: random sampling, grid_search expanded
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=spec.seed, max_concurrent=concurrency or 0)
+    try:
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise SearchSpecError(
+            f"search_alg: optuna needs `pip install optuna` ({err})"
+        ) from None
+    alg = OptunaSearch(seed=spec.seed)
+    return ConcurrencyLimiter(alg, max_concurrent=concurrency) if concurrency else alg
+
+
+def _stage_count(cfg: Any, spec: SearchSpec) -> int:
+    """Most grid stages a trial can walk (ASHA's default ``max_t`` in ``grid/stage``)."""
+    from kanplatform.search.spec import domain_values
+
+    schedules = [list(cfg.grid.schedule or [])]
+    if "grid.schedule" in spec.space:
+        schedules = [list(v or []) for v in domain_values(spec.space["grid.schedule"])]
+    return max(1, *(len(s) for s in schedules))
+
+
+def run_search(
+    base_cfg: Any,
+    spec: SearchSpec,
+    *,
+    address: str | None = None,
+    resume: bool = False,
+    storage_path: str | Path | None = None,
+    name: str | None = None,
+    configs: Sequence[Mapping[str, Any]] | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    verbose: int = 1,
+    ray_init_kwargs: Mapping[str, Any] | None = None,
+) -> SearchResult:
+    """Run (or resume) a Ray Tune search whose trials are ``kanplatform train`` runs.
+
+    Every check that can fail (space keys against the config schema, the metric, the
+    resources against the cluster, the address) runs before any trial starts.
+
+    Args:
+        base_cfg: the resolved run config (``load_config(...)``); trials apply their sampled
+            keys to it with ``apply_overrides``.
+        spec: the search (``load_search(...)``).
+        address: an existing cluster's head ``HOST:PORT``; None starts a local Ray.
+        resume: continue the interrupted search ``name`` (default: the newest
+            ``<spec.name>-*`` under the storage path) with ``Tuner.restore``.
+        storage_path: where experiment directories go (shared storage on clusters);
+            default ``spec.storage_path`` or ``<cfg.output_dir>/tune``.
+        name: experiment directory name (default ``<spec.name>-<UTC timestamp>``).
+        configs: run exactly these override dicts, one trial each (``spec.space`` may then
+            be empty; its constant keys still apply to every trial).
+        num_cpus / num_gpus: size of a local Ray (default: this machine).
+        verbose: Tune's console verbosity (0-3).
+        ray_init_kwargs: extra ``ray.init`` arguments.
+
+    Returns:
+        The :class:`SearchResult`; the tables and ``best_config.yaml`` are also written to
+        the experiment directory.
+
+    Raises:
+        SearchSpecError: a bad search, found before Ray starts (or right after connecting,
+            for resources of a remote cluster).
+    """
+    from kanplatform.config import to_dict
+    from kanplatform.search.ray_cluster import connect
+
+    check_against_config(spec, base_cfg)
+    if configs is not None:
+        configs = [dict(c) for c in configs]
+        if not configs:
+            raise SearchSpecError("configs: need at least one override dict")
+        probe = replace(spec, space={k: {"choice": [c[k] for c in configs if k in c]}
+                                     for c in configs for k in c})
+        check_against_config(probe, base_cfg)
+    storage = Path(storage_path or spec.storage_path or Path(base_cfg.output_dir) / "tune")
+    storage = storage.expanduser().resolve()
+    exp_name = _experiment_name(spec, storage, name, resume)
+    experiment_dir = storage / exp_name
+    if not resume and (experiment_dir / "tuner.pkl").exists():
+        raise SearchSpecError(
+            f"{experiment_dir} already holds a search; pass --resume to continue it "
+            "or choose another name"
+        )
+    if resume and not (experiment_dir / "tuner.pkl").exists():
+        raise SearchSpecError(f"--resume: no search to resume at {experiment_dir}")
+
+    conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
+                   init_kwargs=ray_init_kwargs)
+    try:
+        return _run(base_cfg, spec, to_dict(base_cfg), experiment_dir, configs, conn,
+                    resume=resume, verbose=verbose)
+    finally:
+        conn.shutdown()
+
+
+def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], experiment_dir: Path,
+         configs: list[dict[str, Any]] | None, conn: Any, *, resume: bool,
+         verbose: int) -> SearchResult:
+    from ray import tune
+
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    concurrency = default_concurrency(spec, conn.resources)
+    setup = TrialSetup(
+        base_config=base,
+        experiment_dir=str(experiment_dir),
+        experiment_name=experiment_dir.name,
+        metric=spec.metric,
+        mode=spec.mode,
+        report_on=spec.report_on,
+        resources=spec.to_dict()["resources"],
+        configs=configs,
+    )
+    trainable = make_trainable(setup)
+    param_space = to_tune_space(spec)
+    if configs is not None:
+        param_space[CONFIG_INDEX_KEY] = tune.grid_search(list(range(len(configs))))
+    (experiment_dir / SEARCH_JSON).write_text(json.dumps(
+        {"search": spec.to_dict(), "configs": configs}, indent=2, default=str))
+
+    start = time.perf_counter()
+    if resume:
+        tuner = tune.Tuner.restore(str(experiment_dir), trainable, resume_errored=True,
+                                   param_space=param_space)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=spec.metric,
+                mode=spec.mode,
+                scheduler=_scheduler(spec, _stage_count(base_cfg, spec)),
+                search_alg=_search_alg(spec, concurrency),
+                num_samples=spec.num_samples,
+                max_concurrent_trials=concurrency,
+                reuse_actors=spec.reuse_actors,
+            ),
+            run_config=tune.RunConfig(
+                name=experiment_dir.name,
+                storage_path=str(experiment_dir.parent),
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints),
+                verbose=verbose,
+            ),
+        )
+    grid = tuner.fit()
+    wall = time.perf_counter() - start
+    trials = trials_table(grid, spec, configs)
+    result = _write_results(experiment_dir, trials, spec, wall)
+    print(format_table(result.trials, spec))
+    if result.best_config:
+        print(f"best config: {result.best_config}")
+    print(f"experiment: {experiment_dir}")
+    return result
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _error_reason(error: BaseException) -> str:
+    """The last line of a trial's error (the exception itself, not Ray's wrapper text)."""
+    lines = [ln.strip() for ln in str(error).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def trials_table(grid: Any, spec: SearchSpec,
+                 configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per trial of a Tune ``ResultGrid``: config keys, metric, status, reason."""
+    rows = []
+    for res in grid:
+        m = dict(res.metrics or {})
+        cfg = dict(res.config or {})
+        row: dict[str, Any] = {"trial_id": m.get("trial_id") or Path(res.path).name}
+        if configs is not None and CONFIG_INDEX_KEY in cfg:
+            row.update(configs[int(cfg.pop(CONFIG_INDEX_KEY))])
+        row.update({k: v for k, v in cfg.items() if k != CONFIG_INDEX_KEY})
+        if res.error is not None:
+            status, reason = "error", _error_reason(res.error)
+        elif m.get(STATUS_KEY) not in (None, "running"):
+            status, reason = m[STATUS_KEY], m.get(REASON_KEY)
+        elif m:  # its last report said "running": the scheduler stopped it there
+            status = "stopped"
+            reason = f"stopped by the scheduler at {spec.time_attr()}={m.get(spec.time_attr())}"
+        else:
+            status, reason = "not_run", None
+        row.update(
+            status=status,
+            reason=reason,
+            **{spec.metric: _finite(m.get(spec.metric))},
+        )
+        for key in ("grid/stage", "grid/size", "train/loss", "val/rmse", "test/rmse",
+                    "model/params", "training_iteration"):
+            if key in m and key not in row:
+                row[key] = m[key]
+        row["restores"] = int(m.get("trial/restores", 0) or 0)
+        row["run_dir"] = m.get("trial/run_dir")
+        rows.append(row)
+    sign = 1 if spec.mode == "min" else -1
+
+    def key(r: dict[str, Any]) -> tuple[int, float]:
+        v = r.get(spec.metric)
+        ok = r["status"] == "completed" and v is not None
+        return (0 if ok else 1, sign * v if ok else 0.0)
+
+    rows.sort(key=key)
+    return rows
+
+
+def _write_results(experiment_dir: Path, trials: list[dict[str, Any]], spec: SearchSpec,
+                   wall: float) -> SearchResult:
+    import csv
+
+    (experiment_dir / TRIALS_JSON).write_text(json.dumps(trials, indent=2, default=str))
+    columns: list[str] = []
+    for row in trials:
+        columns += [k for k in row if k not in columns]
+    with open(experiment_dir / TRIALS_CSV, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for row in trials:
+            writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v
+                             for k, v in row.items()})
+    best = next((r for r in trials if r["status"] == "completed"
+                 and r.get(spec.metric) is not None), None)
+    best_path = None
+    if best and best.get("run_dir") and (Path(best["run_dir"]) / "config.yaml").is_file():
+        best_path = experiment_dir / BEST_CONFIG
+        shutil.copyfile(Path(best["run_dir"]) / "config.yaml", best_path)
+    return SearchResult(experiment_dir, trials, spec.metric, spec.mode, best, best_path, wall)
+
+
+def format_table(trials: list[dict[str, Any]], spec: SearchSpec) -> str:
+    """The trials table as aligned text (best first)."""
+    if not trials:
+        return "(no trials)"
+    skip = {"run_dir", "reason", "training_iteration"}
+    cols: list[str] = []
+    for row in trials:
+        cols += [k for k in row if k not in cols and k not in skip]
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in cols] for r in trials]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    reasons = [f"  {r['trial_id']}: {r['reason']}" for r in trials
+               if r.get("reason") and r["status"] not in ("completed",)]
+    if reasons:
+        lines += ["reasons:", *reasons]
+    return "\n".join(lines)
+
+
+def run_configs(
+    base_cfg: Any,
+    configs: Sequence[Mapping[str, Any]],
+    *,
+    metric: str = "val/rmse",
+    mode: str = "min",
+    name: str = "configs",
+    resources: Mapping[str, Any] | None = None,
+    max_concurrent_trials: int | None = None,
+    max_failures: int = 2,
+    **kwargs: Any,
+) -> SearchResult:
+    """Run exactly one trial per override dict (FIFO), e.g. the points of a size sweep.
+
+    Args:
+        base_cfg: the resolved run config.
+        configs: ``[{"model.width": [2, 5, 1]}, ...]``, applied with ``apply_overrides``.
+        metric / mode: used to rank the table and choose ``best_config.yaml``.
+        resources: ``{"cpu": 1, "gpu": 0, "workers": 1}`` per trial.
+        **kwargs: passed to :func:`run_search` (``address``, ``storage_path``, ``resume``...).
+
+    Returns:
+        The :class:`SearchResult`; each row carries its override keys.
+    """
+    from kanplatform.search.spec import ResourceSpec
+
+    spec = SearchSpec(space={}, metric=metric, mode=mode, name=name,
+                      resources=ResourceSpec(**dict(resources or {})),
+                      max_concurrent_trials=max_concurrent_trials, max_failures=max_failures)
+    return run_search(base_cfg, spec, configs=configs, **kwargs)

@@ -1,0 +1,423 @@
+"""The search YAML: schema, parsing into Ray Tune domains, and checks that run before Ray.
+
+A search file says *how* to search; the run config says *what* a trial trains::
+
+    name: asha_kan
+    metric: val/rmse          # one of the metric names the training module logs
+    mode: min
+    num_samples: 8            # samples drawn per grid_search combination
+    space:                    # any config key, dotted or nested
+      model.grid_size: {choice: [3, 5, 10]}
+      optim.lr: {loguniform: [1.0e-3, 1.0]}
+      model.width: {grid_search: [[2, 1, 1], [2, 2, 1]]}
+    scheduler: {kind: asha, grace_period: 1, reduction_factor: 2}
+    search_alg: random        # random | grid | optuna
+    max_concurrent_trials: 2
+    resources: {cpu: 1, gpu: 0, workers: 1}
+    max_failures: 2           # a crashed trial restarts from its last checkpoint
+
+Nothing here imports Ray: a bad file fails in milliseconds with the key named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DOMAINS = ("grid_search", "choice", "uniform", "loguniform", "randint")
+SCHEDULERS = ("fifo", "asha")
+SEARCH_ALGS = ("random", "grid", "optuna")
+REPORT_ON = ("stage", "validation")
+
+# What `kanplatform.train` logs (CONTRIBUTING.md, "Metric names"); the train package may
+# publish its own list as `kanplatform.train.LOGGED_METRICS`, which then wins.
+DEFAULT_LOGGED_METRICS = (
+    "train/loss",
+    "train/rmse",
+    "val/rmse",
+    "test/rmse",
+    "grid/size",
+    "grid/stage",
+    "model/params",
+    "model/flops",
+)
+
+
+class SearchSpecError(ValueError):
+    """A search file or search request that cannot run; the message names the cause and fix."""
+
+
+@dataclass
+class SchedulerSpec:
+    """Trial scheduler: ``fifo`` runs every trial to the end; ``asha`` stops poor ones early.
+
+    ``time_attr`` is the rung unit: ``grid/stage`` (grid stages completed, the default when
+    trials report per stage) or ``training_iteration`` (reports so far).
+    """
+
+    kind: str = "fifo"
+    time_attr: str | None = None
+    max_t: int | None = None
+    grace_period: int = 1
+    reduction_factor: float = 2.0
+    brackets: int = 1
+
+
+@dataclass
+class ResourceSpec:
+    """Resources of one trial (of each worker when ``workers > 1``).
+
+    ``gpu`` may be fractional (0.5 = two trials share a GPU). With ``workers > 1`` a trial is
+    data-parallel training on ``workers`` Ray Train workers with ``cpu``/``gpu`` each;
+    ``use_gpu`` defaults to ``gpu > 0``.
+    """
+
+    cpu: float = 1.0
+    gpu: float = 0.0
+    workers: int = 1
+    use_gpu: bool | None = None
+
+    @property
+    def gpu_training(self) -> bool:
+        return bool(self.use_gpu) if self.use_gpu is not None else self.gpu > 0
+
+    def per_trial(self) -> dict[str, float]:
+        """Total CPUs and GPUs one trial holds while it runs."""
+        return {"CPU": self.cpu * self.workers, "GPU": self.gpu * self.workers}
+
+
+@dataclass
+class SearchSpec:
+    """A parsed search file. Build it with :func:`load_search` or :func:`parse_search`."""
+
+    space: dict[str, Any]
+    metric: str = "val/rmse"
+    mode: str = "min"
+    name: str = "search"
+    num_samples: int = 1
+    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
+    search_alg: str = "random"
+    max_concurrent_trials: int | None = None
+    resources: ResourceSpec = field(default_factory=ResourceSpec)
+    max_failures: int = 2
+    report_on: str = "stage"
+    keep_checkpoints: int = 2
+    reuse_actors: bool = True
+    storage_path: str | None = None
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (for logs and the experiment directory)."""
+        return dataclasses.asdict(self)
+
+    def time_attr(self) -> str:
+        """The attribute ASHA counts rungs in."""
+        if self.scheduler.time_attr:
+            return self.scheduler.time_attr
+        return "grid/stage" if self.report_on == "stage" else "training_iteration"
+
+
+def _flatten_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings to dotted keys, stopping at domain specs like ``{choice: ...}``."""
+    flat: dict[str, Any] = {}
+    for key, value in space.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and not _is_domain(value):
+            flat.update(_flatten_space(value, prefix=f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _is_domain(value: Any) -> bool:
+    return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in DOMAINS
+
+
+def _check_domain(key: str, value: Any) -> None:
+    if not _is_domain(value):
+        return  # a constant
+    kind, arg = next(iter(value.items()))
+    if kind in ("grid_search", "choice"):
+        if not isinstance(arg, list) or not arg:
+            raise SearchSpecError(f"space.{key}: {kind} needs a non-empty list, got {arg!r}")
+        return
+    if not (isinstance(arg, list) and len(arg) == 2):
+        raise SearchSpecError(f"space.{key}: {kind} needs [low, high], got {arg!r}")
+    low, high = arg
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+        raise SearchSpecError(f"space.{key}: {kind} bounds must be numbers, got {arg!r}")
+    if not low < high:
+        raise SearchSpecError(f"space.{key}: {kind} needs low < high, got {arg!r}")
+    if kind == "loguniform" and low <= 0:
+        raise SearchSpecError(f"space.{key}: loguniform needs low > 0, got {arg!r}")
+    if kind == "randint" and not all(isinstance(v, int) for v in (low, high)):
+        raise SearchSpecError(f"space.{key}: randint bounds must be integers, got {arg!r}")
+
+
+def _build(cls: type, section: str, data: Any) -> Any:
+    if data is None:
+        return cls()
+    if not isinstance(data, Mapping):
+        raise SearchSpecError(f"{section}: expected a mapping, got {data!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SearchSpecError(
+            f"{section}: unknown key(s) {unknown}; allowed: {sorted(names)}"
+        )
+    return cls(**data)
+
+
+def parse_search(data: Mapping[str, Any]) -> SearchSpec:
+    """Parse and check a search mapping (the YAML's content).
+
+    Args:
+        data: the mapping, as loaded from YAML.
+
+    Returns:
+        The :class:`SearchSpec`, with ``space`` flattened to dotted keys.
+
+    Raises:
+        SearchSpecError: unknown keys, malformed domains, bad scheduler/algorithm names.
+
+    Example:
+        >>> spec = parse_search({"space": {"model": {"grid_size": {"choice": [3, 5]}}}})
+        >>> list(spec.space)
+        ['model.grid_size']
+    """
+    if not isinstance(data, Mapping):
+        raise SearchSpecError(f"a search file holds a mapping, got {type(data).__name__}")
+    data = dict(data)
+    names = {f.name for f in dataclasses.fields(SearchSpec)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SearchSpecError(f"unknown search key(s) {unknown}; allowed: {sorted(names)}")
+    if not isinstance(data.get("space"), Mapping) or not data["space"]:
+        raise SearchSpecError("a search needs a non-empty `space:` mapping of config keys")
+    data["space"] = _flatten_space(data["space"])
+    data["scheduler"] = _build(SchedulerSpec, "scheduler", data.get("scheduler"))
+    data["resources"] = _build(ResourceSpec, "resources", data.get("resources"))
+    spec = SearchSpec(**data)
+    _check_spec(spec)
+    return spec
+
+
+def _check_spec(spec: SearchSpec) -> None:
+    for key, value in spec.space.items():
+        _check_domain(key, value)
+    if spec.mode not in ("min", "max"):
+        raise SearchSpecError(f"mode: must be 'min' or 'max', got {spec.mode!r}")
+    if spec.scheduler.kind not in SCHEDULERS:
+        raise SearchSpecError(
+            f"scheduler.kind: {spec.scheduler.kind!r} is not one of {list(SCHEDULERS)}"
+        )
+    if spec.search_alg not in SEARCH_ALGS:
+        raise SearchSpecError(f"search_alg: {spec.search_alg!r} is not one of {SEARCH_ALGS}")
+    if spec.report_on not in REPORT_ON:
+        raise SearchSpecError(f"report_on: {spec.report_on!r} is not one of {REPORT_ON}")
+    if not isinstance(spec.num_samples, int) or spec.num_samples < 1:
+        raise SearchSpecError(f"num_samples: must be a positive integer, got {spec.num_samples}")
+    kinds = {next(iter(v)) for v in spec.space.values() if _is_domain(v)}
+    if spec.search_alg == "grid" and kinds - {"grid_search", "choice"}:
+        raise SearchSpecError(
+            "search_alg: grid needs every space entry to be grid_search or choice, "
+            f"got {sorted(kinds - {'grid_search', 'choice'})}"
+        )
+    if spec.search_alg == "optuna" and "grid_search" in kinds:
+        raise SearchSpecError("search_alg: optuna cannot sample grid_search; use choice")
+    res = spec.resources
+    if res.cpu < 0 or res.gpu < 0 or res.workers < 1:
+        raise SearchSpecError(f"resources: need cpu >= 0, gpu >= 0, workers >= 1, got {res}")
+    if res.gpu > 1 and res.gpu != int(res.gpu):
+        raise SearchSpecError(f"resources.gpu: fractions only below 1, got {res.gpu}")
+    if spec.max_concurrent_trials is not None and spec.max_concurrent_trials < 1:
+        raise SearchSpecError("max_concurrent_trials: must be >= 1 (or omitted)")
+
+
+def load_search(path: str | os.PathLike[str]) -> SearchSpec:
+    """Load a search YAML file (see the module docstring for the schema).
+
+    Raises:
+        SearchSpecError: the file is missing or malformed; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SearchSpecError(f"search file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SearchSpecError(f"{path}: not valid YAML: {err}") from err
+    try:
+        return parse_search(data or {})
+    except SearchSpecError as err:
+        raise SearchSpecError(f"{path}: {err}") from None
+
+
+def representative(value: Any) -> Any:
+    """One value a domain can take (for checking the key against the config schema)."""
+    if not _is_domain(value):
+        return value
+    kind, arg = next(iter(value.items()))
+    if kind in ("grid_search", "choice"):
+        return arg[0]
+    if kind == "randint":
+        return int(arg[0])
+    return float(arg[0])
+
+
+def domain_values(value: Any) -> list[Any]:
+    """Values worth checking against the schema: every listed one, or both bounds."""
+    if not _is_domain(value):
+        return [value]
+    kind, arg = next(iter(value.items()))
+    if kind in ("grid_search", "choice"):
+        return list(arg)
+    if kind == "randint":
+        return [int(arg[0]), int(arg[1]) - 1]
+    return [float(arg[0]), float(arg[1])]
+
+
+def to_tune_space(spec: SearchSpec) -> dict[str, Any]:
+    """The Tune ``param_space``: one flat entry per dotted key (imports Ray)."""
+    from ray import tune
+
+    space: dict[str, Any] = {}
+    for key, value in spec.space.items():
+        if not _is_domain(value):
+            space[key] = value
+            continue
+        kind, arg = next(iter(value.items()))
+        if kind == "grid_search" or (kind == "choice" and spec.search_alg == "grid"):
+            space[key] = tune.grid_search(list(arg))
+        elif kind == "choice":
+            space[key] = tune.choice(list(arg))
+        elif kind == "uniform":
+            space[key] = tune.uniform(*arg)
+        elif kind == "loguniform":
+            space[key] = tune.loguniform(*arg)
+        else:  # randint: [low, high) as in Tune and numpy
+            space[key] = tune.randint(*arg)
+    return space
+
+
+def logged_metrics() -> tuple[str, ...]:
+    """The metric names the training module logs (what a search may optimise)."""
+    try:
+        import kanplatform.train as train_pkg
+    except ImportError:  # pragma: no cover - train always ships with the package
+        return DEFAULT_LOGGED_METRICS
+    return tuple(getattr(train_pkg, "LOGGED_METRICS", DEFAULT_LOGGED_METRICS))
+
+
+def check_against_config(spec: SearchSpec, base_cfg: Any) -> None:
+    """Fail fast, before Ray, when the space or metric cannot work with this config.
+
+    Every space key is applied to ``base_cfg`` with the same ``apply_overrides`` trials use,
+    with each listed value (or both bounds), so unknown keys and wrong types surface now.
+
+    Raises:
+        SearchSpecError: an unknown/ill-typed key, or a metric the module does not log.
+    """
+    from kanplatform.config import ConfigError, apply_overrides
+
+    known = logged_metrics()
+    if spec.metric not in known:
+        raise SearchSpecError(
+            f"metric {spec.metric!r} is not logged by the training module; "
+            f"choose one of {list(known)}"
+        )
+    for key, value in spec.space.items():
+        for sample in domain_values(value):
+            try:
+                apply_overrides(base_cfg, {key: sample})
+            except ConfigError as err:
+                raise SearchSpecError(f"space.{key} = {sample!r}: {err}") from None
+            except (KeyError, AttributeError, TypeError, ValueError) as err:
+                raise SearchSpecError(f"space.{key} = {sample!r}: {err}") from None
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (optionally ``ray://HOST:PORT``) into its parts."""
+    raw = address.removeprefix("ray://")
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SearchSpecError(
+            f"--address {address!r}: expected HOST:PORT of the Ray head (e.g. 127.0.0.1:6379)"
+        )
+    return host, int(port)
+
+
+def check_address(address: str, timeout_s: float = 3.0) -> None:
+    """Fail fast when nothing listens at the cluster address (before ``ray.init`` hangs).
+
+    Raises:
+        SearchSpecError: the address is malformed or unreachable.
+    """
+    if address == "auto":
+        return
+    host, port = parse_address(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as err:
+        raise SearchSpecError(
+            f"cannot reach a Ray cluster at {address} ({err.strerror or err}); start one with "
+            f"`ray start --head --port {port}` or fix --address"
+        ) from None
+
+
+def check_resources(spec: SearchSpec, cluster: Mapping[str, float],
+                    nodes: list[Mapping[str, float]] | None = None) -> None:
+    """Fail fast when one trial needs more than the cluster (or any single node) has.
+
+    Args:
+        spec: the search.
+        cluster: total resources, e.g. ``{"CPU": 2, "GPU": 0}`` (``ray.cluster_resources()``).
+        nodes: per-node resources; a single worker (or a single-worker trial) must fit on one.
+
+    Raises:
+        SearchSpecError: naming the resource, what the trial asks for and what exists.
+    """
+    res = spec.resources
+    need = res.per_trial()
+    for name, amount in need.items():
+        have = float(cluster.get(name, 0.0))
+        if amount > have + 1e-9:
+            raise SearchSpecError(
+                f"resources: one trial needs {amount:g} {name} "
+                f"({res.workers} worker(s) x {res.cpu if name == 'CPU' else res.gpu:g}) "
+                f"but the cluster has {have:g}; lower resources.* or add nodes"
+            )
+    if nodes:
+        per_worker = {"CPU": res.cpu, "GPU": res.gpu}
+        biggest = {k: max(float(n.get(k, 0.0)) for n in nodes) for k in per_worker}
+        for name, amount in per_worker.items():
+            if amount > biggest[name] + 1e-9:
+                raise SearchSpecError(
+                    f"resources.{name.lower()}: {amount:g} per worker but the largest node "
+                    f"has {biggest[name]:g} {name}"
+                )
+
+
+def default_concurrency(spec: SearchSpec, cluster: Mapping[str, float]) -> int | None:
+    """Concurrency cap for multi-worker trials, whose workers Tune does not count.
+
+    Without it several trials' worker groups each grab part of the CPUs and wait forever.
+    """
+    if spec.max_concurrent_trials is not None:
+        return spec.max_concurrent_trials
+    if spec.resources.workers <= 1:
+        return None
+    need = spec.resources.per_trial()
+    caps = [
+        math.floor(float(cluster.get(k, 0.0)) / v + 1e-9) for k, v in need.items() if v > 0
+    ]
+    return max(1, min(caps)) if caps else 1
