@@ -19,9 +19,9 @@ The experiment directory::
       wandb/                    the study's W&B run (offline by default)
 
 Trials are exactly ``kanplatform train`` runs: each one is the base config with the trial's
-overrides, run by :func:`kanplatform.search.run_search` (``configs=``), so a study uses every
-core of the machine or a cluster (``address``), and ``resume=True`` restores the interrupted
-Tune experiment: completed trials are not trained again.
+overrides, run by :func:`kanplatform.search.run_configs` (FIFO, one trial each), so a study
+uses every core of the machine or a cluster (``address``), and ``resume=True`` restores the
+interrupted Tune experiment: completed trials are not trained again.
 """
 
 from __future__ import annotations
@@ -109,20 +109,6 @@ def check_study(spec: StudySpec) -> tuple[Any, list[Trial]]:
     return base, trials
 
 
-def _search_spec(spec: StudySpec, name: str) -> Any:
-    from kanplatform.search.spec import ResourceSpec, SearchSpec
-
-    return SearchSpec(
-        space={},
-        metric="val/rmse",  # Tune's bookkeeping only: FIFO runs every trial to the end
-        mode="min",
-        name=name,
-        resources=ResourceSpec(**spec.resources),
-        max_concurrent_trials=spec.max_concurrent_trials,
-        max_failures=spec.max_failures,
-    )
-
-
 def run_trials(
     spec: StudySpec,
     base: Any,
@@ -134,14 +120,14 @@ def run_trials(
     verbose: int = 1,
     **search_kwargs: Any,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Train the trials through :func:`kanplatform.search.run_search`.
+    """Train the trials through :func:`kanplatform.search.run_configs` (one trial each).
 
     Returns:
         ``(rows, n_run)``: the search's trial rows (each with the trial's override keys and
         ``run_dir``) in the order of ``trials`` (None where Tune has no row), and how many
         trainings ran in this call.
     """
-    from kanplatform.search import run_search
+    from kanplatform.search import run_configs
 
     configs = [dict(t.overrides) for t in trials]
     tdir = exp_dir / TRIALS_DIR
@@ -149,14 +135,18 @@ def run_trials(
     if resume and not resumable:
         print(f"--resume: no interrupted study at {tdir}; starting it")
     before = _completed_run_dirs(tdir)
-    result = run_search(
+    result = run_configs(
         base,
-        _search_spec(spec, TRIALS_DIR),
+        configs,
+        metric="val/rmse",  # Tune's ranking only: FIFO runs every trial to the end
+        mode="min",
+        name=TRIALS_DIR,
+        resources=spec.resources,
+        max_concurrent_trials=spec.max_concurrent_trials,
+        max_failures=spec.max_failures,
         address=address,
         resume=resumable,
         storage_path=exp_dir,
-        name=TRIALS_DIR,
-        configs=configs,
         verbose=verbose,
         **search_kwargs,
     )
