@@ -11,7 +11,8 @@ The experiment directory::
 
     EXP_DIR/                    <output_dir>/<name>
       study.yaml                the study as run (overrides applied)
-      trials/                   the Ray Tune experiment (run directories under it)
+      trials-<UTC time>/        a Ray Tune experiment (one per call with work left);
+                                run directories in its runs/
       scaling.csv               one row per (family, size, seed)
       scaling.json              table, fits per family and axis, plot paths, wall time
       scaling.png               test loss vs parameters: data, fits, theory slope -(k+1)
@@ -21,7 +22,7 @@ The experiment directory::
 Trials are exactly ``kanplatform train`` runs: each one is the base config with the trial's
 overrides, run by :func:`kanplatform.search.run_configs` (FIFO, one trial each), so a study
 uses every core of the machine or a cluster (``address``), and ``resume=True`` restores the
-interrupted Tune experiment: completed trials are not trained again.
+trainings whose run finished (found on disk) are not trained again.
 """
 
 from __future__ import annotations
@@ -120,38 +121,90 @@ def run_trials(
     verbose: int = 1,
     **search_kwargs: Any,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Train the trials through :func:`kanplatform.search.run_configs` (one trial each).
+    """Train the trials that have no finished run yet, through ``search.run_configs``.
+
+    Finished runs are found on disk, not in Tune's state: a run directory anywhere under
+    ``exp_dir`` whose ``metrics.json`` says ``completed`` (or ``diverged``: deterministic, so
+    retraining would diverge again) and whose ``config.yaml`` holds every override of a
+    trial is that trial's result. So a study killed at any moment -- even between a run's
+    end and Tune's next state save -- never trains a finished size again. Each call that
+    has work left runs the remaining trials as a new Tune experiment ``trials-<UTC time>``
+    (one trial per size, FIFO); a run interrupted mid-way restarts from its beginning.
 
     Returns:
-        ``(rows, n_run)``: the search's trial rows (each with the trial's override keys and
-        ``run_dir``) in the order of ``trials`` (None where Tune has no row), and how many
-        trainings ran in this call.
+        ``(rows, n_run)``: per trial (in order), ``{"run_dir", "status"}`` (run_dir None
+        when it has no finished run), and how many trainings finished in this call.
     """
     from kanplatform.search import run_configs
 
-    configs = [dict(t.overrides) for t in trials]
-    tdir = exp_dir / TRIALS_DIR
-    resumable = resume and (tdir / "tuner.pkl").is_file()
-    if resume and not resumable:
-        print(f"--resume: no interrupted study at {tdir}; starting it")
-    before = _completed_run_dirs(tdir)
-    result = run_configs(
-        base,
-        configs,
-        metric="val/rmse",  # Tune's ranking only: FIFO runs every trial to the end
-        mode="min",
-        name=TRIALS_DIR,
-        resources=spec.resources,
-        max_concurrent_trials=spec.max_concurrent_trials,
-        max_failures=spec.max_failures,
-        address=address,
-        resume=resumable,
-        storage_path=exp_dir,
-        verbose=verbose,
-        **search_kwargs,
-    )
-    after = _completed_run_dirs(tdir)
-    return [match_row(t, result.trials) for t in trials], len(after - before)
+    done = finished_runs(trials, exp_dir)
+    todo = [t for t in trials if t.key not in done]
+    if done and not resume:
+        raise StudyError(
+            f"{exp_dir} already holds {len(done)} finished run(s) of this study; pass "
+            "--resume to complete it, or set name=... / --output-dir for a new one"
+        )
+    if resume:
+        print(f"resume: {len(done)} of {len(trials)} trainings already finished in {exp_dir}; "
+              f"{len(todo)} to run")
+    statuses: dict[str, str] = {}
+    if todo:
+        result = run_configs(
+            base,
+            [dict(t.overrides) for t in todo],
+            metric="val/rmse",  # Tune's ranking only: FIFO runs every trial to the end
+            mode="min",
+            name=TRIALS_DIR,
+            resources=spec.resources,
+            max_concurrent_trials=spec.max_concurrent_trials,
+            max_failures=spec.max_failures,
+            address=address,
+            storage_path=exp_dir,
+            verbose=verbose,
+            **search_kwargs,
+        )
+        for t in todo:
+            row = match_row(t, result.trials)
+            statuses[t.key] = (row or {}).get("status") or "not_run"
+    now = finished_runs(trials, exp_dir)
+    rows = [
+        {"run_dir": now.get(t.key), "status": "completed" if t.key in now else statuses.get(t.key)}
+        for t in trials
+    ]
+    return rows, len(set(now) - set(done))
+
+
+def finished_runs(trials: Sequence[Trial], exp_dir: Path) -> dict[str, str]:
+    """``{trial.key: run_dir}`` of the trials with a finished run under ``exp_dir``."""
+    out: dict[str, tuple[float, str]] = {}
+    for metrics_path in exp_dir.glob(f"{TRIALS_DIR}-*/runs/*/metrics.json"):
+        run_dir = metrics_path.parent
+        try:
+            status = json.loads(metrics_path.read_text()).get("status")
+            config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if status not in ("completed", "diverged"):
+            continue
+        for t in trials:
+            if all(_same(_dotted(config, k), v) for k, v in t.overrides.items()):
+                mtime = metrics_path.stat().st_mtime
+                if t.key not in out or out[t.key][0] < mtime:
+                    out[t.key] = (mtime, str(run_dir))
+                break
+    return {k: v[1] for k, v in out.items()}
+
+
+_MISSING = object()
+
+
+def _dotted(config: Mapping[str, Any], key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
 
 
 def match_row(trial: Trial, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -165,20 +218,9 @@ def match_row(trial: Trial, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, A
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
     return a == b
-
-
-def _completed_run_dirs(root: Path) -> set[str]:
-    """Run directories under ``root`` whose ``metrics.json`` says the run finished."""
-    done = set()
-    for path in root.glob("**/metrics.json"):
-        try:
-            status = json.loads(path.read_text()).get("status")
-        except (OSError, ValueError):
-            continue
-        if status in ("completed", "diverged"):
-            done.add(str(path.parent))
-    return done
 
 
 def _num(x: Any) -> float | None:
@@ -322,11 +364,6 @@ def run_study(
     start = time.perf_counter()
     base, trials = check_study(spec)
     exp_dir = experiment_dir(spec, output_dir)
-    if not resume and (exp_dir / TRIALS_DIR / "tuner.pkl").exists():
-        raise StudyError(
-            f"{exp_dir} already holds this study; pass --resume to continue it, or set "
-            "name=... / output_dir=... for a new one"
-        )
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / "study.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     search_rows, n_run = run_trials(
