@@ -343,8 +343,11 @@ def runtime_env(job: JobSpec) -> dict[str, Any]:
         out["pip"] = list(env.pip)
     if env.image:
         out["image_uri"] = env.image
-    # W&B never blocks on the network unless the job file asks for it.
-    out["env_vars"] = {"WANDB_MODE": "offline", **env.env_vars}
+    # W&B never blocks on the network unless the job file asks for it. A driver that calls
+    # ray.init(runtime_env={"env_vars": ...}) inside a job (tune and scale forward WANDB_*
+    # to their trials) conflicts with the job's own env_vars unless Ray may merge them.
+    out["env_vars"] = {"WANDB_MODE": "offline", **env.env_vars,
+                       "RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"}
     return out
 
 

@@ -37,11 +37,11 @@ def _children() -> dict[int, list[int]]:
 
 
 def cluster_pids(temp_dir: Path) -> set[int]:
-    """Every process started for the cluster in ``temp_dir``, and all their descendants."""
+    """Every process whose command line names ``temp_dir``, and all their descendants."""
     roots = set()
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if str(temp_dir) in cmdline.read_bytes().decode(errors="replace"):
+            if f"{temp_dir}/" in cmdline.read_bytes().decode(errors="replace"):
                 roots.add(int(cmdline.parent.name))
         except OSError:
             continue
@@ -106,31 +106,34 @@ def ray_env(home: Path) -> dict[str, str]:
 def ray_cluster(tmp_path_factory):
     """Yield the dashboard URL of a head (1 CPU) + worker (1 CPU) cluster; stop it after."""
     root = tmp_path_factory.mktemp("rc")
-    temp_dir = root / "r"  # short: Ray's unix socket paths must stay under 107 bytes
+    # Short names: Ray's unix socket paths must stay under 107 bytes. One temp dir per node,
+    # as on a real cluster: nodes sharing one would unpack each job's working_dir into the
+    # same folder, pulling it from under the running driver.
+    head_dir, worker_dir = root / "h", root / "w"
     env = ray_env(root)
     patch = pytest.MonkeyPatch()
     patch.setenv("RAY_AUTH_MODE", "disabled")  # the client side must agree with the cluster
     patch.delenv("RAY_ADDRESS", raising=False)
     gcs_port, dash_port = _free_port(), _free_port()
-    common = ["--temp-dir", str(temp_dir), "--disable-usage-stats", "--num-cpus", "1"]
+    common = ["--disable-usage-stats", "--num-cpus", "1"]
     ray = str(Path(sys.executable).parent / "ray")
     try:
         subprocess.run(
             [ray, "start", "--head", "--port", str(gcs_port), "--node-ip-address", "127.0.0.1",
              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port),
-             "--include-dashboard", "true", *common],
+             "--include-dashboard", "true", "--temp-dir", str(head_dir), *common],
             env=env, cwd=root, check=True, capture_output=True, text=True, timeout=120,
         )
         subprocess.run(
             [ray, "start", "--address", f"127.0.0.1:{gcs_port}", "--node-ip-address",
-             "127.0.0.1", *common],
+             "127.0.0.1", "--temp-dir", str(worker_dir), *common],
             env=env, cwd=root, check=True, capture_output=True, text=True, timeout=120,
         )
         yield f"http://127.0.0.1:{dash_port}"
     except subprocess.CalledProcessError as err:
         pytest.fail(f"ray start failed:\n{err.stdout}\n{err.stderr}")
     finally:
-        stop_cluster(temp_dir)
+        stop_cluster(root)
         patch.undo()
-    leftover = cluster_pids(temp_dir)
+    leftover = cluster_pids(root)
     assert not leftover, f"cluster processes still alive after SIGKILL: {sorted(leftover)}"

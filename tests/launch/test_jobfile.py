@@ -47,7 +47,7 @@ def test_job_file_builds_the_command_and_runtime_env(tmp_path):
     env = runtime_env(job)
     assert env["working_dir"] == str(ROOT)
     assert ".venv" in env["excludes"] and ".git" in env["excludes"]
-    assert env["env_vars"] == {"WANDB_MODE": "disabled"}
+    assert env["env_vars"] == {"WANDB_MODE": "disabled", "RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"}
 
 
 def test_override_values_are_written_as_a_user_types_them(tmp_path):
