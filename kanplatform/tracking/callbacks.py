@@ -101,7 +101,9 @@ class SplineSnapshotCallback(pl.Callback):
         step = self._steps(raw)  # monotone across trainers: names the periodic snapshots
         self._watch(pl_module, trainer, None)
         if self.every_n_steps > 0 and raw > 0 and raw % self.every_n_steps == 0:
-            self._snap(current_model(pl_module), f"step{step:06d}", trainer, None)
+            # on the last step the stage-end snapshot (on_train_end) goes to W&B instead
+            last = 0 < (trainer.max_steps or 0) <= raw
+            self._snap(current_model(pl_module), f"step{step:06d}", trainer, None, log=not last)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._watch(pl_module, trainer, None)

@@ -36,6 +36,7 @@ class SafeWandbLogger(WandbLogger):
 
     def __init__(self, run: Any, save_dir: str | Path, log_model: bool = False) -> None:
         super().__init__(save_dir=str(save_dir), experiment=run, log_model=log_model)
+        self.run_dir = Path(save_dir)
         self._broken = False
         self._steps = MonotoneStep()
         self._trainer: Any = None

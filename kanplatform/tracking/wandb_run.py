@@ -18,9 +18,11 @@ W&B itself is imported lazily, inside the functions that need it.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import platform
 import subprocess
+import sys
 import warnings
 from collections.abc import Mapping
 from importlib import metadata
@@ -282,7 +284,9 @@ def _init(cfg: Any, run_dir: Path, mode: str) -> Any:
 def finish(loggers: Any = None, exit_code: int = 0) -> None:
     """Finish the W&B run(s) so the offline files are complete; failures become a warning.
 
-    ``kanplatform.train.fit`` calls this once after its last trainer (fit, extensions, test).
+    ``kanplatform.train.fit`` calls this once after its last trainer and after writing
+    ``metrics.json``; the run's final metrics (``test/rmse``, ``val/rmse``, ``model/params``,
+    ``status``...) from that file go into the W&B run summary, under the same names.
 
     Args:
         loggers: loggers from :func:`kanplatform.tracking.make_loggers`; ``None`` finishes the
@@ -293,15 +297,33 @@ def finish(loggers: Any = None, exit_code: int = 0) -> None:
     for logger in loggers or ():
         run = getattr(logger, "_experiment", None)
         if run is not None:
-            runs.append(run)
-    if loggers is None and "wandb" in __import__("sys").modules:
+            runs.append((run, getattr(logger, "run_dir", None)))
+    if loggers is None and "wandb" in sys.modules:
         import wandb
 
         if wandb.run is not None:
-            runs.append(wandb.run)
-    for run in runs:
+            runs.append((wandb.run, None))
+    for run, run_dir in runs:
         try:
+            if run_dir is not None:
+                run.summary.update(final_summary(run_dir))
             run.finish(exit_code=exit_code)
         except Exception as err:  # noqa: BLE001
-            warn_once(f"W&B run did not finish cleanly ({type(err).__name__}: {err})",
-                      key="finish")
+            warn_once(f"W&B run did not finish cleanly ({_why(err)})", key=f"finish:{id(run)}")
+
+
+def final_summary(run_dir: str | Path) -> dict[str, Any]:
+    """The scalar results of ``run_dir/metrics.json`` (final metrics first), {} if absent."""
+    try:
+        raw = json.loads((Path(run_dir) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    out = {k: v for k, v in (raw.get("final") or {}).items() if _scalar(v)}
+    for key in ("model/params", "model/flops", "wall_time_s", "status", "reason"):
+        if _scalar(raw.get(key)):
+            out.setdefault(key, raw[key])
+    return out
+
+
+def _scalar(v: Any) -> bool:
+    return isinstance(v, (int, float, str, bool)) and v is not None

@@ -87,3 +87,31 @@ class FakeKAN(torch.nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+
+@pytest.fixture(scope="session")
+def fitted_run(tmp_path_factory):
+    """A small KAN trained by ``kanplatform.train.fit`` with W&B offline (shared, ~30 s).
+
+    Two grid stages (G=3 then 5, 10 steps each), logging every 2 steps, validation every 5,
+    spline snapshots every 5 steps. Returns ``(run_dir, resolved_config)``.
+    """
+    from kanplatform.config import load_config
+    from kanplatform.train import fit
+
+    root = tmp_path_factory.mktemp("fitted")
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+            d = root / "wandb-home" / var.lower()
+            d.mkdir(parents=True)
+            mp.setenv(var, str(d))
+        for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_PROJECT", "WANDB_RUN_ID"):
+            mp.delenv(var, raising=False)
+        mp.setenv("NETRC", str(root / "no-netrc"))
+        cfg = load_config(Path(__file__).parents[2] / "configs/experiment/quick.yaml", {
+            "tracking.mode": "offline", "tracking.snapshot_every": 5,
+            "tracking.tags": ["e2e"], "trainer.log_every_n_steps": 2,
+            "trainer.num_threads": 1, "output_dir": str(root / "runs")})
+        result = fit(cfg, run_dir=root / "run", verbose=False)
+    assert result.status == "completed", result.metrics
+    return root / "run", cfg

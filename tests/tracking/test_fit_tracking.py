@@ -1,0 +1,84 @@
+"""End to end: ``kanplatform.train.fit`` with tracking on, read back with wandb's own tooling."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from kanplatform.config import load_config, to_dict
+
+from .conftest import history, leet_records, leet_summary, offline_run_dir
+
+pytestmark = pytest.mark.slow
+
+
+def _csv_steps(run_dir, key):
+    with (run_dir / "history.csv").open() as f:
+        return {int(r["step"]): float(r[key]) for r in csv.DictReader(f) if r.get(key)}
+
+
+def test_fit_history_is_in_the_offline_wandb_run_at_the_expected_steps(fitted_run):
+    run_dir, _ = fitted_run
+    rows = history(leet_records(run_dir))
+    wb_loss = {r["trainer/global_step"]: r["train/loss"] for r in rows if "train/loss" in r}
+    wb_val = {r["trainer/global_step"]: r["val/rmse"] for r in rows if "val/rmse" in r}
+    # quick.yaml: 2 stages × 10 steps; train/loss every 2 steps (log_every_n_steps), val every 5
+    assert sorted(wb_loss) == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    assert sorted(wb_val) == [5, 10, 15, 20]
+    # the same steps and values as the run directory's history.csv (which also has step 1:
+    # Lightning throttles logger output to every log_every_n_steps steps)
+    csv_loss, csv_val = _csv_steps(run_dir, "train/loss"), _csv_steps(run_dir, "val/rmse")
+    assert set(wb_loss) <= set(csv_loss) and sorted(csv_val) == sorted(wb_val)
+    for step, value in wb_loss.items():
+        assert math.isclose(value, csv_loss[step], rel_tol=1e-5)
+    for step, value in wb_val.items():
+        assert math.isclose(value, csv_val[step], rel_tol=1e-5)
+    # one monotone step axis across the grid extension (G=3 -> 5 at step 10)
+    axis = [r["trainer/global_step"] for r in rows if "trainer/global_step" in r]
+    assert axis == sorted(axis)
+    sizes = {r["trainer/global_step"]: r["grid/size"] for r in rows if "grid/size" in r}
+    assert sizes[8] == 3 and sizes[12] == 5
+
+
+def test_fit_wandb_config_is_the_resolved_config(fitted_run):
+    run_dir, _ = fitted_run
+    resolved = to_dict(load_config(run_dir / "config.yaml"))
+    summary = leet_summary(run_dir)
+    config = {k: v for k, v in summary["config"].items() if k != "_wandb"}
+    assert set(config) == set(resolved) | {"git_sha", "versions"}
+    for key, value in resolved.items():
+        assert config[key] == value, key
+    assert config["versions"]["torch"] and config["versions"]["wandb"]
+    assert config["tracking"]["tags"] == ["e2e"]
+
+
+def test_fit_wandb_run_finished_with_the_final_metrics(fitted_run):
+    import json
+
+    run_dir, _ = fitted_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    summary = leet_summary(run_dir)
+    assert summary["state"] == "finished" and summary["exit_code"] == 0
+    assert summary["summary"]["test/rmse"] == pytest.approx(metrics["final"]["test/rmse"])
+    assert summary["summary"]["model/params"] == metrics["model/params"]
+    assert summary["summary"]["status"] == "completed"
+
+
+def test_fit_spline_snapshots_are_in_the_wandb_media_and_the_run_dir(fitted_run):
+    run_dir, _ = fitted_run
+    rows = history(leet_records(run_dir))
+    files = offline_run_dir(run_dir) / "files"
+    snaps = [r for r in rows if r.get("splines/layer0._type") == "image-file"]
+    captions = [r["splines/layer0.caption"] for r in snaps]
+    assert "stage0_G3 layer 0" in captions and "stage1_G5 layer 0" in captions
+    assert "step000005 layer 0" in captions
+    for r in snaps:
+        for layer in (0, 1):
+            assert (files / r[f"splines/layer{layer}.path"]).is_file()
+        assert (files / r["splines/curves.path"]).is_file()
+    figures = run_dir / "figures"
+    for tag in ("stage0_G3", "stage1_G5", "final", "step000005", "step000020"):
+        assert (figures / f"splines_{tag}.npz").is_file(), tag
+        assert (figures / f"splines_{tag}_layer1.png").is_file(), tag
