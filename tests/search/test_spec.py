@@ -1,0 +1,145 @@
+"""Search files and the checks that run before Ray starts (no Ray instance needed)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from kanplatform.cli import main as cli_main
+from kanplatform.config import load_config
+from kanplatform.search import SearchSpecError, load_search, parse_search, run_search
+from kanplatform.search.spec import check_against_config, check_resources, to_tune_space
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = ROOT / "configs" / "experiment" / "quick.yaml"
+SEARCHES = sorted((ROOT / "configs" / "search").glob("*.yaml"))
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return load_config(QUICK, [f"output_dir={tmp_path / 'runs'}"])
+
+
+def _spec(**kw):
+    data = {"space": {"optim.lr": {"loguniform": [0.01, 1.0]}}, **kw}
+    return parse_search(data)
+
+
+def test_nested_and_dotted_keys_flatten():
+    spec = parse_search({"space": {"model": {"grid_size": {"choice": [3, 5]}},
+                                   "optim.lr": {"uniform": [0.1, 1.0]},
+                                   "grid": {"schedule": [3, 5, 10]}}})
+    assert spec.space == {"model.grid_size": {"choice": [3, 5]},
+                          "optim.lr": {"uniform": [0.1, 1.0]},
+                          "grid.schedule": [3, 5, 10]}
+
+
+def test_every_domain_becomes_a_tune_domain():
+    from ray import tune
+
+    spec = parse_search({"space": {
+        "a": {"grid_search": [1, 2]}, "b": {"choice": [1, 2]}, "c": {"uniform": [0, 1]},
+        "d": {"loguniform": [1e-3, 1]}, "e": {"randint": [1, 4]}, "f": 7}})
+    space = to_tune_space(spec)
+    assert space["a"] == {"grid_search": [1, 2]}
+    assert isinstance(space["b"], tune.search.sample.Categorical)
+    assert isinstance(space["c"], tune.search.sample.Float)
+    assert isinstance(space["d"].sampler, tune.search.sample.LogUniform)
+    assert isinstance(space["e"], tune.search.sample.Integer)
+    assert space["f"] == 7
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"space": {}}, "non-empty `space:`"),
+    ({"space": {"a": 1}, "metrik": "val/rmse"}, "unknown search key"),
+    ({"space": {"a": {"uniform": [1, 0]}}}, "low < high"),
+    ({"space": {"a": {"loguniform": [0, 1]}}}, "low > 0"),
+    ({"space": {"a": {"choice": []}}}, "non-empty list"),
+    ({"space": {"a": 1}, "scheduler": {"kind": "pbt"}}, "scheduler.kind"),
+    ({"space": {"a": 1}, "scheduler": {"grace": 1}}, "unknown key"),
+    ({"space": {"a": 1}, "resources": {"gpus": 1}}, "unknown key"),
+    ({"space": {"a": {"uniform": [0, 1]}}, "search_alg": "grid"}, "grid_search or choice"),
+    ({"space": {"a": 1}, "mode": "minimum"}, "mode"),
+])
+def test_malformed_search_files_fail_with_the_key_named(data, match):
+    with pytest.raises(SearchSpecError, match=match):
+        parse_search(data)
+
+
+@pytest.mark.parametrize("path", SEARCHES, ids=[p.name for p in SEARCHES])
+def test_shipped_searches_fit_the_shipped_configs(path, cfg):
+    check_against_config(load_search(path), cfg)
+
+
+def test_unknown_key_in_space_fails_before_ray(cfg, tmp_path):
+    import ray
+
+    spec = parse_search({"space": {"model.grid_sise": {"choice": [3, 5]}}})
+    with pytest.raises(SearchSpecError, match="model.grid_sise"):
+        run_search(cfg, spec, storage_path=tmp_path)
+    assert not ray.is_initialized()
+
+
+def test_wrong_type_in_space_fails_before_ray(cfg, tmp_path):
+    spec = parse_search({"space": {"model.grid_size": {"choice": [3, "fine"]}}})
+    with pytest.raises(SearchSpecError, match="model.grid_size = 'fine'"):
+        run_search(cfg, spec, storage_path=tmp_path)
+
+
+def test_metric_not_logged_fails_before_ray(cfg, tmp_path):
+    import ray
+
+    with pytest.raises(SearchSpecError, match="not logged by the training module"):
+        run_search(cfg, _spec(metric="val/accuracy"), storage_path=tmp_path)
+    assert not ray.is_initialized()
+
+
+def test_resources_larger_than_the_machine_fail_before_ray(cfg, tmp_path):
+    import ray
+
+    spec = _spec(resources={"cpu": 64})
+    with pytest.raises(SearchSpecError, match="needs 64 CPU .* the cluster has 2"):
+        run_search(cfg, spec, storage_path=tmp_path, num_cpus=2)
+    with pytest.raises(SearchSpecError, match="GPU"):
+        run_search(cfg, _spec(resources={"gpu": 0.5}), storage_path=tmp_path, num_gpus=0)
+    assert not ray.is_initialized()
+
+
+def test_resources_checked_per_node_and_per_trial():
+    spec = _spec(resources={"cpu": 2, "workers": 2})
+    check_resources(spec, {"CPU": 4}, [{"CPU": 2}, {"CPU": 2}])
+    with pytest.raises(SearchSpecError, match="largest node"):
+        check_resources(_spec(resources={"cpu": 3}), {"CPU": 4}, [{"CPU": 2}, {"CPU": 2}])
+    with pytest.raises(SearchSpecError, match="needs 4 CPU"):
+        check_resources(spec, {"CPU": 3}, [{"CPU": 3}])
+
+
+def test_unreachable_address_fails_fast(cfg, tmp_path):
+    import ray
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(SearchSpecError, match=f"cannot reach a Ray cluster at 127.0.0.1:{port}"):
+        run_search(cfg, _spec(), address=f"127.0.0.1:{port}", storage_path=tmp_path)
+    assert time.perf_counter() - start < 10
+    assert not ray.is_initialized()
+    with pytest.raises(SearchSpecError, match="HOST:PORT"):
+        run_search(cfg, _spec(), address="nohostport", storage_path=tmp_path)
+
+
+def test_cli_reports_a_bad_search_and_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("metric: val/rmse\nspace:\n  model.no_such_key: {choice: [1, 2]}\n")
+    code = cli_main(["tune", str(QUICK), str(bad), f"output_dir={tmp_path}"])
+    assert code == 2
+    assert "model.no_such_key" in capsys.readouterr().err
+
+
+def test_resume_without_a_search_to_resume_is_an_error(cfg, tmp_path):
+    with pytest.raises(SearchSpecError, match="--resume"):
+        run_search(cfg, _spec(), storage_path=tmp_path, resume=True)
