@@ -1,0 +1,127 @@
+"""``kanplatform report``: a self-contained HTML page, checked as text and in a real browser."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+
+import pytest
+import yaml
+
+from kanplatform import tracking
+from kanplatform.cli import main as cli_main
+from kanplatform.tracking.report import write_report
+
+from .cdp import Browser, find_chromium
+
+
+def _experiment(fitted_run, tmp_path):
+    """An experiment dir: three copies of the fitted run with different sizes and results."""
+    run_dir, _ = fitted_run
+    root = tmp_path / "study"
+    for grid, rmse, params in [(3, 3e-2, 26), (5, 1e-2, 32), (10, 2e-3, 47)]:
+        dst = root / "kan" / f"g{grid}"
+        shutil.copytree(run_dir, dst, ignore=shutil.ignore_patterns("wandb", "checkpoints"))
+        cfg = yaml.safe_load((dst / "config.yaml").read_text())
+        cfg["model"]["grid_size"] = grid
+        (dst / "config.yaml").write_text(yaml.safe_dump(cfg))
+        metrics = json.loads((dst / "metrics.json").read_text())
+        metrics["final"]["test/rmse"], metrics["model/params"] = rmse, params
+        (dst / "metrics.json").write_text(json.dumps(metrics))
+    (root / "scaling.json").write_text(json.dumps({"kan": {"alpha": 4.0, "a": 1e3}}))
+    tracking.plot_scaling([{"kind": "kan", "model/params": n, "test/rmse": r}
+                           for n, r in ((26, 3e-2), (32, 1e-2), (47, 2e-3))],
+                          {"kan": {"alpha": 4.0, "a": 1e3}}, path=root / "figures" / "scaling.png")
+    return root
+
+
+def _self_contained(text):
+    """No URL the browser would fetch: every src/href is a data: URI or a fragment."""
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", text)
+    return [r for r in refs if not r.startswith(("data:", "#"))]
+
+
+def test_report_on_a_run_dir(fitted_run, tmp_path):
+    run_dir, _ = fitted_run
+    out = write_report(run_dir, tmp_path / "run.html")
+    text = out.read_text()
+    assert _self_contained(text) == []
+    assert "http://" not in text and "https://" not in text
+    table = text[text.index("<table id=runs"):text.index("</table>")]
+    assert table.count("<tr>") == 2  # header + the run
+    for key in ("test/rmse", "val/rmse", "model/params", "model.kind"):
+        assert key in table
+    pngs = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
+    assert len(pngs) >= 3  # loss curves + 2 spline layers
+    assert all(base64.b64decode(p)[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert "splines: final_layer0" in text and "Grid stages" in text
+
+
+def test_report_on_an_experiment_dir(fitted_run, tmp_path):
+    root = _experiment(fitted_run, tmp_path)
+    text = write_report(root).read_text()  # default: root/report.html
+    assert (root / "report.html").is_file()
+    table = text[text.index("<table id=runs"):text.index("</table>")]
+    assert table.count("<tr>") == 4
+    names = re.findall(r"<tr><td data-v='([^']+)'>", table)
+    assert names == ["kan/g10", "kan/g5", "kan/g3"]  # best test/rmse first
+    assert "model.grid_size" in table  # the config key that varies is a column
+    assert "figures/scaling.png" in text and "scaling.json" in text
+    assert "Loss curves" in text
+    assert _self_contained(text) == []
+
+
+def test_report_cli(fitted_run, tmp_path, capsys):
+    run_dir, _ = fitted_run
+    out = tmp_path / "cli.html"
+    assert cli_main(["report", str(run_dir), "-o", str(out), "--title", "my run"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert "<title>my run</title>" in out.read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli_main(["report", str(empty)]) == 1
+    assert "holds no run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_report_in_headless_chromium(fitted_run, tmp_path):
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (make browser installs it)")
+    root = _experiment(fitted_run, tmp_path)
+    pages = {"run": write_report(fitted_run[0], tmp_path / "run.html"),
+             "experiment": write_report(root)}
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    browser = Browser(binary, profile)
+    try:
+        for name, page in pages.items():
+            browser.navigate(page.resolve().as_uri())
+            rows = browser.evaluate("document.querySelectorAll('#runs tbody tr').length")
+            assert rows == (1 if name == "run" else 3)
+            assert "Runs" in browser.evaluate("document.body.innerText")
+            images = browser.evaluate(
+                "Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+            assert len(images) >= 3 and all(ok and w > 0 for ok, w in images), images
+            shot = browser.screenshot(tmp_path / f"{name}.png")
+            assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000
+            assert browser.errors() == [], browser.errors()
+        # the table sorts: click "test/rmse" twice -> descending
+        order = """(() => {
+            const th = Array.from(document.querySelectorAll('#runs th'))
+                .find(h => h.textContent === 'test/rmse');
+            th.click(); th.click();
+            return Array.from(document.querySelectorAll('#runs tbody tr'))
+                .map(r => r.cells[0].textContent);
+        })()"""
+        assert browser.evaluate(order) == ["kan/g3", "kan/g5", "kan/g10"]
+        assert browser.errors() == []
+    finally:
+        browser.close()
+
+    from matplotlib.image import imread
+
+    img = imread(tmp_path / "experiment.png")
+    assert img.shape[0] > 500 and img[..., :3].std() > 0.05  # not a blank page
