@@ -36,13 +36,22 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
+MARKER = "KANPLATFORM_TEST_CLUSTER"  # in the environment of every process the cluster starts
+
+
 def cluster_pids(temp_dir: Path) -> set[int]:
-    """Every process whose command line names ``temp_dir``, and all their descendants."""
+    """Processes naming ``temp_dir`` (command line or marker variable), and descendants.
+
+    The marker finds the detached ones (Ray's client server re-parents to init and names no
+    temp dir); the process tree finds the workers and job drivers under the raylets.
+    """
+    marker = f"{MARKER}={temp_dir}".encode()
     roots = set()
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if f"{temp_dir}/" in cmdline.read_bytes().decode(errors="replace"):
-                roots.add(int(cmdline.parent.name))
+            if (f"{temp_dir}/".encode() in (proc / "cmdline").read_bytes()
+                    or marker in (proc / "environ").read_bytes().split(b"\0")):
+                roots.add(int(proc.name))
         except OSError:
             continue
     tree, found, todo = _children(), set(), list(roots)
@@ -99,6 +108,7 @@ def ray_env(home: Path) -> dict[str, str]:
         WANDB_CONFIG_DIR=str(home / "wandb-config"),
     )
     env.pop("RAY_ADDRESS", None)
+    env[MARKER] = str(home)
     return env
 
 
@@ -114,14 +124,15 @@ def ray_cluster(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("RAY_AUTH_MODE", "disabled")  # the client side must agree with the cluster
     patch.delenv("RAY_ADDRESS", raising=False)
-    gcs_port, dash_port = _free_port(), _free_port()
+    gcs_port, dash_port, client_port = _free_port(), _free_port(), _free_port()
     common = ["--disable-usage-stats", "--num-cpus", "1"]
     ray = str(Path(sys.executable).parent / "ray")
     try:
         subprocess.run(
             [ray, "start", "--head", "--port", str(gcs_port), "--node-ip-address", "127.0.0.1",
              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port),
-             "--include-dashboard", "true", "--temp-dir", str(head_dir), *common],
+             "--include-dashboard", "true", "--ray-client-server-port", str(client_port),
+             "--temp-dir", str(head_dir), *common],
             env=env, cwd=root, check=True, capture_output=True, text=True, timeout=120,
         )
         subprocess.run(
