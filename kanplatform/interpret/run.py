@@ -1,0 +1,227 @@
+"""``interpret_run(run_dir)``: prune → refit → auto_symbolic → affine retraining → files + W&B.
+
+Writes into ``RUN_DIR/interpret/``::
+
+    formula.txt        one line per output: ``y1 = <sympy formula>``
+    formula.tex        the same in LaTeX
+    interpret.json     widths, RMSEs (model, pruned, symbolic), every edge's fit, warnings
+    pruned_model.pt    the pruned KAN (``kanplatform.load(RUN_DIR/interpret/pruned_model.pt)``)
+
+and spline snapshots ``figures/splines_interpret_before_layer<l>.png`` (the trained KAN),
+``..._interpret_pruned_...`` and ``..._interpret_symbolic_...`` (the symbolic model's edges).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["InterpretResult", "interpret_run"]
+
+OUT_DIR = "interpret"
+
+
+@dataclass
+class InterpretResult:
+    """What :func:`interpret_run` found and wrote.
+
+    Attributes:
+        run_dir: the run directory.
+        width_before, width_after: KAN widths before and after pruning.
+        formula: one formula string per output (rounded constants).
+        latex: the same in LaTeX.
+        metrics: ``model/test_rmse``, ``pruned/test_rmse``, ``symbolic/test_rmse``,
+            ``symbolic/train_rmse``, ``symbolic/edges``, ``symbolic/spline_edges``.
+        edges: per edge ``{layer, out, in, function, a, b, c, d, r2, accepted, reason}``.
+        warnings: edges kept as splines, inputs outside fitted ranges or domains.
+        files: files written.
+        model: the symbolic model (a :class:`~kanplatform.nn.symbolic_kan.SymbolicKAN`).
+    """
+
+    run_dir: Path
+    width_before: list[int]
+    width_after: list[int]
+    formula: list[str]
+    latex: list[str]
+    metrics: dict[str, float]
+    edges: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    model: Any = field(default=None, repr=False)
+
+
+def _rmse(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(torch.sqrt(torch.mean((model(x) - y) ** 2)))
+
+
+def _lbfgs(params: Sequence[torch.nn.Parameter], loss_fn: Callable[[], torch.Tensor],
+           steps: int) -> None:
+    """Full-batch LBFGS (the paper's recipe); non-finite steps are undone."""
+    params = [p for p in params if p.requires_grad]
+    if not params or steps <= 0:
+        return
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=20, history_size=10,
+                            line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-14, tolerance_change=1e-16)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        saved = [p.detach().clone() for p in params]
+        loss = opt.step(closure)
+        if not math.isfinite(float(loss)) or not all(torch.isfinite(p).all() for p in params):
+            with torch.no_grad():
+                for p, s in zip(params, saved):
+                    p.copy_(s)
+            return
+
+
+def _wandb_run(cfg: Any, run_dir: Path, mode: str | None) -> Any:
+    """Re-open the run's W&B run (same id) when tracking is on; None otherwise."""
+    from kanplatform.tracking import resolve_mode
+
+    mode = mode or resolve_mode(cfg)
+    if mode == "disabled":
+        return None
+    try:
+        import wandb
+
+        ids = sorted(p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("*run-*")
+                     if p.is_dir())
+        return wandb.init(dir=str(run_dir), mode=mode, id=ids[-1] if ids else None,
+                          resume="allow", project=cfg.tracking.project,
+                          entity=cfg.tracking.entity, group=cfg.tracking.group,
+                          name=cfg.tracking.name or run_dir.name, job_type="interpret",
+                          settings=wandb.Settings(silent=True, x_disable_stats=True,
+                                                  init_timeout=cfg.tracking.init_timeout))
+    except Exception as err:  # noqa: BLE001 - W&B must never stop the interpretation
+        warnings.warn(f"W&B not logged ({type(err).__name__}: {err}); files are still written",
+                      stacklevel=2)
+        return None
+
+
+def interpret_run(
+    run_dir: str | Path,
+    *,
+    prune: bool = True,
+    node_threshold: float = 1e-2,
+    edge_threshold: float = 3e-2,
+    method: str = "attribution",
+    retrain_steps: int = 20,
+    lib: Sequence[str] | None = None,
+    r2_threshold: float = 0.99,
+    affine_steps: int = 20,
+    digits: int = 4,
+    tracking: str | None = None,
+) -> InterpretResult:
+    """Prune a run's trained KAN, fit a formula, and write it into the run directory.
+
+    Args:
+        run_dir: a run directory written by ``kanplatform train`` (a KAN run).
+        prune: prune before fitting (nodes then edges).
+        node_threshold, edge_threshold, method: see :func:`kanplatform.nn.prune.prune`.
+        retrain_steps: LBFGS steps on the pruned KAN (0 keeps it as pruned).
+        lib: symbolic library names (None: the whole library).
+        r2_threshold: edges whose best fit has a lower R² stay splines (reported).
+        affine_steps: LBFGS steps on the symbolic constants.
+        digits: decimals of the constants in the formula.
+        tracking: W&B mode override (``offline``/``online``/``disabled``); default: the run's.
+
+    Returns:
+        :class:`InterpretResult`.
+
+    Raises:
+        FileNotFoundError: no model or config in ``run_dir``.
+        ValueError: the run's model is not a KAN.
+    """
+    import sympy
+
+    import kanplatform
+    from kanplatform import tracking as trk
+    from kanplatform.config import load_config
+    from kanplatform.data.datasets import dataset_from_config
+    from kanplatform.nn.kan import KAN
+    from kanplatform.nn.prune import prune as prune_kan
+    from kanplatform.nn.symbolic_kan import auto_symbolic, train_affine
+    from kanplatform.train.checkpoint import save_model
+
+    run_dir = Path(run_dir).resolve()
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} has no config.yaml: is it a `kanplatform train` "
+                                "run directory?")
+    cfg = load_config(run_dir / "config.yaml")
+    model = kanplatform.load(run_dir)
+    if not isinstance(model, KAN):
+        raise ValueError(f"interpret needs a KAN run; {run_dir.name} trained a "
+                         f"{type(model).__name__} (model.kind={cfg.model.kind})")
+    dtype = model.layers[0].coef.dtype
+    data = dataset_from_config(cfg.data, dtype=dtype)
+    (x, y), (xt, yt) = data.train, data.test
+    out = run_dir / OUT_DIR
+    out.mkdir(exist_ok=True)
+    wb = _wandb_run(cfg, run_dir, tracking)
+    files = list(trk.snapshot(model, run_dir, "interpret_before", logger=wb))
+
+    metrics = {"model/test_rmse": _rmse(model, xt, yt)}
+    small = prune_kan(model, x, node_threshold, edge_threshold, method) if prune else model
+    if prune and retrain_steps:
+        _lbfgs(list(small.parameters()), lambda: torch.mean((small(x) - y) ** 2), retrain_steps)
+    metrics["pruned/test_rmse"] = _rmse(small, xt, yt)
+    save_model(small, out / "pruned_model.pt")
+    files.append(out / "pruned_model.pt")
+    files += trk.snapshot(small, run_dir, "interpret_pruned", logger=wb)
+
+    sym = auto_symbolic(small, x, lib, r2_threshold=r2_threshold)
+    metrics["symbolic/train_rmse"] = train_affine(sym, x, y, steps=affine_steps)
+    metrics["symbolic/test_rmse"] = _rmse(sym, xt.to(dtype), yt.to(dtype))
+    files += trk.snapshot(sym, run_dir, "interpret_symbolic", logger=wb)
+
+    exprs = sym.formula(list(data.input_names), digits=digits)
+    names = list(data.target_names)
+    text = [f"{n} = {sympy.sstr(e)}" for n, e in zip(names, exprs)]
+    latex = [f"{n} = {sympy.latex(e)}" for n, e in zip(names, exprs)]
+    edges = [{"layer": r.layer, "out": r.out, "in": r.inp, "accepted": r.accepted,
+              "reason": r.reason, **({"function": r.fit.name, "a": r.fit.a, "b": r.fit.b,
+                                      "c": r.fit.c, "d": r.fit.d, "r2": r.fit.r2}
+                                     if r.fit else {"function": "0"})}
+             for r in sym.fits]
+    notes = [r.reason for r in sym.fits if not r.accepted]
+    notes += sym.check_inputs(xt.to(dtype))
+    metrics["symbolic/edges"] = sum(1 for r in sym.fits if r.accepted and r.fit)
+    metrics["symbolic/spline_edges"] = sum(1 for r in sym.fits if not r.accepted)
+    width_after = list(small.width)
+
+    (out / "formula.txt").write_text("\n".join(text) + "\n")
+    (out / "formula.tex").write_text("\n".join(f"$${t}$$" for t in latex) + "\n")
+    summary = {"width_before": list(model.width), "width_after": width_after,
+               "formula": text, "latex": latex, "metrics": metrics, "edges": edges,
+               "warnings": notes, "settings": {
+                   "prune": prune, "node_threshold": node_threshold,
+                   "edge_threshold": edge_threshold, "method": method,
+                   "retrain_steps": retrain_steps, "lib": list(lib) if lib else None,
+                   "r2_threshold": r2_threshold, "affine_steps": affine_steps}}
+    (out / "interpret.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    files += [out / "formula.txt", out / "formula.tex", out / "interpret.json"]
+    if wb is not None:
+        try:
+            wb.log({f"interpret/{k}": v for k, v in metrics.items()})
+            wb.summary.update({"interpret/formula": "\n".join(text),
+                               "interpret/latex": "\n".join(latex),
+                               "interpret/width_after": str(width_after)})
+            wb.finish()
+        except Exception as err:  # noqa: BLE001
+            warnings.warn(f"W&B logging failed ({type(err).__name__}: {err})", stacklevel=2)
+    return InterpretResult(run_dir, list(model.width), width_after, text, latex, metrics,
+                           edges, notes, files, sym)
