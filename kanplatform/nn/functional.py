@@ -93,80 +93,159 @@ def kan_linear_dense(
     return y
 
 
-def _flat_index(j: torch.Tensor, n_basis: int, k: int) -> torch.Tensor:
-    """Rows of the flattened table touched by each point: ``(batch, in * (k + 1))``."""
-    n_in = j.shape[1]
-    start = j + torch.arange(n_in, device=j.device) * n_basis  # (B, I)
-    idx = start.unsqueeze(-1) + torch.arange(k + 1, device=j.device)  # (B, I, k+1)
-    return idx.reshape(j.shape[0], -1)
+def interval_polynomials(grid: torch.Tensor, spline_order: int) -> torch.Tensor:
+    """Monomial coefficients of the ``k + 1`` non-zero bases on every inner interval.
 
+    On interval ``j`` of input ``i`` (width ``h``), with the centred local coordinate
+    ``sigma = 2 (x - t_j) / h - 1`` in ``[-1, 1]``, ``B_{j+r}(x) = sum_p P[i, j, r, p] sigma^p``.
+    Found by evaluating the bases at ``k + 1`` interior points and inverting the Vandermonde
+    matrix, in float64.
 
-def _grad_table(
-    j: torch.Tensor, vals: torch.Tensor, grad_out: torch.Tensor, n_basis: int
-) -> torch.Tensor:
-    """``A^T @ grad_out`` for the sparse basis matrix ``A``: ``(in * n_basis, out)``.
-
-    Sorting the ``(input, interval)`` keys once groups, for every table row, the samples that
-    touch it; the ``k + 1`` shifted groupings are then plain gather-sums of ``grad_out`` rows.
+    Returns:
+        ``P: (in, G, k + 1, k + 1)`` in ``grid``'s dtype.
     """
-    n_b, n_in, kp1 = vals.shape
-    n_rows = n_in * n_basis
-    key = (j + torch.arange(n_in, device=j.device) * n_basis).t().reshape(-1)  # (I*B,) by input
-    key_sorted, perm = torch.sort(key.to(torch.int32), stable=True)
-    samples = perm.remainder(n_b)  # which row of grad_out each sorted entry reads
-    v = vals.transpose(0, 1).reshape(n_in * n_b, kp1)[perm]  # (I*B, k+1)
-    counts = torch.bincount(key_sorted, minlength=n_rows)
-    start = torch.zeros(n_rows + 1, dtype=torch.long, device=j.device)
-    torch.cumsum(counts, 0, out=start[1:])
-    out = None
+    k = spline_order
+    g = grid_size_of(grid, k)
+    n_in = grid.shape[0]
+    g64 = grid.detach().to(torch.float64)
+    inner = g64[:, k : g + k + 1]  # (I, G + 1)
+    sig = torch.cos(torch.pi * (torch.arange(k + 1, dtype=torch.float64) + 0.5) / (k + 1))
+    sig = sig.to(grid.device)  # Chebyshev points in (-1, 1): interior, well conditioned
+    frac = (sig + 1) / 2
+    pts = inner[:, :-1, None] + frac * (inner[:, 1:, None] - inner[:, :-1, None])  # (I, G, k+1)
+    _, vals, _ = bspline_local(pts.reshape(n_in, -1).t(), g64, k)  # (G*(k+1), I, k+1[r])
+    vals = vals.view(g, k + 1, n_in, k + 1)  # (G, q, I, r)
+    vander = sig.unsqueeze(1) ** torch.arange(k + 1, device=grid.device)  # (q, p)
+    coef = torch.linalg.solve(vander, vals.permute(2, 0, 1, 3))  # (I, G, p, r)
+    return coef.transpose(-1, -2).to(grid.dtype)  # (I, G, r, p)
+
+
+def _poly_tables(coef: torch.Tensor, scale_sp: torch.Tensor, polys: torch.Tensor) -> torch.Tensor:
+    """Per-interval monomial weights ``C[p, i * G + j, o]``: ``(k + 1, in * G, out)``."""
+    n_in, n_basis, n_out = coef.shape
+    g, kp1 = polys.shape[1], polys.shape[2]
+    w = _table(coef, scale_sp).unfold(1, kp1, 1)  # (I, G, out, r): W[i, j + r, o]
+    return torch.einsum("igrp,igor->pigo", polys, w).reshape(kp1, n_in * g, n_out)
+
+
+def _untable_grad(grad_c: torch.Tensor, polys: torch.Tensor, n_basis: int) -> torch.Tensor:
+    """Transpose of :func:`_poly_tables` w.r.t. the table: ``(in, G + k, out)``."""
+    n_in, g, kp1, _ = polys.shape
+    n_out = grad_c.shape[-1]
+    gw = torch.einsum("igrp,pigo->rigo", polys, grad_c.view(kp1, n_in, g, n_out))
+    out = grad_c.new_zeros(n_in, n_basis, n_out)
     for r in range(kp1):
-        # table row m collects the entries whose key is m - r
-        offsets = torch.cat([start.new_zeros(r), start[: n_rows + 1 - r]])
-        part = F.embedding_bag(
+        out[:, r : r + g] += gw[r]
+    return out
+
+
+def _locate(
+    x: torch.Tensor, grid: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Interval index ``j (batch, in)``, centred local coordinate ``sigma (batch, in)`` and
+    ``d sigma / d x`` (zero outside the grid, where ``x`` is clamped)."""
+    n_in = grid.shape[0]
+    g = grid_size_of(grid, k)
+    inner = grid[:, k : g + k + 1]  # (I, G + 1)
+    lo, hi = inner[:, 0], inner[:, -1]
+    xc = torch.minimum(torch.maximum(x, lo), hi)
+    inside = (x >= lo) & (x <= hi)
+    span = hi - lo
+    lin = lo.unsqueeze(1) + span.unsqueeze(1) * torch.linspace(
+        0, 1, g + 1, dtype=grid.dtype, device=grid.device
+    )
+    eps = 64 * torch.finfo(grid.dtype).eps
+    if bool(((inner - lin).abs() <= eps * (span.abs() + lo.abs()).unsqueeze(1)).all()):
+        # uniform knots: the interval is a floor, no search
+        u = (xc - lo) * (g / span)  # (B, I) in [0, G]
+        j = u.floor().clamp_(0, g - 1)
+        sigma = 2 * (u - j) - 1
+        dsig = (2 * g / span).expand_as(x) * inside
+        return j.long(), sigma, dsig
+    if g > 1:
+        j = torch.searchsorted(inner[:, 1:-1].contiguous(), xc.t().contiguous(), right=True).t()
+    else:
+        j = torch.zeros(x.shape, dtype=torch.long, device=x.device)
+    start = inner[:, :-1]
+    inv_h = 1 / (inner[:, 1:] - start)  # (I, G)
+    table = torch.stack([start, inv_h], -1).reshape(n_in * g, 2)
+    left, ih = F.embedding(j + torch.arange(n_in, device=x.device) * g, table).unbind(-1)
+    sigma = 2 * (xc - left) * ih - 1
+    return j, sigma, 2 * ih * inside
+
+
+def _transposed_bags(
+    idx: torch.Tensor, sigma: torch.Tensor, k: int, grad_out: torch.Tensor, n_rows: int
+) -> torch.Tensor:
+    """``A_p^T @ grad_out`` for ``p = 0..k``, where ``A_p[b, idx[b, i]] = sigma[b, i]^p``.
+
+    One integer sort groups, for every table row, the samples that touch it; each product is
+    then a gather-sum of ``grad_out`` rows. Returns ``(k + 1, n_rows, out)``.
+    """
+    n_in = idx.shape[1]
+    key_sorted, perm = torch.sort(idx.reshape(-1).to(torch.int32), stable=True)  # (B*I,)
+    samples = perm.div(n_in, rounding_mode="floor")
+    sig = sigma.reshape(-1)[perm]
+    offsets = torch.zeros(n_rows + 1, dtype=torch.long, device=idx.device)
+    torch.cumsum(torch.bincount(key_sorted, minlength=n_rows), 0, out=offsets[1:])
+    out = grad_out.new_empty(k + 1, n_rows, grad_out.shape[1])
+    for p, w in enumerate(_powers(sig, k)):
+        out[p] = F.embedding_bag(
             samples,
             grad_out,
             offsets,
             mode="sum",
-            per_sample_weights=v[:, r].contiguous(),
+            per_sample_weights=w,
             include_last_offset=True,
         )
-        out = part if out is None else out.add_(part)
     return out
 
 
-def _grad_vals(
-    idx: torch.Tensor, grad_out: torch.Tensor, table: torch.Tensor, n_in: int
+def _sampled_rows_dot(
+    idx: torch.Tensor, grad_out: torch.Tensor, table: torch.Tensor
 ) -> torch.Tensor:
-    """``dL/dvals[b, e] = <grad_out[b], table[idx[b, e]]>``: ``(batch, in, k + 1)``."""
-    n_b, nnz_row = idx.shape
+    """``out[b, i] = <grad_out[b], table[idx[b, i]]>``: ``(batch, in)``."""
+    n_b, n_in = idx.shape
     if grad_out.device.type in ("cpu", "cuda"):
-        crow = torch.arange(n_b + 1, device=idx.device) * nnz_row
+        crow = torch.arange(n_b + 1, device=idx.device) * n_in
         with warnings.catch_warnings():  # "sparse CSR support is in beta"
             warnings.simplefilter("ignore", UserWarning)
             pattern = torch.sparse_csr_tensor(
                 crow,
                 idx.reshape(-1),
-                grad_out.new_zeros(n_b * nnz_row),
+                grad_out.new_zeros(n_b * n_in),
                 size=(n_b, table.shape[0]),
                 check_invariants=False,
             )
         out = torch.sparse.sampled_addmm(pattern, grad_out, table.t(), beta=0.0)
-        return out.values().view(n_b, n_in, -1)
-    # portable fallback (other devices): gather rows in chunks
-    rows = []
-    for sl in torch.split(torch.arange(n_b, device=idx.device), 1024):
-        rows.append((table[idx[sl]] * grad_out[sl].unsqueeze(1)).sum(-1))
-    return torch.cat(rows).view(n_b, n_in, -1)
+        return out.values().view(n_b, n_in)
+    rows = [  # portable fallback (other devices): gather rows in chunks
+        (table[idx[sl]] * grad_out[sl].unsqueeze(1)).sum(-1)
+        for sl in torch.split(torch.arange(n_b, device=idx.device), 1024)
+    ]
+    return torch.cat(rows)
+
+
+def _powers(sigma: torch.Tensor, k: int) -> list[torch.Tensor | None]:
+    pw: list[torch.Tensor | None] = [None, sigma]
+    for _ in range(2, k + 1):
+        pw.append(pw[-1] * sigma)
+    return pw
 
 
 class _KANLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, grid, coef, scale_sp, scale_base, k, activation):  # noqa: D102
         n_in, n_basis, n_out = coef.shape
-        j, vals, _ = bspline_local(x, grid, k)
-        idx = _flat_index(j, n_basis, k)  # (B, I*(k+1))
-        table = _table(coef, scale_sp).reshape(n_in * n_basis, n_out)
-        y = F.embedding_bag(idx, table, per_sample_weights=vals.reshape(idx.shape), mode="sum")
+        g = n_basis - k
+        polys = interval_polynomials(grid, k)  # (I, G, k+1, k+1)
+        tables = _poly_tables(coef, scale_sp, polys)  # (k+1, I*G, out)
+        j, sigma, _ = _locate(x, grid, k)
+        idx = j + torch.arange(n_in, device=x.device) * g  # (B, I) rows of the tables
+        y = None
+        for p, w in enumerate(_powers(sigma, k)):
+            part = F.embedding_bag(idx, tables[p], per_sample_weights=w, mode="sum")
+            y = part if y is None else y.add_(part)
         act = get_activation(activation)
         if act is not None and scale_base is not None:
             y = y.addmm_(act(x), scale_base.t())
@@ -180,20 +259,28 @@ class _KANLinear(torch.autograd.Function):
         x, grid, coef, scale_sp, scale_base = ctx.saved_tensors
         k, activation = ctx.k, ctx.activation
         n_in, n_basis, n_out = coef.shape
+        g = n_basis - k
         grad_out = grad_out.contiguous()
         need_x, _, need_coef, need_sp, need_base = ctx.needs_input_grad[:5]
-        j, vals, ders = bspline_local(x, grid, k, derivative=need_x)
+        polys = interval_polynomials(grid, k)
+        j, sigma, dsig = _locate(x, grid, k)
+        idx = j + torch.arange(n_in, device=x.device) * g
+        pw = _powers(sigma, k)
         grad_x = grad_coef = grad_sp = grad_base = None
         if need_x:
-            table = _table(coef, scale_sp).reshape(n_in * n_basis, n_out)
-            gv = _grad_vals(_flat_index(j, n_basis, k), grad_out, table, n_in)  # (B, I, k+1)
-            grad_x = (gv * ders).sum(-1)
+            tables = _poly_tables(coef, scale_sp, polys)
+            dsigma = torch.zeros_like(sigma)
+            for p in range(1, k + 1):  # d/dsigma sigma^p = p sigma^(p-1)
+                dot = _sampled_rows_dot(idx, grad_out, tables[p])
+                dsigma += dot * p if p == 1 else dot * (p * pw[p - 1])
+            grad_x = dsigma * dsig
         if need_coef or need_sp:
-            gt = _grad_table(j, vals, grad_out, n_basis).view(n_in, n_basis, n_out)
+            grad_tables = _transposed_bags(idx, sigma, k, grad_out, n_in * g)  # (k+1, I*G, out)
+            gw = _untable_grad(grad_tables, polys, n_basis)  # (I, G+k, out)
             if need_coef:
-                grad_coef = gt * scale_sp.t().unsqueeze(1)
+                grad_coef = gw * scale_sp.t().unsqueeze(1)
             if need_sp:
-                grad_sp = (gt * coef).sum(1).t()
+                grad_sp = (gw * coef).sum(1).t()
         act = get_activation(activation)
         if act is not None and scale_base is not None:
             with torch.enable_grad():
