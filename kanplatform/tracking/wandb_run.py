@@ -120,7 +120,7 @@ def package_versions() -> dict[str, str]:
 
 
 def git_sha(path: str | Path | None = None) -> str | None:
-    """The commit of the kanplatform checkout (``+dirty`` if it has changes); None if unknown."""
+    """The commit of the kanplatform checkout (``-dirty`` if it has changes); None if unknown."""
     cwd = Path(path) if path else Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
@@ -129,7 +129,7 @@ def git_sha(path: str | Path | None = None) -> str | None:
                                cwd=cwd, capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return f"{sha}+dirty" if dirty else sha or None
+    return f"{sha}-dirty" if dirty else sha or None
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -157,7 +157,8 @@ def run_config(cfg: Any) -> dict[str, Any]:
     metadata keys are added only where the config does not already define them.
     """
     out = config_to_dict(cfg)
-    out.setdefault("seed", _get(cfg, "seed"))
+    if _get(cfg, "seed") is not None:
+        out.setdefault("seed", _get(cfg, "seed"))
     out.setdefault("git_sha", git_sha())
     out.setdefault("versions", package_versions())
     return out

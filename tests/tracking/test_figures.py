@@ -114,6 +114,7 @@ def test_log_scaling_to_an_offline_run(wandb_env):
     keys = {k for item in items for k in item}
     assert "scaling/model/params_image._type" in keys
     assert "scaling/model/params_table._type" in keys
+    assert "scaling/model/params_line_table._type" in keys  # the W&B line plot's data
     media = offline_run_dir(wandb_env / "study") / "files" / "media"
     assert list(media.rglob("*.png")) and list(media.rglob("*.table.json"))
     assert (wandb_env / "study" / "figures" / "scaling.png").is_file()

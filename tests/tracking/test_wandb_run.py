@@ -42,7 +42,7 @@ def test_run_config_is_resolved_config_plus_metadata():
     assert out["seed"] == 3
     assert set(out) == {"seed", "model", "git_sha", "versions"}
     assert out["versions"]["torch"] and out["versions"]["python"]
-    assert out["git_sha"] is None or len(out["git_sha"].split("+")[0]) == 40
+    assert out["git_sha"] is None or len(out["git_sha"].split("-")[0]) == 40
 
 
 def test_disabled_starts_nothing(wandb_env):
