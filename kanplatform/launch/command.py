@@ -30,15 +30,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="follow the job's logs until it ends; exit 0 only if SUCCEEDED")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be submitted; contact nothing")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip loading the run config locally (e.g. it lives in the image)")
 
 
 def main(args: argparse.Namespace) -> int:
-    """Validate the job file, then submit it (Ray), render it (SLURM) or print it (dry run)."""
+    """Check the job file, then submit it (Ray), render it (SLURM) or print it (dry run).
+
+    The check loads the run config with the job's overrides (and the search for ``tune``)
+    exactly as the cluster will, so a typo fails here in seconds, before any upload.
+    """
     from kanplatform.launch import slurm, submit
-    from kanplatform.launch.jobfile import JobFileError, load_job, resolve_storage_path, runtime_env
+    from kanplatform.launch.jobfile import (
+        JobFileError,
+        check_runnable,
+        load_job,
+        resolve_storage_path,
+        runtime_env,
+    )
 
     try:
         job = load_job(args.job)
+        if not args.no_check:
+            check_runnable(job)  # the config, overrides and search load here, not on the cluster
         if args.slurm or args.sbatch:
             script = slurm.render(job)
             if not args.sbatch:
