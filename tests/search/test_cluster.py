@@ -1,0 +1,168 @@
+"""Fault tolerance on real processes: a two-node cluster losing a node, a killed driver.
+
+Both tests start Ray through its command line (`ray start`, `kanplatform tune`) in
+subprocesses and stop whatever they started by PID (SIGTERM, grace, SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.launch.conftest import _alive, _children, _free_port, cluster_pids, ray_env, stop_cluster
+from tests.search.conftest import QUICK, read_table
+
+pytestmark = pytest.mark.slow
+
+RAY = str(Path(sys.executable).parent / "ray")
+# each trial: 4 grid stages of 10 LBFGS steps, a checkpoint after every stage
+SLOW_TRIAL = ["grid.schedule=[3,5,10,20]", "grid.steps_per_stage=10", "trainer.num_threads=1"]
+
+
+def _descendants(pid: int) -> set[int]:
+    tree, found, todo = _children(), set(), [pid]
+    while todo:
+        p = todo.pop()
+        if p not in found:
+            found.add(p)
+            todo += tree.get(p, [])
+    return {p for p in found if _alive(p)}
+
+
+def _pid_of(pattern: str) -> int | None:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if pattern in text and "raylet" in text.split(" ")[0]:
+            return int(cmdline.parent.name)
+    return None
+
+
+def _trial_results(exp: Path) -> dict[str, list[dict]]:
+    out = {}
+    for path in exp.glob("search_trial_*/result.json"):
+        try:
+            out[path.parent.name] = [json.loads(ln) for ln in path.read_text().splitlines() if ln]
+        except (OSError, json.JSONDecodeError):
+            continue
+    return out
+
+
+def _write_search(path: Path, lrs: list[float], concurrent: int) -> Path:
+    path.write_text(
+        "name: ft\nmetric: val/rmse\nmode: min\n"
+        f"space:\n  optim.lr: {{grid_search: {json.dumps(lrs)}}}\n"
+        f"max_concurrent_trials: {concurrent}\nmax_failures: 3\nresources: {{cpu: 1}}\n"
+    )
+    return path
+
+
+def _tune_cmd(search: Path, tmp_path: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "kanplatform", "tune", str(QUICK), str(search),
+            f"output_dir={tmp_path / 'runs'}", *SLOW_TRIAL, "--storage-path",
+            str(tmp_path / "tune"), "--name", "ft", "--verbose", "0", *extra]
+
+
+def test_two_node_cluster_survives_losing_the_worker_node(tmp_path, tmp_path_factory):
+    """`kanplatform tune --address` on head + worker; the worker node is killed mid-search."""
+    temp_dir = tmp_path_factory.mktemp("c")  # short: Ray's socket paths stay < 107 bytes
+    env = ray_env(tmp_path)
+    # the head notices a dead node within a few seconds
+    env.update(RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3",
+               RAY_health_check_initial_delay_ms="1000")
+    port, worker_port = _free_port(), _free_port()
+    common = ["--temp-dir", str(temp_dir), "--disable-usage-stats", "--num-cpus", "1",
+              "--node-ip-address", "127.0.0.1"]
+    search = _write_search(tmp_path / "ft.yaml", [1.0, 0.5, 0.3, 0.2], concurrent=2)
+    driver = None
+    try:
+        subprocess.run([RAY, "start", "--head", "--port", str(port), "--include-dashboard",
+                        "false", *common], env=env, cwd=tmp_path, check=True,
+                       capture_output=True, timeout=180)
+        subprocess.run([RAY, "start", "--address", f"127.0.0.1:{port}", "--node-manager-port",
+                        str(worker_port), *common], env=env, cwd=tmp_path, check=True,
+                       capture_output=True, timeout=180)
+        worker_raylet = _pid_of(f"--node_manager_port={worker_port}")
+        assert worker_raylet, "worker raylet not found"
+        log = open(tmp_path / "driver.log", "w")
+        driver = subprocess.Popen(_tune_cmd(search, tmp_path, "--address", f"127.0.0.1:{port}"),
+                                  env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        # kill the worker node once a trial running there has written a checkpoint
+        exp, killed, deadline = tmp_path / "tune" / "ft", None, time.monotonic() + 400
+        while killed is None and driver.poll() is None and time.monotonic() < deadline:
+            on_worker = _descendants(worker_raylet)
+            for name, results in _trial_results(exp).items():
+                if results and results[-1]["pid"] in on_worker and \
+                        results[-1]["trial/status"] == "running" and \
+                        list((exp / name).glob("checkpoint_*")):
+                    killed = name
+                    break
+            time.sleep(0.5)
+        assert killed, "no trial ran on the worker node (or the search ended first)"
+        for pid in _descendants(worker_raylet):
+            os.kill(pid, signal.SIGKILL)
+        assert driver.wait(timeout=600) == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+        stop_cluster(temp_dir)
+    assert not cluster_pids(temp_dir)
+
+    rows, _ = read_table(tmp_path / "tune" / "ft")
+    assert sorted(r["optim.lr"] for r in rows) == [0.2, 0.3, 0.5, 1.0]  # each trial once
+    assert all(r["status"] == "completed" and r["grid/stage"] == 4 for r in rows), rows
+    hit = next(r for r in rows if killed.startswith(f"search_trial_{r['trial_id']}"))
+    assert hit["restores"] >= 1  # retried from its checkpoint, not from scratch
+    # no result lost: the retried trial's history runs through every stage once
+    stages = [r["grid/stage"] for r in _trial_results(tmp_path / "tune" / "ft")[killed]]
+    assert set(stages) == {1, 2, 3, 4}
+
+
+def test_killed_driver_resumes_and_lists_every_trial_once(tmp_path, tmp_path_factory):
+    """SIGKILL the `kanplatform tune` driver (and its local Ray) mid-search; `--resume`."""
+    ray_tmp = tmp_path_factory.mktemp("d")
+    env = ray_env(tmp_path)
+    env["RAY_TMPDIR"] = str(ray_tmp)  # so that every process of this Ray can be found
+    search = _write_search(tmp_path / "ft.yaml", [1.0, 0.5, 0.3, 0.2], concurrent=1)
+    exp = tmp_path / "tune" / "ft"
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen(_tune_cmd(search, tmp_path, "--num-cpus", "2"), env=env,
+                              cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 400
+        while driver.poll() is None and time.monotonic() < deadline:
+            done = [r for r in _trial_results(exp).values()
+                    if r and r[-1]["trial/status"] == "completed"]
+            if done:
+                break
+            time.sleep(0.5)
+        assert driver.poll() is None, "the search ended before it could be interrupted"
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        stop_cluster(ray_tmp)
+    assert not (exp / "trials.json").exists()  # it really was interrupted
+
+    resumed = subprocess.run(_tune_cmd(search, tmp_path, "--num-cpus", "2", "--resume"),
+                             env=env, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600)
+    stop_cluster(ray_tmp)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    rows, csv_rows = read_table(exp)
+    assert len(rows) == len(csv_rows) == 4
+    assert len({r["trial_id"] for r in rows}) == 4
+    assert sorted(r["optim.lr"] for r in rows) == [0.2, 0.3, 0.5, 1.0]
+    assert all(r["status"] == "completed" for r in rows), rows
+    assert (exp / "best_config.yaml").is_file()
