@@ -1,0 +1,140 @@
+"""A real scaling study on a local Ray: killed mid-way, then completed with ``--resume``.
+
+Runs the ``kanplatform scale`` command in a subprocess (its own session), kills its whole
+process tree once a few sizes have finished, and resumes it. Ray binds 127.0.0.1 only when
+the suite runs inside the loopback-only namespace (``make test``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "scaling" / "tiny.yaml"
+# one KAN grid-extension run (3 sizes) + 4 MLP widths = 5 trainings, 7 sizes
+OVERRIDES = ["families.mlp.widths=[4,8,16,32]"]
+N_TRAININGS = 5
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", WANDB_MODE="offline",
+               PYTHONUNBUFFERED="1")
+    env.pop("RAY_ADDRESS", None)
+    env.pop("WANDB_API_KEY", None)
+    for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        d = tmp_path / "wandb-home" / var.lower()
+        d.mkdir(parents=True, exist_ok=True)
+        env[var] = str(d)
+    return env
+
+
+def _finished(exp_dir: Path) -> dict[str, tuple[int, str]]:
+    """{run_dir: (metrics.json mtime_ns, content)} of the finished runs."""
+    out = {}
+    for path in exp_dir.glob("trials-*/runs/*/metrics.json"):
+        try:
+            text = path.read_text()
+            if json.loads(text).get("status") == "completed":
+                out[str(path.parent)] = (path.stat().st_mtime_ns, text)
+        except (OSError, ValueError):
+            continue  # being written
+    return out
+
+
+def _proc_table() -> dict[int, tuple[int, int]]:
+    """{pid: (ppid, session id)} of every process, from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), int(fields[3]))
+    return table
+
+
+def _kill_tree(root: int) -> None:
+    """SIGKILL ``root``, its descendants and its session: the driver and the Ray it started."""
+    table = _proc_table()
+    victims = {root} | {p for p, (_, sid) in table.items() if sid == root}
+    grew = True
+    while grew:
+        kids = {p for p, (pp, _) in table.items() if pp in victims} - victims
+        grew = bool(kids)
+        victims |= kids
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_study_killed_midway_resumes_without_retraining(tmp_path):
+    out = tmp_path / "out"
+    exp_dir = out / "tiny"
+    cmd = [sys.executable, "-m", "kanplatform", "scale", str(TINY), *OVERRIDES,
+           "--output-dir", str(out), "--no-report"]
+    env = _env(tmp_path)
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while len(_finished(exp_dir)) < 2:
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no 2 trainings finished in 300 s"
+            time.sleep(0.2)
+    finally:
+        _kill_tree(proc.pid)
+        proc.wait(timeout=30)
+        log.close()
+    time.sleep(1.0)  # let killed writers go
+    before = _finished(exp_dir)
+    assert 2 <= len(before) < N_TRAININGS, "the kill should land mid-study"
+
+    second = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert f"{len(before)} of {N_TRAININGS} trainings already finished" in second.stdout
+
+    after = _finished(exp_dir)
+    # every training finished exactly once, and none that had finished ran again
+    doc = json.loads((exp_dir / "scaling.json").read_text())
+    assert doc["trials_run"] == N_TRAININGS - len(before)
+    for run_dir, stamp in before.items():
+        assert after[run_dir] == stamp, f"{run_dir} was trained again"
+    used = {r["run_dir"] for r in doc["rows"]}
+    assert len(used) == N_TRAININGS and used <= set(after)
+
+    # the study's outputs: table, fits against both axes, plots
+    rows = doc["rows"]
+    assert len([r for r in rows if r["family"] == "kan"]) == 3  # the 3 grid stages
+    assert len([r for r in rows if r["family"] == "mlp"]) == 4
+    assert all(r["status"] == "completed" and r["test/rmse"] > 0 for r in rows)
+    for fam in ("kan", "mlp"):
+        fits = doc["families"][fam]["fits"]
+        assert set(fits) == {"model/params", "model/flops"}
+        assert fits["model/params"]["alpha_ci"][0] <= fits["model/params"]["alpha"]
+    assert doc["families"]["kan"]["theory_alpha"] == 4.0
+    assert (exp_dir / "scaling.png").stat().st_size > 10_000
+    assert (exp_dir / "scaling.csv").read_text().count("\n") == len(rows) + 1
+
+    # a third call finds nothing to do
+    third = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert third.returncode == 0 and "0 to run" in third.stdout
+    assert json.loads((exp_dir / "scaling.json").read_text())["trials_run"] == 0
