@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import warnings
 from collections.abc import Mapping
 from importlib import metadata
@@ -43,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "log_checkpoints": False,
     "init_timeout": 30.0,
 }
+
+
+_OPEN_RUNS: list[Any] = []  # runs started here and not finished yet
 
 
 class TrackingWarning(UserWarning):
@@ -259,8 +261,6 @@ def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None) -> Any | No
 def _init(cfg: Any, run_dir: Path, mode: str) -> Any:
     import wandb
 
-    if wandb.run is not None:  # a previous run of this process that nobody finished
-        wandb.run.finish()
     tags = tracking_option(cfg, "tags")
     timeout = float(tracking_option(cfg, "init_timeout"))
     settings = wandb.Settings(init_timeout=timeout, login_timeout=timeout, silent=True,
@@ -275,7 +275,10 @@ def _init(cfg: Any, run_dir: Path, mode: str) -> Any:
         name=tracking_option(cfg, "name") or _get(cfg, "name") or run_dir.name,
         config=run_config(cfg),
         settings=settings,
+        # never finish or take over a run the user (or another trial) has open
+        reinit="create_new",
     )
+    _OPEN_RUNS.append(run)
     # One x axis for everything: the trainer's (monotone) global step.
     run.define_metric("trainer/global_step")
     run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
@@ -290,8 +293,8 @@ def finish(loggers: Any = None, exit_code: int = 0) -> None:
     ``status``...) from that file go into the W&B run summary, under the same names.
 
     Args:
-        loggers: loggers from :func:`kanplatform.tracking.make_loggers`; ``None`` finishes the
-            process's active ``wandb.run`` if any.
+        loggers: loggers from :func:`kanplatform.tracking.make_loggers`; ``None`` finishes
+            every run :func:`init_run` started in this process and nobody finished.
         exit_code: 0 for a completed run, non-zero for a failed or diverged one.
     """
     runs = []
@@ -299,12 +302,11 @@ def finish(loggers: Any = None, exit_code: int = 0) -> None:
         run = getattr(logger, "_experiment", None)
         if run is not None:
             runs.append((run, getattr(logger, "run_dir", None)))
-    if loggers is None and "wandb" in sys.modules:
-        import wandb
-
-        if wandb.run is not None:
-            runs.append((wandb.run, None))
+    if loggers is None:
+        runs = [(run, None) for run in _OPEN_RUNS]
     for run, run_dir in runs:
+        if run in _OPEN_RUNS:
+            _OPEN_RUNS.remove(run)
         try:
             if run_dir is not None:
                 run.summary.update(final_summary(run_dir))

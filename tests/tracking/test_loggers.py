@@ -59,6 +59,7 @@ def _cfg(**tracking_kw):
                                           "log_checkpoints": False, **tracking_kw}})
 
 
+@pytest.mark.slow
 def test_two_stage_training_is_read_back_by_wandb_leet(wandb_env):
     run_dir = wandb_env / "run"
     cfg = _cfg()
@@ -117,6 +118,7 @@ def test_two_stage_training_is_read_back_by_wandb_leet(wandb_env):
     assert torch.allclose(torch.as_tensor(curves[0]["phi"]), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_online_with_network_unreachable_completes_and_warns_once(wandb_env, monkeypatch):
     """Runs in the test netns (loopback only): online W&B cannot connect anywhere."""
     monkeypatch.setenv("WANDB_API_KEY", "k" * 40)  # a key, so W&B really tries the network

@@ -84,3 +84,19 @@ def test_wandb_is_imported_lazily():
                          check=True).stdout.split()
     assert out == ["False", "False"]
     assert wandb_run.package_versions()["python"]
+
+
+def test_a_users_open_run_is_left_alone(wandb_env):
+    import wandb
+
+    from kanplatform import tracking
+
+    (wandb_env / "mine").mkdir()
+    mine = wandb.init(mode="offline", dir=str(wandb_env / "mine"))
+    ours = init_run({"tracking": {"mode": "offline"}}, wandb_env / "run")
+    assert ours is not None and ours is not mine and wandb.run is mine
+    tracking.finish()  # finishes the runs tracking started, only those
+    mine.log({"x": 1.0})  # still open: a finished run would raise
+    with pytest.raises(Exception, match="finished"):
+        ours.log({"x": 1.0})
+    mine.finish()
