@@ -56,7 +56,9 @@ class MLP(nn.Module):
         if seed is not None:
             generator = torch.Generator().manual_seed(int(seed))
         self.layers = nn.ModuleList(
-            nn.Linear(a, b, bias=bias) for a, b in zip(self.width[:-1], self.width[1:])
+            # skip_init: no draw from the global generator when a seed/generator is given
+            nn.utils.skip_init(nn.Linear, a, b, bias=bias)
+            for a, b in zip(self.width[:-1], self.width[1:])
         )
         with torch.no_grad():
             for lin in self.layers:
