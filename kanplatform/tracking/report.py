@@ -16,7 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kanplatform.tracking.rundata import METRIC_KEYS, Run, find_runs, read_run
+from kanplatform.tracking.rundata import (
+    METRIC_KEYS,
+    Run,
+    find_runs,
+    read_run,
+    runs_from_tables,
+)
 
 MAX_RUN_SECTIONS = 24  # runs shown with curves and snapshots (best first)
 MAX_OVERLAY_RUNS = 20  # runs overlaid in the experiment loss-curve figure
@@ -83,6 +89,9 @@ def write_report(path: str | Path, out: str | Path | None = None,
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a directory")
     run_dirs = find_runs(root)
+    if not is_single(root, run_dirs):
+        resolved = {d.resolve() for d in run_dirs}
+        run_dirs += [d for d in runs_from_tables(root) if d.resolve() not in resolved]
     if not run_dirs:
         raise FileNotFoundError(
             f"{root} holds no run directory (a folder with config.yaml, metrics.json or "
@@ -93,6 +102,11 @@ def write_report(path: str | Path, out: str | Path | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(root, runs, title or root.resolve().name), encoding="utf-8")
     return out
+
+
+def is_single(root: Path, run_dirs: list[Path]) -> bool:
+    """Whether the report is about one run directory (``root`` itself)."""
+    return len(run_dirs) == 1 and run_dirs[0] == root
 
 
 def _rank(run: Run) -> tuple[float, str]:
@@ -114,7 +128,7 @@ def _num(v: Any) -> float | None:
 
 def render(root: Path, runs: list[Run], title: str) -> str:
     """The whole page as a string (see :func:`write_report`)."""
-    single = len(runs) == 1 and runs[0].path == root
+    single = is_single(root, [r.path for r in runs])
     parts = [
         f"<h1>{_e(title)}</h1>",
         f"<p class=muted>{len(runs)} run(s) under <code>{_e(str(root))}</code> · generated "
@@ -291,13 +305,42 @@ def _scaling_section(root: Path, runs: list[Run]) -> str:
     scaling_json = root / "scaling.json"
     if scaling_json.is_file():
         text = scaling_json.read_text()
+        parts.append(_fits_table(text))
         parts.append(f"<details><summary>scaling.json</summary><pre>{_e(text[:20000])}</pre>"
                      "</details>")
+    best = root / "best_config.yaml"
+    if best.is_file():
+        parts.append(f"<details><summary>best_config.yaml</summary>"
+                     f"<pre>{_e(best.read_text()[:20000])}</pre></details>")
     if not pngs and len(runs) > 1:
         fig = _auto_scaling(runs)
         if fig is not None:
             parts.append(_img(_fig_png(fig), "test/rmse vs model/params of the runs (no fit)"))
     return "".join(parts)
+
+
+def _fits_table(text: str) -> str:
+    """The fitted exponents of a ``scaling.json`` (``families.<f>.fits.<axis>``), if any."""
+    try:
+        families = json.loads(text).get("families", {})
+    except (ValueError, AttributeError):
+        return ""
+    rows = []
+    for fam, info in sorted(families.items()) if isinstance(families, dict) else ():
+        fits = info.get("fits", {}) if isinstance(info, dict) else {}
+        for axis, fit in sorted(fits.items()) if isinstance(fits, dict) else ():
+            if not isinstance(fit, dict) or "alpha" not in fit:
+                continue
+            ci = fit.get("alpha_ci") or [None, None]
+            rows.append("<tr>" + "".join(_cell(v) for v in (
+                fam, axis, fit.get("alpha"), ci[0], ci[1], info.get("theory_alpha"),
+                fit.get("n_points"))) + "</tr>")
+    if not rows:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("family", "x", "alpha", "CI low", "CI high",
+                                             "theory alpha", "points"))
+    return (f"<div class=wrap><table class='sortable fits'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _auto_scaling(runs: list[Run]) -> Any | None:

@@ -90,6 +90,24 @@ def find_runs(root: str | Path, max_depth: int = 4) -> list[Path]:
     return found
 
 
+def runs_from_tables(root: str | Path) -> list[Path]:
+    """Run directories named by an experiment's ``trials.csv`` / ``scaling.csv`` (``run_dir``).
+
+    A search may keep its runs outside the experiment directory; its table still names them.
+    """
+    found: list[Path] = []
+    for table in ("trials.csv", "scaling.csv"):
+        path = Path(root) / table
+        if not path.is_file():
+            continue
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                run = row.get("run_dir")
+                if run and is_run_dir(Path(run)) and Path(run) not in found:
+                    found.append(Path(run))
+    return found
+
+
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists stay values."""
     out: dict[str, Any] = {}
@@ -127,7 +145,12 @@ def read_history(path: Path) -> dict[str, list[float]]:
 def read_run(path: str | Path, root: str | Path | None = None) -> Run:
     """Read one run directory; missing or unreadable files leave the fields empty."""
     path = Path(path)
-    name = str(path.relative_to(root)) if root is not None and path != Path(root) else path.name
+    name = path.name
+    if root is not None and path != Path(root):
+        try:
+            name = str(path.relative_to(root))
+        except ValueError:  # a run outside the experiment dir (named by trials.csv)
+            name = path.name
     run = Run(path=path, name=name or ".")
     cfg_file = path / "config.yaml"
     if cfg_file.is_file():

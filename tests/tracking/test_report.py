@@ -18,11 +18,13 @@ from .cdp import Browser, find_chromium
 
 
 def _experiment(fitted_run, tmp_path):
-    """An experiment dir: three copies of the fitted run with different sizes and results."""
+    """An experiment dir: copies of the fitted run with different sizes and results, three
+    inside it and one elsewhere that only its ``trials.csv`` names (as a search may do)."""
     run_dir, _ = fitted_run
     root = tmp_path / "study"
-    for grid, rmse, params in [(3, 3e-2, 26), (5, 1e-2, 32), (10, 2e-3, 47)]:
-        dst = root / "kan" / f"g{grid}"
+    runs = [(root / "kan" / "g3", 3, 3e-2, 26), (root / "kan" / "g5", 5, 1e-2, 32),
+            (root / "kan" / "g10", 10, 2e-3, 47), (tmp_path / "elsewhere" / "g20", 20, 5e-3, 67)]
+    for dst, grid, rmse, params in runs:
         shutil.copytree(run_dir, dst, ignore=shutil.ignore_patterns("wandb", "checkpoints"))
         cfg = yaml.safe_load((dst / "config.yaml").read_text())
         cfg["model"]["grid_size"] = grid
@@ -30,10 +32,13 @@ def _experiment(fitted_run, tmp_path):
         metrics = json.loads((dst / "metrics.json").read_text())
         metrics["final"]["test/rmse"], metrics["model/params"] = rmse, params
         (dst / "metrics.json").write_text(json.dumps(metrics))
-    (root / "scaling.json").write_text(json.dumps({"kan": {"alpha": 4.0, "a": 1e3}}))
+    (root / "trials.csv").write_text(f"trial,run_dir\n0,{runs[3][0]}\n1,{runs[0][0]}\n")
+    fit = {"alpha": 3.9, "alpha_ci": [3.5, 4.2], "a": 1e3, "n_points": 3}
+    (root / "scaling.json").write_text(json.dumps(
+        {"families": {"kan": {"theory_alpha": 4, "fits": {"model/params": fit}}}}))
     tracking.plot_scaling([{"kind": "kan", "model/params": n, "test/rmse": r}
-                           for n, r in ((26, 3e-2), (32, 1e-2), (47, 2e-3))],
-                          {"kan": {"alpha": 4.0, "a": 1e3}}, path=root / "figures" / "scaling.png")
+                           for _, _, r, n in runs], {"kan": fit},
+                          path=root / "scaling.png")
     return root
 
 
@@ -64,11 +69,13 @@ def test_report_on_an_experiment_dir(fitted_run, tmp_path):
     text = write_report(root).read_text()  # default: root/report.html
     assert (root / "report.html").is_file()
     table = text[text.index("<table id=runs"):text.index("</table>")]
-    assert table.count("<tr>") == 4
+    assert table.count("<tr>") == 5
     names = re.findall(r"<tr><td data-v='([^']+)'>", table)
-    assert names == ["kan/g10", "kan/g5", "kan/g3"]  # best test/rmse first
+    assert names == ["kan/g10", "g20", "kan/g5", "kan/g3"]  # best test/rmse first
     assert "model.grid_size" in table  # the config key that varies is a column
-    assert "figures/scaling.png" in text and "scaling.json" in text
+    assert "scaling.png" in text and "scaling.json" in text
+    fits = text[text.index("<table class='sortable fits'"):]
+    assert "<td data-v='3.9'>" in fits.replace("class=num ", "")
     assert "Loss curves" in text
     assert _self_contained(text) == []
 
@@ -100,7 +107,7 @@ def test_report_in_headless_chromium(fitted_run, tmp_path):
         for name, page in pages.items():
             browser.navigate(page.resolve().as_uri())
             rows = browser.evaluate("document.querySelectorAll('#runs tbody tr').length")
-            assert rows == (1 if name == "run" else 3)
+            assert rows == (1 if name == "run" else 4)
             assert "Runs" in browser.evaluate("document.body.innerText")
             images = browser.evaluate(
                 "Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
@@ -116,7 +123,7 @@ def test_report_in_headless_chromium(fitted_run, tmp_path):
             return Array.from(document.querySelectorAll('#runs tbody tr'))
                 .map(r => r.cells[0].textContent);
         })()"""
-        assert browser.evaluate(order) == ["kan/g3", "kan/g5", "kan/g10"]
+        assert browser.evaluate(order) == ["kan/g3", "kan/g5", "g20", "kan/g10"]
         assert browser.errors() == []
     finally:
         browser.close()
