@@ -41,9 +41,9 @@ def main(args: argparse.Namespace) -> int:
     exactly as the cluster will, so a typo fails here in seconds, before any upload.
     """
     from kanplatform.launch import slurm, submit
+    from kanplatform.launch.check import check_runnable
     from kanplatform.launch.jobfile import (
         JobFileError,
-        check_runnable,
         load_job,
         resolve_storage_path,
         runtime_env,

@@ -351,64 +351,6 @@ def runtime_env(job: JobSpec) -> dict[str, Any]:
     return out
 
 
-def check_runnable(job: JobSpec) -> str:
-    """Deep check without side effects: the command parses, the config and search load.
-
-    Parses the job's ``kanplatform`` arguments with the CLI's own parser, loads the run
-    config with the job's overrides (unknown override keys fail here), and for ``tune``
-    loads the search file and checks its space against the config. Skipped parts (config
-    inside an image) are said in the returned note.
-
-    Returns:
-        A one-line note for ``kanplatform validate``.
-
-    Raises:
-        JobFileError: anything that would make the job fail on the cluster.
-    """
-    from kanplatform.cli import build_parser
-
-    argv = job.argv()
-    parser = build_parser()
-    if run_command_missing(parser, job.run.command):
-        raise JobFileError(f"{job.path}: `kanplatform {job.run.command}` is not available in "
-                           "this installation")
-    try:
-        parser.parse_args(argv)
-    except SystemExit:
-        raise JobFileError(f"{job.path}: `kanplatform {shlex.join(argv)}` does not parse "
-                           "(see the message above)") from None
-    base = job.working_dir or (None if job.runtime_env.image else Path.cwd())
-    if base is None:
-        return f"job: {job.run.command} (config inside image {job.runtime_env.image})"
-    from kanplatform.config import load_config
-
-    positional = 3 if job.run.search else 2
-    overrides = [a for a in argv[positional:] if "=" in a and not a.startswith("-")]
-    try:
-        if job.run.command == "scale":  # run.config is a scaling study
-            from kanplatform.scaling.spec import load_study
-
-            load_study(base / job.run.config, overrides)
-        else:
-            cfg = load_config(base / job.run.config, overrides)
-        if job.run.search:
-            from kanplatform.search.spec import check_against_config, load_search
-
-            check_against_config(load_search(base / job.run.search), cfg)
-    except ValueError as err:  # ConfigError, SearchSpecError, StudyError
-        raise JobFileError(f"{job.path}: {err}") from None
-    return f"job: kanplatform {job.run.command} {job.run.config}"
-
-
-def run_command_missing(parser: Any, command: str) -> bool:
-    """True when the CLI parser has no subcommand ``command`` (module not built/installed)."""
-    import argparse
-
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return command not in action.choices
-    return True
-
 
 def is_job_file(path: Path, data: Any) -> bool:
     """Detector for ``kanplatform validate``: a mapping whose ``run`` names a command."""
@@ -417,5 +359,10 @@ def is_job_file(path: Path, data: Any) -> bool:
 
 
 def check_job_file(path: Path) -> str:
-    """Checker for ``kanplatform validate``: :func:`load_job` then :func:`check_runnable`."""
+    """Checker for ``kanplatform validate``: load the job, then the deep check.
+
+    See :func:`kanplatform.launch.check.check_runnable`.
+    """
+    from kanplatform.launch.check import check_runnable
+
     return check_runnable(load_job(path))

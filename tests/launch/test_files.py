@@ -23,7 +23,8 @@ import yaml
 
 from kanplatform.cli import COMMANDS, build_parser
 from kanplatform.launch import slurm
-from kanplatform.launch.jobfile import check_runnable, load_job, resolve_storage_path
+from kanplatform.launch.check import check_runnable
+from kanplatform.launch.jobfile import load_job, resolve_storage_path
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_FILES = sorted((ROOT / "jobs").glob("*.yaml"))

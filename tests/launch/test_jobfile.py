@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from kanplatform.cli import main as cli
+from kanplatform.launch.check import check_runnable
 from kanplatform.launch.jobfile import (
     JobFileError,
-    check_runnable,
     load_job,
     parse_job,
     runtime_env,
