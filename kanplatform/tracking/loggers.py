@@ -34,9 +34,12 @@ class SafeWandbLogger(WandbLogger):
     Use :func:`make_loggers` rather than constructing it.
     """
 
-    def __init__(self, run: Any, save_dir: str | Path, log_model: bool = False) -> None:
-        super().__init__(save_dir=str(save_dir), experiment=run, log_model=log_model)
+    def __init__(self, run: Any, save_dir: str | Path, log_checkpoints: bool = False) -> None:
+        # Lightning's own checkpoint upload (log_model) needs a ModelCheckpoint callback;
+        # fit writes its files itself, so :func:`finish` uploads them instead.
+        super().__init__(save_dir=str(save_dir), experiment=run, log_model=False)
         self.run_dir = Path(save_dir)
+        self.log_checkpoints = bool(log_checkpoints)
         self._broken = False
         self._steps = MonotoneStep()
         self._trainer: Any = None
@@ -133,7 +136,8 @@ def make_loggers(cfg: Any, run_dir: str | Path) -> list[Any]:
     run = init_run(cfg, run_dir, mode)
     if run is None:
         return []
-    return [SafeWandbLogger(run, run_dir, log_model=bool(tracking_option(cfg, "log_checkpoints")))]
+    return [SafeWandbLogger(run, run_dir,
+                            log_checkpoints=bool(tracking_option(cfg, "log_checkpoints")))]
 
 
 def find_wandb_logger(loggers: Any) -> SafeWandbLogger | None:

@@ -290,7 +290,9 @@ def finish(loggers: Any = None, exit_code: int = 0) -> None:
 
     ``kanplatform.train.fit`` calls this once after its last trainer and after writing
     ``metrics.json``; the run's final metrics (``test/rmse``, ``val/rmse``, ``model/params``,
-    ``status``...) from that file go into the W&B run summary, under the same names.
+    ``status``...) from that file go into the W&B run summary, under the same names. With
+    ``tracking.log_checkpoints``, ``model.pt`` and ``checkpoints/*.ckpt`` of the run
+    directory are logged as one W&B artifact of type ``model`` (``model-<run id>``).
 
     Args:
         loggers: loggers from :func:`kanplatform.tracking.make_loggers`; ``None`` finishes
@@ -301,18 +303,42 @@ def finish(loggers: Any = None, exit_code: int = 0) -> None:
     for logger in loggers or ():
         run = getattr(logger, "_experiment", None)
         if run is not None:
-            runs.append((run, getattr(logger, "run_dir", None)))
+            runs.append((run, getattr(logger, "run_dir", None),
+                         getattr(logger, "log_checkpoints", False)))
     if loggers is None:
-        runs = [(run, None) for run in _OPEN_RUNS]
-    for run, run_dir in runs:
+        runs = [(run, None, False) for run in _OPEN_RUNS]
+    for run, run_dir, log_checkpoints in runs:
         if run in _OPEN_RUNS:
             _OPEN_RUNS.remove(run)
         try:
             if run_dir is not None:
                 run.summary.update(final_summary(run_dir))
+                if log_checkpoints:
+                    log_model_artifact(run, run_dir, "completed" if exit_code == 0 else "failed")
             run.finish(exit_code=exit_code)
         except Exception as err:  # noqa: BLE001
             warn_once(f"W&B run did not finish cleanly ({_why(err)})", key=f"finish:{id(run)}")
+
+
+def log_model_artifact(run: Any, run_dir: str | Path, alias: str = "completed") -> Any | None:
+    """Log ``model.pt`` and ``checkpoints/*.ckpt`` of a run directory as a ``model`` artifact.
+
+    Offline, the files are staged under ``WANDB_DATA_DIR`` (default: in the home folder) until
+    ``wandb sync`` uploads them. Returns the artifact, or None when there is no file.
+    """
+    import wandb
+
+    run_dir = Path(run_dir)
+    files = [p for p in [run_dir / "model.pt", *sorted((run_dir / "checkpoints").glob("*.ckpt"))]
+             if p.is_file()]
+    if not files:
+        return None
+    artifact = wandb.Artifact(f"model-{run.id}", type="model",
+                              metadata=final_summary(run_dir) or None)
+    for path in files:
+        artifact.add_file(str(path), name=str(path.relative_to(run_dir)))
+    run.log_artifact(artifact, aliases=["latest", alias])
+    return artifact
 
 
 def final_summary(run_dir: str | Path) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -177,20 +178,26 @@ def test_logging_failure_mid_run_is_a_warning(wandb_env):
 
 @pytest.mark.parametrize("log_checkpoints", [False, True])
 def test_checkpoints_as_artifacts_by_config(wandb_env, log_checkpoints):
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
     run_dir = wandb_env / "run"
     cfg = _cfg(snapshot_every=0, log_checkpoints=log_checkpoints)
     loggers = tracking.make_loggers(cfg, run_dir)
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True)
-    trainer = pl.Trainer(max_steps=4, logger=loggers, callbacks=[ckpt], enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
-                         log_every_n_steps=1)
-    trainer.fit(TinyModule(), _loader())
+    trainer = _trainer(loggers, [], steps=2)
+    module = TinyModule()
+    trainer.fit(module, _loader())
+    # the files fit writes before it calls finish
+    torch.save({"state_dict": module.model.state_dict()}, run_dir / "model.pt")
+    (run_dir / "checkpoints").mkdir()
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    (run_dir / "metrics.json").write_text('{"status": "completed", "final": {"test/rmse": 0.5}}')
     tracking.finish(loggers)
     records = leet_records(run_dir)
-    artifacts = [r for r in records if r.get("type") == "artifact"]
+    artifacts = [r["artifact"] for r in records if r.get("type") == "artifact"]
     if log_checkpoints:
-        assert artifacts and artifacts[0]["artifact"]["type"] == "model"
+        assert len(artifacts) == 1 and artifacts[0]["type"] == "model"
+        assert set(artifacts[0]["aliases"]) == {"latest", "completed"}
+        text = json.dumps(artifacts[0])
+        assert "model.pt" in text and "checkpoints/last.ckpt" in text
     else:
         assert not artifacts
+    summary = leet_summary(run_dir)["summary"]
+    assert summary["test/rmse"] == 0.5 and summary["status"] == "completed"
