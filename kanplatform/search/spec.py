@@ -421,3 +421,25 @@ def default_concurrency(spec: SearchSpec, cluster: Mapping[str, float]) -> int |
         math.floor(float(cluster.get(k, 0.0)) / v + 1e-9) for k, v in need.items() if v > 0
     ]
     return max(1, min(caps)) if caps else 1
+
+
+def is_search_file(path: str | os.PathLike[str], data: Any) -> bool:
+    """True for a search file: a mapping with a ``space`` (``kanplatform validate`` hook)."""
+    return isinstance(data, Mapping) and "space" in data
+
+
+def check_search_file(path: str | os.PathLike[str]) -> str:
+    """Validate a search file and its keys against the run-config schema (no Ray).
+
+    Returns:
+        A one-line note for ``kanplatform validate``.
+
+    Raises:
+        SearchSpecError: what :func:`load_search` and :func:`check_against_config` raise.
+    """
+    from kanplatform.config import load_config
+
+    spec = load_search(path)
+    check_against_config(spec, load_config([], validate=False))
+    return (f"search: {len(spec.space)} key(s), {spec.metric} {spec.mode}, "
+            f"{spec.scheduler.kind}, {spec.search_alg}")

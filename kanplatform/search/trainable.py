@@ -298,8 +298,13 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         "devices": "auto",
         "enable_progress_bar": False,
     }
-    # rank 0 writes the run directory; the others train in a scratch one
-    run_dir = loop_config["run_dir"] if rank == 0 else tempfile.mkdtemp(prefix="kanplatform-")
+    # rank 0 writes the run directory and the W&B run; the others train in a scratch one
+    run_dir = loop_config["run_dir"]
+    if rank != 0:
+        from kanplatform.config import apply_overrides
+
+        cfg = apply_overrides(cfg, {"tracking.mode": "disabled"})
+        run_dir = tempfile.mkdtemp(prefix="kanplatform-")
     result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
                  ckpt_path=loop_config["ckpt"], verbose=False)
     _final_report(setup, reporter, result.metrics, _train_report)

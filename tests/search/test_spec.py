@@ -143,3 +143,24 @@ def test_cli_reports_a_bad_search_and_exits_2(tmp_path, capsys):
 def test_resume_without_a_search_to_resume_is_an_error(cfg, tmp_path):
     with pytest.raises(SearchSpecError, match="--resume"):
         run_search(cfg, _spec(), storage_path=tmp_path, resume=True)
+
+
+def test_optuna_search_alg_is_built_with_a_concurrency_limit():
+    pytest.importorskip("optuna")
+    from ray.tune.search import ConcurrencyLimiter
+
+    from kanplatform.search.run import _search_alg
+
+    spec = _spec(search_alg="optuna", seed=0)
+    alg = _search_alg(spec, concurrency=2)
+    assert isinstance(alg, ConcurrencyLimiter) and alg.max_concurrent == 2
+    with pytest.raises(SearchSpecError, match="optuna cannot sample grid_search"):
+        parse_search({"space": {"a": {"grid_search": [1, 2]}}, "search_alg": "optuna"})
+
+
+def test_shipped_search_files_pass_the_validate_hook():
+    from kanplatform.search.spec import check_search_file, is_search_file
+
+    for path in SEARCHES:
+        assert is_search_file(path, {"space": {}})
+        assert check_search_file(path).startswith("search:")
