@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 from kanplatform.tracking.figures import kan_layers
 from kanplatform.tracking.loggers import SafeWandbLogger, find_wandb_logger
 from kanplatform.tracking.snapshots import snapshot
-from kanplatform.tracking.wandb_run import MonotoneStep, tracking_option
+from kanplatform.tracking.wandb_run import MonotoneStep, tracking_option, warn_once
 
 
 def grid_size(model: Any) -> int | None:
@@ -42,8 +42,8 @@ class SplineSnapshotCallback(pl.Callback):
 
     Tags: ``step<NNNNNN>`` (periodic, on the monotone step axis), ``stage<k>_G<size>``,
     ``final``. Files and W&B keys: see :func:`kanplatform.tracking.snapshot`. In W&B the
-    images go to the last step logged (so the step axis never goes back); the tag is in
-    the caption.
+    images go to the trainer's global step (see :class:`StepAxisCallback`); the tag is in
+    the caption. A snapshot that fails (e.g. a diverged model) is a warning, not an error.
 
     Args:
         run_dir: the run directory (figures go to ``run_dir/figures``).
@@ -67,7 +67,14 @@ class SplineSnapshotCallback(pl.Callback):
         # the same model at the same step was just logged (periodic + stage end): files only
         key = (id(model), trainer.global_step)
         logger = find_wandb_logger(trainer) if log and key != self._last_logged else None
-        if snapshot(model, self.run_dir, tag, logger=logger, step=step, n_points=self.n_points):
+        try:
+            written = snapshot(model, self.run_dir, tag, logger=logger, step=step,
+                               n_points=self.n_points)
+        except Exception as err:  # noqa: BLE001 - a figure must never stop training
+            warn_once(f"spline snapshot {tag!r} failed ({type(err).__name__}: {err})",
+                      key=f"snap:{self.run_dir}")
+            return
+        if written:
             self.tags.append(tag)
             if logger is not None:
                 self._last_logged = key

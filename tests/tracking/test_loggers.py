@@ -201,3 +201,21 @@ def test_checkpoints_as_artifacts_by_config(wandb_env, log_checkpoints):
         assert not artifacts
     summary = leet_summary(run_dir)["summary"]
     assert summary["test/rmse"] == 0.5 and summary["status"] == "completed"
+
+
+def test_a_failing_snapshot_is_a_warning(wandb_env, monkeypatch):
+    from kanplatform.tracking import snapshots
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("matplotlib exploded")
+
+    monkeypatch.setattr("kanplatform.tracking.callbacks.snapshot", broken)
+    assert snapshots.snapshot is not broken
+    cfg = _cfg(mode="disabled", snapshot_every=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = _trainer(False, tracking.make_callbacks(cfg, wandb_env / "run"), steps=4)
+        trainer.fit(TinyModule(), _loader())
+    assert trainer.global_step == 4
+    ours = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    assert len(ours) == 1 and "matplotlib exploded" in ours[0]
