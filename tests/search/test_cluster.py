@@ -72,6 +72,20 @@ def _tune_cmd(search: Path, tmp_path: Path, *extra: str) -> list[str]:
             str(tmp_path / "tune"), "--name", "ft", "--verbose", "0", *extra]
 
 
+def _assert_too_big_for_the_cluster(address: str, tmp_path: Path) -> None:
+    """A trial larger than the 2-CPU cluster (or than any 1-CPU node) fails before any trial."""
+    from kanplatform.config import load_config
+    from kanplatform.search import SearchSpecError, parse_search, run_search
+
+    cfg = load_config(QUICK, [f"output_dir={tmp_path / 'runs'}"])
+    for resources, match in (({"cpu": 3}, "needs 3 CPU .* the cluster has 2"),
+                             ({"cpu": 2}, "largest node has 1 CPU")):
+        spec = parse_search({"space": {"optim.lr": 1.0}, "resources": resources})
+        with pytest.raises(SearchSpecError, match=match):
+            run_search(cfg, spec, address=address, storage_path=tmp_path / "big")
+    assert not list((tmp_path / "big").glob("*/search_trial_*"))
+
+
 def test_two_node_cluster_survives_losing_the_worker_node(tmp_path, tmp_path_factory):
     """`kanplatform tune --address` on head + worker; the worker node is killed mid-search."""
     temp_dir = tmp_path_factory.mktemp("c")  # short: Ray's socket paths stay < 107 bytes
@@ -93,6 +107,7 @@ def test_two_node_cluster_survives_losing_the_worker_node(tmp_path, tmp_path_fac
                        capture_output=True, timeout=180)
         worker_raylet = _pid_of(f"--node_manager_port={worker_port}")
         assert worker_raylet, "worker raylet not found"
+        _assert_too_big_for_the_cluster(f"127.0.0.1:{port}", tmp_path)
         log = open(tmp_path / "driver.log", "w")
         driver = subprocess.Popen(_tune_cmd(search, tmp_path, "--address", f"127.0.0.1:{port}"),
                                   env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
