@@ -272,7 +272,7 @@ def _init(cfg: Any, run_dir: Path, mode: str) -> Any:
         entity=tracking_option(cfg, "entity"),
         group=tracking_option(cfg, "group"),
         tags=list(tags) if tags else None,
-        name=tracking_option(cfg, "name") or _get(cfg, "name") or run_dir.name,
+        name=tracking_option(cfg, "name") or run_dir.name,
         config=run_config(cfg),
         settings=settings,
         # never finish or take over a run the user (or another trial) has open

@@ -82,3 +82,29 @@ def test_fit_spline_snapshots_are_in_the_wandb_media_and_the_run_dir(fitted_run)
     for tag in ("stage0_G3", "stage1_G5", "final", "step000005", "step000020"):
         assert (figures / f"splines_{tag}.npz").is_file(), tag
         assert (figures / f"splines_{tag}_layer1.png").is_file(), tag
+
+
+def test_fit_online_with_network_unreachable_completes_and_warns_once(wandb_env, monkeypatch):
+    """In the tests' loopback-only netns no W&B server is reachable."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    from kanplatform.tracking import TrackingWarning
+    from kanplatform.train import fit
+
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)  # a key, so W&B really tries the network
+    cfg = load_config(Path(__file__).parents[2] / "configs/experiment/quick.yaml", {
+        "tracking.mode": "online", "tracking.init_timeout": 3, "grid.schedule": [3],
+        "grid.steps_per_stage": 4, "trainer.log_every_n_steps": 1,
+        "output_dir": str(wandb_env / "runs")})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(cfg, run_dir=wandb_env / "run", verbose=False)
+    assert result.status == "completed"
+    assert json.loads((wandb_env / "run" / "metrics.json").read_text())["status"] == "completed"
+    ours = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    assert len(ours) == 1 and "online run failed" in ours[0], ours
+    # nothing lost: the fallback offline run holds the history, ready for `wandb sync`
+    rows = history(leet_records(wandb_env / "run"))
+    assert [r["trainer/global_step"] for r in rows if "train/loss" in r] == [1, 2, 3, 4]
