@@ -164,3 +164,12 @@ def test_shipped_search_files_pass_the_validate_hook():
     for path in SEARCHES:
         assert is_search_file(path, {"space": {}})
         assert check_search_file(path).startswith("search:")
+
+
+def test_kanplatform_validate_checks_search_files(tmp_path, capsys):
+    assert cli_main(["validate", *map(str, SEARCHES)]) == 0
+    assert capsys.readouterr().out.count("search:") == len(SEARCHES)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("space:\n  model.foo: {choice: [1, 2]}\n")
+    assert cli_main(["validate", str(bad)]) == 1
+    assert "model.foo" in capsys.readouterr().out
