@@ -291,3 +291,19 @@ def _check_study_file(path: Path) -> str:
 
 # scaling studies (configs/scaling/*.yaml): a mapping with `families`; see kanplatform.scaling
 register_validator("scaling study", _detect_study_file, _check_study_file)
+
+
+def _detect_search_file(path: Path, data: Any) -> bool:
+    from kanplatform.search.spec import is_search_file
+
+    return is_search_file(path, data)
+
+
+def _check_search_file(path: Path) -> str:
+    from kanplatform.search.spec import check_search_file
+
+    return check_search_file(path)
+
+
+# Ray Tune searches (configs/search/*.yaml): a mapping with `space`; see kanplatform.search
+register_validator("search", _detect_search_file, _check_search_file)
