@@ -39,16 +39,6 @@ def run_configs(base_cfg: Any, configs: Any, **kwargs: Any) -> Any:
     return _run_configs(base_cfg, configs, **kwargs)
 
 
-def _register_validator() -> None:
-    # `kanplatform validate configs/search/*.yaml` (the CLI imports this package)
-    from kanplatform.config import register_validator
-    from kanplatform.search.spec import check_search_file, is_search_file
-
-    register_validator("search", is_search_file, check_search_file)
-
-
-_register_validator()
-
 __all__ = [
     "ResourceSpec",
     "SchedulerSpec",
