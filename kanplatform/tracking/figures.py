@@ -105,7 +105,7 @@ def spline_figure(curve: Mapping[str, np.ndarray], title: str = "") -> Any:
             for spine in ax.spines.values():
                 spine.set_alpha(0.3)
             if j == n_out - 1:
-                ax.set_xlabel(f"x{i}", fontsize=7)
+                ax.set_xlabel(f"x{i} [{x[0, i]:.3g}, {x[-1, i]:.3g}]", fontsize=7)
             if i == 0:
                 ax.set_ylabel(f"y{j}", fontsize=7)
     if title:

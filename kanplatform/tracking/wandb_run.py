@@ -3,14 +3,17 @@
 W&B is offline by default: runs are written under ``RUN_DIR/wandb/offline-run-*`` and nothing
 touches the network. To upload them later, from a machine with network access::
 
-    export WANDB_API_KEY=...            # or `wandb login` once
+    export WANDB_API_KEY=...                     # or `wandb login` once
+    wandb sync --dry-run RUN_DIR/wandb/offline-run-*      # what would be uploaded
     wandb sync --yes RUN_DIR/wandb/offline-run-*
-    # a whole experiment (many runs):
-    wandb sync --yes EXPERIMENT_DIR/*/wandb/offline-run-*
+    wandb sync --yes EXPERIMENT_DIR/*/wandb/offline-run-*  # every run of a study
+    wandb sync --yes -p PROJECT -e ENTITY RUN_DIR/wandb/offline-run-*   # another project
 
-``wandb sync --include-offline --sync-all`` run inside a ``wandb`` directory does the same.
-Use ``tracking.mode=online`` (or be logged in with ``tracking.mode=auto``) to stream live; if
-the W&B server cannot be reached the run falls back to offline with one warning.
+Run without paths inside a ``wandb`` folder, ``wandb sync --yes`` uploads every run there that
+is not synced yet. Checkpoint artifacts (``tracking.log_checkpoints``) are staged under
+``WANDB_DATA_DIR`` until then. Use ``tracking.mode=online`` to stream live; if the W&B server
+cannot be reached (``tracking.init_timeout`` seconds) the run falls back to offline with one
+warning. ``wandb leet RUN_DIR/wandb/offline-run-*`` browses an offline run in the terminal.
 
 W&B itself is imported lazily, inside the functions that need it.
 """

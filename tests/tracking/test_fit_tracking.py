@@ -108,3 +108,18 @@ def test_fit_online_with_network_unreachable_completes_and_warns_once(wandb_env,
     # nothing lost: the fallback offline run holds the history, ready for `wandb sync`
     rows = history(leet_records(wandb_env / "run"))
     assert [r["trainer/global_step"] for r in rows if "train/loss" in r] == [1, 2, 3, 4]
+
+
+def test_fit_offline_run_is_ready_for_wandb_sync(fitted_run, tmp_path):
+    """What the docs say to run later (``wandb sync``) recognises the run; nothing uploads."""
+    import os
+    import subprocess
+
+    from .conftest import wandb_cli
+
+    run_dir, _ = fitted_run
+    env = {**os.environ, "WANDB_API_KEY": "k" * 40, "WANDB_CONFIG_DIR": str(tmp_path)}
+    out = subprocess.run([wandb_cli(), "sync", "--dry-run", str(offline_run_dir(run_dir))],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Would sync 1 run" in out.stdout + out.stderr
