@@ -110,6 +110,8 @@ def fitted_run(tmp_path_factory):
         cfg = load_config(Path(__file__).parents[2] / "configs/experiment/quick.yaml", {
             "tracking.mode": "offline", "tracking.snapshot_every": 5,
             "tracking.tags": ["e2e"], "trainer.log_every_n_steps": 2,
+            "grid.schedule": [3, 5], "grid.steps_per_stage": 10,
+            "trainer.val_every_n_steps": 5, "model.width": [2, 1, 1],
             "trainer.num_threads": 1, "output_dir": str(root / "runs")})
         result = fit(cfg, run_dir=root / "run", verbose=False)
     assert result.status == "completed", result.metrics
