@@ -143,8 +143,9 @@ class TrackingConfig:
     """Weights & Biases and figures, read by :mod:`kanplatform.tracking`.
 
     ``mode: offline`` writes the W&B run under the run directory and needs no network;
-    ``disabled`` logs nothing to W&B. ``snapshot_every`` (steps, 0 = stage ends only)
-    controls spline snapshots.
+    ``disabled`` logs nothing to W&B. ``name`` names the W&B run (default: the run
+    directory's name). ``snapshot_every`` (steps, 0 = stage ends only) and
+    ``snapshot_points`` (points per edge curve) control spline snapshots.
     """
 
     mode: str = "offline"
@@ -152,8 +153,11 @@ class TrackingConfig:
     entity: str | None = None
     group: str | None = None
     tags: list[str] = field(default_factory=list)
+    name: str | None = None
     snapshot_every: int = 0
+    snapshot_points: int = 101
     log_checkpoints: bool = False
+    init_timeout: float = 30.0
 
 
 @dataclass

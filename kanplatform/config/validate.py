@@ -26,7 +26,6 @@ from kanplatform.config.schema import (
 )
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-ACTIVATIONS = ("silu", "relu", "tanh", "gelu", "sigmoid", "identity", "softplus")
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -119,8 +118,9 @@ def _validate_model(cfg: DictConfig) -> None:
     _check(m.spline_order >= 0, "model.spline_order", f"must be >= 0, got {m.spline_order}")
     _check(len(m.grid_range) == 2 and m.grid_range[0] < m.grid_range[1], "model.grid_range",
            f"must be [low, high] with low < high, got {list(m.grid_range)}")
-    _one_of(m.base_activation, "model.base_activation", ACTIVATIONS)
-    _one_of(m.activation, "model.activation", ACTIVATIONS)
+    activations = _activations()
+    _one_of(m.base_activation, "model.base_activation", activations)
+    _one_of(m.activation, "model.activation", activations)
     _one_of(m.match, "model.match", MATCH_MODES)
     if m.match == "params":
         _check(m.kind == "mlp", "model.match", "'params' resizes MLP hidden layers; use kind: mlp")
@@ -143,12 +143,15 @@ def _validate_optim(cfg: DictConfig) -> None:
 
 
 def _model_kinds() -> tuple[str, ...]:
-    try:
-        from kanplatform.nn import MODELS  # the model registry, once it exists
+    from kanplatform.nn import MODEL_REGISTRY
 
-        return tuple(MODELS)
-    except ImportError:
-        return MODEL_KINDS
+    return tuple(sorted(MODEL_REGISTRY)) or MODEL_KINDS
+
+
+def _activations() -> tuple[str, ...]:
+    from kanplatform.nn.functional import ACTIVATIONS
+
+    return tuple(sorted(ACTIVATIONS))
 
 
 # --- file validators: `kanplatform validate FILE...` -----------------------------------

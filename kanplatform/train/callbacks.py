@@ -1,0 +1,163 @@
+"""Training callbacks: the grid schedule (update and extension by stage) and the run recorder.
+
+One Trainer runs every stage, so the global step is monotone across grid extensions:
+stage ``s`` covers steps ``[s * steps_per_stage, (s + 1) * steps_per_stage)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from kanplatform.train.module import RegressionModule, finite, is_kan, model_grid_size
+
+
+def _splits(trainer: pl.Trainer) -> Any:
+    return trainer.datamodule.splits
+
+
+def _model_counts(model: torch.nn.Module) -> dict[str, int]:
+    from kanplatform.nn import count_flops, count_params
+
+    return {"model/params": int(count_params(model)), "model/flops": int(count_flops(model))}
+
+
+class GridSchedule(pl.Callback):
+    """Split training into stages; for KANs update and extend the grid as pykan's recipe does.
+
+    Within each stage the grid is updated from the training inputs before every
+    ``update_every``-th step while the step within the stage is below ``update_until``. At the
+    end of stage ``s`` the stage's metrics are recorded (train/val/test RMSE, params, FLOPs,
+    grid size) and, if another grid size follows, the KAN is replaced by
+    ``kan.extend_grid(schedule[s + 1], x_train)`` and the optimiser rebuilt. Models without a
+    grid (MLPs) get the same stages with no grid operations, so budgets and tables compare.
+
+    Args:
+        schedule: grid sizes, one per stage (``[]`` = one stage of ``steps_per_stage``).
+        steps_per_stage: optimiser steps per stage.
+        update_every: steps between grid updates (0 = none).
+        update_until: no updates at or after this step of a stage.
+
+    Attributes:
+        stages: one dict per finished stage, in order (the ``metrics.json`` table).
+    """
+
+    def __init__(
+        self,
+        schedule: Sequence[int],
+        steps_per_stage: int,
+        update_every: int = 5,
+        update_until: int = 50,
+    ) -> None:
+        self.schedule = list(schedule)
+        self.steps_per_stage = int(steps_per_stage)
+        self.update_every = int(update_every)
+        self.update_until = int(update_until)
+        self.stages: list[dict[str, Any]] = []
+
+    @property
+    def n_stages(self) -> int:
+        """Number of stages (at least one)."""
+        return max(1, len(self.schedule))
+
+    def stage_of(self, step: int) -> int:
+        """Index of the stage that global step ``step`` belongs to."""
+        return min(step // self.steps_per_stage, self.n_stages - 1)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: RegressionModule,
+                             batch: Any, batch_idx: int) -> None:
+        model = pl_module.model
+        if not (is_kan(model) and self.update_every > 0):
+            return
+        in_stage = trainer.global_step - self.stage_of(trainer.global_step) * self.steps_per_stage
+        if in_stage < self.update_until and in_stage % self.update_every == 0:
+            with torch.no_grad():
+                model.update_grid(_splits(trainer).train[0])
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: RegressionModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step == 0 or step % self.steps_per_stage or len(self.stages) >= self.n_stages:
+            return
+        if not finite(pl_module.last_loss):
+            return  # diverged: RunRecorder stops the run
+        stage = step // self.steps_per_stage - 1
+        self.record_stage(trainer, pl_module, stage)
+        if stage + 1 < len(self.schedule) and is_kan(pl_module.model):
+            x = _splits(trainer).train[0]
+            with torch.no_grad():
+                finer = pl_module.model.extend_grid(self.schedule[stage + 1], x)
+            pl_module.replace_model(finer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: RegressionModule) -> None:
+        # a run stopped early (max_steps not a stage multiple, divergence) still gets a row
+        step = trainer.global_step
+        done = len(self.stages) * self.steps_per_stage
+        if step > done and finite(pl_module.last_loss):
+            self.record_stage(trainer, pl_module, self.stage_of(step - 1))
+
+    def record_stage(self, trainer: pl.Trainer, pl_module: RegressionModule, stage: int) -> None:
+        """Measure the current model on every split and log the stage row."""
+        splits = _splits(trainer)
+        row: dict[str, Any] = {"stage": stage, "grid_size": model_grid_size(pl_module.model),
+                               "step": trainer.global_step}
+        for split in ("train", "val", "test"):
+            row[f"{split}/rmse"] = pl_module.rmse(*splits.split(split))
+        row.update(_model_counts(pl_module.model))
+        self.stages.append(row)
+        metrics = {"grid/stage": stage, **{k: v for k, v in row.items() if "/" in k}}
+        if row["grid_size"] is not None:
+            metrics["grid/size"] = row["grid_size"]
+        for logger in trainer.loggers:
+            logger.log_metrics({f"stage/{k}" if k.startswith(("train", "val", "test")) else k: v
+                                for k, v in metrics.items()}, step=trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stages": list(self.stages)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.stages = list(state_dict.get("stages", []))
+
+
+class RunRecorder(pl.Callback):
+    """Log ``train/loss``, ``train/rmse``, ``grid/size`` every N steps; keep the history; stop
+    on divergence.
+
+    Attributes:
+        history: ``{step: {metric: value}}``, the rows of ``history.csv``.
+        diverged: ``None``, or the reason the run stopped (a non-finite loss).
+    """
+
+    def __init__(self, every_n_steps: int = 10, grid: GridSchedule | None = None) -> None:
+        self.every_n_steps = max(1, int(every_n_steps))
+        self.grid = grid
+        self.history: dict[int, dict[str, float]] = {}
+        self.diverged: str | None = None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: RegressionModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        loss = pl_module.last_loss
+        if not finite(loss):
+            self.diverged = f"non-finite train/loss ({float(loss)}) at step {step}"
+            trainer.should_stop = True
+            return
+        if step % self.every_n_steps and step != 1:
+            return
+        row = {"train/loss": float(loss), "train/rmse": float(torch.sqrt(pl_module.last_mse))}
+        size = model_grid_size(pl_module.model)
+        if size is not None:
+            row["grid/size"] = size
+        if self.grid is not None:
+            row["grid/stage"] = self.grid.stage_of(max(step - 1, 0))
+        self.history.setdefault(step, {}).update(row)
+        pl_module.log_dict(row, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
+        pl_module.log("loss", row["train/loss"], prog_bar=True, logger=False, batch_size=1)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: RegressionModule) -> None:
+        value = trainer.callback_metrics.get("val/rmse")
+        if value is not None and not trainer.sanity_checking:
+            self.history.setdefault(trainer.global_step, {})["val/rmse"] = float(value)

@@ -1,0 +1,52 @@
+"""Save a trained model with its config; load it back (``kanplatform.load(run_dir)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def save_model(model: torch.nn.Module, path: str | Path) -> None:
+    """Write ``{"model_config": model.config(), "state_dict": ...}`` (CPU tensors) to ``path``."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"model_config": dict(model.config()), "state_dict": state}, path)
+
+
+def _from_lightning(path: Path) -> dict[str, Any]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if "model_config" not in ckpt:
+        raise FileNotFoundError(f"{path} holds no model_config; it was not written by fit()")
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    return {"model_config": ckpt["model_config"], "state_dict": state}
+
+
+def load_model(run_dir: str | Path) -> torch.nn.Module:
+    """Return the trained model of a run directory, on the CPU, in eval mode.
+
+    Reads ``run_dir/model.pt``, or ``run_dir/checkpoints/last.ckpt`` if there is no
+    ``model.pt``; ``run_dir`` may also be the path of either file.
+
+    Raises:
+        FileNotFoundError: no model file found.
+    """
+    from kanplatform.nn import build_model
+
+    path = Path(run_dir)
+    candidates = [path] if path.is_file() else [path / "model.pt",
+                                                path / "checkpoints" / "last.ckpt"]
+    for candidate in candidates:
+        if candidate.is_file():
+            if candidate.suffix == ".ckpt":
+                saved = _from_lightning(candidate)
+            else:
+                saved = torch.load(candidate, map_location="cpu", weights_only=False)
+            model = build_model(saved["model_config"])
+            dtype = next(iter(saved["state_dict"].values())).dtype if saved["state_dict"] else None
+            if dtype is not None and dtype.is_floating_point:
+                model = model.to(dtype)
+            model.load_state_dict(saved["state_dict"])
+            return model.eval()
+    raise FileNotFoundError(f"no model in {path}: expected model.pt or checkpoints/last.ckpt "
+                            "(is this a run directory written by `kanplatform train`?)")

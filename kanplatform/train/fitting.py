@@ -1,0 +1,275 @@
+"""``fit(cfg)``: one config in, one run directory out.
+
+Everything a run needs is set up here and nowhere else: the data module, the model, the
+LightningModule, one Trainer for all grid stages, tracking, and the run directory files.
+Ray Tune trials and tracking plug in through ``callbacks``, ``loggers`` and
+``trainer_kwargs`` rather than copies of this function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kanplatform.config import load_config, save_config, to_dict, validate
+from kanplatform.config.load import ConfigError
+
+STATUS_COMPLETED, STATUS_DIVERGED, STATUS_FAILED = "completed", "diverged", "failed"
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        run_dir: the run directory (see CONTRIBUTING.md for its files).
+        metrics: the content of ``metrics.json``.
+        model: the trained model (on the training device, eval mode).
+    """
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    model: torch.nn.Module | None = field(repr=False, default=None)
+
+    @property
+    def status(self) -> str:
+        """``completed`` or ``diverged``."""
+        return self.metrics["status"]
+
+
+def as_run_config(cfg: Any) -> Any:
+    """Accept a loaded DictConfig, a plain dict (e.g. ``to_dict`` output) or a YAML path."""
+    from omegaconf import DictConfig
+
+    if isinstance(cfg, DictConfig):
+        return cfg
+    if isinstance(cfg, str | Path):
+        return load_config(cfg)
+    if isinstance(cfg, Mapping):
+        return load_config([], dict(cfg), validate=False)
+    raise ConfigError(f"fit() needs a config (DictConfig, dict or path), got {type(cfg).__name__}")
+
+
+@contextlib.contextmanager
+def _local_torch_state(seed: int, num_threads: int | None) -> Iterator[None]:
+    """Seed torch for this run only; restore the caller's RNG, threads and determinism flag."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic)
+
+
+def _tracking(cfg: Any, run_dir: Path) -> tuple[list[Any], list[Any], Any]:
+    """Loggers and callbacks from :mod:`kanplatform.tracking`, and its ``finish``."""
+    if cfg.tracking.mode == "disabled":
+        return [], [], None
+    from kanplatform import tracking
+
+    return tracking.make_loggers(cfg, run_dir), tracking.make_callbacks(cfg, run_dir), \
+        tracking.finish
+
+
+def fit(
+    cfg: Any,
+    *,
+    callbacks: Sequence[Any] = (),
+    loggers: Sequence[Any] = (),
+    run_dir: str | Path | None = None,
+    trainer_kwargs: Mapping[str, Any] | None = None,
+    ckpt_path: str | Path | None = None,
+    verbose: bool = True,
+) -> FitResult:
+    """Train the model ``cfg`` describes and write its run directory.
+
+    Deterministic for a fixed ``cfg.seed`` on the CPU: torch is seeded inside a forked RNG
+    state, so the caller's global random state is left as it was.
+
+    Args:
+        cfg: a RunConfig (from :func:`kanplatform.config.load_config`), a plain dict or a path.
+        callbacks: extra Lightning callbacks (e.g. Ray Tune's report callback).
+        loggers: extra Lightning loggers (tracking's W&B logger is added from ``cfg.tracking``).
+        run_dir: write here instead of a new ``cfg.output_dir/<name>-<time>-<random>``.
+        trainer_kwargs: extra ``pl.Trainer`` arguments, overriding the config's (e.g.
+            ``strategy``, ``plugins`` for Ray Train workers).
+        ckpt_path: resume from this Lightning checkpoint.
+        verbose: print the run directory.
+
+    Returns:
+        :class:`FitResult`. A run whose loss became NaN/inf stops at once and *returns* with
+        ``status == "diverged"`` and ``metrics["reason"]`` (the CLI exits 1); its files are
+        written as usual.
+
+    Raises:
+        ConfigError: an invalid config, before anything is written.
+        Exception: any training error, re-raised after ``metrics.json`` records
+            ``status: failed`` with the reason.
+
+    Example:
+        >>> result = fit(load_config("configs/experiment/quick.yaml"))  # doctest: +SKIP
+        >>> result.metrics["final"]["test/rmse"]                          # doctest: +SKIP
+    """
+    from kanplatform.train.rundir import new_run_dir
+
+    cfg = as_run_config(cfg)
+    validate(cfg)
+    run_dir = Path(run_dir).resolve() if run_dir else new_run_dir(cfg.output_dir, cfg.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    if verbose:
+        print(f"run dir: {run_dir}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    run = _Run(cfg, run_dir)
+    try:
+        with _local_torch_state(cfg.seed, cfg.trainer.num_threads):
+            run.train(callbacks, loggers, trainer_kwargs, ckpt_path)
+    except BaseException as err:
+        run.write(STATUS_FAILED, f"{type(err).__name__}: {err}", time.perf_counter() - started)
+        run.finish(exit_code=1)
+        raise
+    status = STATUS_DIVERGED if run.recorder.diverged else STATUS_COMPLETED
+    metrics = run.write(status, run.recorder.diverged, time.perf_counter() - started)
+    run.finish(exit_code=0 if status == STATUS_COMPLETED else 1)
+    return FitResult(run_dir, metrics, run.module.model.eval() if run.module else None)
+
+
+class _Run:
+    """The state of one :func:`fit` call (kept apart so failures can still write files)."""
+
+    def __init__(self, cfg: Any, run_dir: Path) -> None:
+        self.cfg, self.run_dir = cfg, run_dir
+        self.module: Any = None
+        self.trainer: Any = None
+        self.recorder: Any = None
+        self.grid: Any = None
+        self.loggers: list[Any] = []
+        self.finish_tracking: Any = None
+        self.wall_time_s: float | None = None
+        self.datamodule: Any = None
+
+    def train(self, callbacks: Sequence[Any], loggers: Sequence[Any],
+              trainer_kwargs: Mapping[str, Any] | None, ckpt_path: str | Path | None) -> None:
+        import pytorch_lightning as pl
+
+        from kanplatform.data import KANDataModule
+        from kanplatform.train.callbacks import GridSchedule, RunRecorder
+        from kanplatform.train.models import build_model_from_config
+        from kanplatform.train.module import RegressionModule
+
+        cfg = self.cfg
+        dtype = torch.float64 if cfg.trainer.precision == 64 else torch.float32
+        schedule = list(cfg.grid.schedule)
+        kan = cfg.model.kind == "kan"
+        model = build_model_from_config(cfg.model, schedule[0] if schedule and kan else None,
+                                        grid_eps=cfg.grid.grid_eps, seed=cfg.seed)
+        self.module = RegressionModule(model.to(dtype), cfg.optim, cfg.reg)
+        datamodule = KANDataModule(data_cfg=cfg.data, dtype=dtype, seed=cfg.seed)
+        self.datamodule = datamodule
+        steps_per_stage = cfg.grid.steps_per_stage if schedule else cfg.trainer.max_steps
+        max_steps = steps_per_stage * max(1, len(schedule))
+        g = cfg.grid
+        self.grid = GridSchedule(schedule, steps_per_stage, g.update_every, g.update_until)
+        self.recorder = RunRecorder(cfg.trainer.log_every_n_steps, self.grid)
+        track_loggers, track_callbacks, self.finish_tracking = _tracking(cfg, self.run_dir)
+        self.loggers = [*track_loggers, *loggers]
+        kwargs: dict[str, Any] = dict(
+            max_steps=max_steps,
+            accelerator=cfg.trainer.accelerator,
+            devices=cfg.trainer.devices,
+            precision="64-true" if cfg.trainer.precision == 64 else "32-true",
+            deterministic=cfg.trainer.deterministic,
+            val_check_interval=cfg.trainer.val_every_n_steps,
+            check_val_every_n_epoch=None,
+            log_every_n_steps=cfg.trainer.log_every_n_steps,
+            num_sanity_val_steps=0,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=cfg.trainer.enable_progress_bar,
+            default_root_dir=str(self.run_dir),
+        )
+        kwargs.update(trainer_kwargs or {})
+        kwargs["callbacks"] = [self.grid, self.recorder, *track_callbacks, *callbacks,
+                               *kwargs.get("callbacks", [])]
+        kwargs["logger"] = [*self.loggers, *_as_list(kwargs.get("logger"))] or False
+        with warnings.catch_warnings():
+            # the full-batch loader is an endless iterator by design
+            warnings.filterwarnings("ignore", ".*(does not have many workers|has no `__len__`|"
+                                    "infinite|`IterableDataset`).*")
+            self.trainer = pl.Trainer(**kwargs)
+            started = time.perf_counter()
+            self.trainer.fit(self.module, datamodule=datamodule,
+                             ckpt_path=str(ckpt_path) if ckpt_path else None)
+            self.wall_time_s = time.perf_counter() - started
+
+    def write(self, status: str, reason: str | None, total_time_s: float) -> dict[str, Any]:
+        """Write metrics.json (always), and the model, checkpoint and history if there is one."""
+        from kanplatform.train.rundir import git_sha, versions, write_history, write_json
+
+        metrics: dict[str, Any] = {"status": status, "reason": reason, "name": self.cfg.name,
+                                   "seed": int(self.cfg.seed), "final": {}, "stages": []}
+        if self.module is not None and self.trainer is not None:
+            try:
+                metrics.update(self._results())
+                self._save_model()
+                write_history(self.run_dir / "history.csv", self.recorder.history)
+            except Exception as err:  # a failed run still gets its metrics.json
+                if status != STATUS_FAILED:
+                    raise
+                metrics["write_error"] = f"{type(err).__name__}: {err}"
+        metrics.update({
+            "wall_time_s": self.wall_time_s,
+            "total_time_s": total_time_s,
+            "git_sha": git_sha(),
+            "versions": versions(),
+            "run_dir": str(self.run_dir),
+        })
+        write_json(self.run_dir / "metrics.json", metrics)
+        return metrics
+
+    def _results(self) -> dict[str, Any]:
+        from kanplatform.train.callbacks import _model_counts
+
+        module, splits = self.module, self.datamodule.splits
+        splits = splits.to(device=module.device)
+        final: dict[str, Any] = {}
+        for split in ("train", "val", "test"):
+            final[f"{split}/rmse"] = module.rmse(*splits.split(split))
+        final["train/loss"] = float(module.last_loss) if module.last_loss is not None else None
+        return {"final": final, "stages": list(self.grid.stages), "step": self.trainer.global_step,
+                **_model_counts(module.model)}
+
+    def _save_model(self) -> None:
+        from kanplatform.train.checkpoint import save_model
+
+        save_model(self.module.model, self.run_dir / "model.pt")
+        ckpt = self.run_dir / "checkpoints" / "last.ckpt"
+        ckpt.parent.mkdir(exist_ok=True)
+        self.trainer.save_checkpoint(ckpt)
+
+    def finish(self, exit_code: int) -> None:
+        if self.finish_tracking is not None:
+            self.finish_tracking(self.loggers, exit_code=exit_code)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None or value is False or value is True:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+__all__ = ["FitResult", "fit", "to_dict"]

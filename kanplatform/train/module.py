@@ -1,0 +1,125 @@
+"""The LightningModule that trains any registered model on a regression target.
+
+MSE loss plus optional KAN regularisation; Adam/AdamW, or LBFGS (strong Wolfe, full batch)
+stepped through Lightning's closure. The wrapped model lives in ``self.model`` and may be
+replaced mid-fit (grid extension): :meth:`replace_model` swaps it and rebuilds the optimiser.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from kanplatform.train.optim import make_optimizer
+
+
+def is_kan(model: nn.Module) -> bool:
+    """True for models with a spline grid (they have ``update_grid`` and ``extend_grid``)."""
+    return hasattr(model, "update_grid") and hasattr(model, "extend_grid")
+
+
+def model_config(model: nn.Module) -> dict[str, Any]:
+    """The ``build_model`` dict of a model (``model.config()``)."""
+    return dict(model.config())
+
+
+def model_grid_size(model: nn.Module) -> int | None:
+    """The KAN's current grid size, or ``None`` for models without a grid."""
+    if not is_kan(model):
+        return None
+    size = getattr(model, "grid_size", None)
+    if size is None:
+        size = model_config(model).get("grid_size")
+    return int(size) if size is not None else None
+
+
+class RegressionModule(pl.LightningModule):
+    """Train ``model`` to minimise MSE (+ KAN regularisation) on full or mini batches.
+
+    Args:
+        model: a ``torch.nn.Module`` from :func:`kanplatform.nn.build_model`.
+        optim: the ``optim`` config section (name, lr, LBFGS settings).
+        reg: the ``reg`` config section; ``reg.lamb > 0`` adds the KAN regulariser.
+
+    Attributes:
+        last_mse: the MSE of the latest training forward pass (detached), for callbacks.
+    """
+
+    def __init__(self, model: nn.Module, optim: Any, reg: Any = None) -> None:
+        super().__init__()
+        self.model = model
+        self.optim_cfg = optim
+        self.reg_cfg = reg
+        self.last_mse: torch.Tensor | None = None
+        self.last_loss: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: (batch, in) -> (batch, out)``."""
+        return self.model(x)
+
+    def _use_reg(self) -> bool:
+        return bool(self.reg_cfg is not None and self.reg_cfg.lamb > 0 and is_kan(self.model))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor],
+                      batch_idx: int) -> torch.Tensor:
+        # called once per Adam step, several times per LBFGS step (the closure): keep it lean
+        x, y = batch
+        mse = torch.mean((self.model(x) - y) ** 2)
+        loss = mse
+        if self._use_reg():
+            from kanplatform.nn import regularization
+
+            r = self.reg_cfg
+            loss = mse + regularization(self.model, x, lamb=r.lamb, lamb_l1=r.lamb_l1,
+                                        lamb_entropy=r.lamb_entropy, variant=r.variant)
+        self.last_mse, self.last_loss = mse.detach(), loss.detach()
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        rmse = torch.sqrt(torch.mean((self.model(x) - y) ** 2))
+        self.log("val/rmse", rmse, prog_bar=True, batch_size=len(x))
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self.log("test/rmse", torch.sqrt(torch.mean((self.model(x) - y) ** 2)), batch_size=len(x))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return make_optimizer(self.model.parameters(), self.optim_cfg)
+
+    def replace_model(self, model: nn.Module) -> None:
+        """Swap in a new model (e.g. an extended-grid KAN) and rebuild the optimiser."""
+        self.model = model.to(device=self.device, dtype=self.dtype)
+        if self._trainer is not None:
+            self.trainer.strategy.optimizers = [self.configure_optimizers()]
+
+    @torch.no_grad()
+    def rmse(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Root-mean-square error of the current model on ``(x, y)``."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return float(torch.sqrt(torch.mean((self.model(x) - y) ** 2)))
+        finally:
+            self.model.train(was_training)
+
+    # checkpoints carry the model's config, so a model whose grid was extended mid-fit
+    # can be rebuilt at the right size before its weights are loaded
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["model_config"] = model_config(self.model)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        spec = checkpoint.get("model_config")
+        if spec and spec != model_config(self.model):
+            from kanplatform.nn import build_model
+
+            self.model = build_model(spec).to(device=self.device, dtype=self.dtype)
+
+
+def finite(value: Any) -> bool:
+    """True if ``value`` (a number or a 0-d tensor) is finite."""
+    return value is not None and math.isfinite(float(value))

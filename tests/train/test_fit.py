@@ -1,0 +1,141 @@
+"""fit(): the run directory, reloading, determinism, optimisers, divergence."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+import kanplatform
+from kanplatform.config import apply_overrides, load_config
+from kanplatform.nn import count_params
+from kanplatform.train import fit
+
+
+def test_fit_writes_the_run_directory(quick_cfg):
+    result = fit(quick_cfg, verbose=False)
+    run = result.run_dir
+    assert run.parent.name == "runs" and run.name.startswith("quick-")
+    for name in ("config.yaml", "metrics.json", "history.csv", "model.pt",
+                 "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["reason"] is None
+    assert set(metrics["final"]) >= {"train/rmse", "val/rmse", "test/rmse", "train/loss"}
+    for key in ("model/params", "model/flops", "wall_time_s", "seed", "git_sha", "versions"):
+        assert key in metrics, key
+    assert metrics["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert load_config(run / "config.yaml").name == "quick"
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {"step", "train/loss", "grid/size"} <= set(rows[0])
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(steps)  # one trainer: the step axis is monotone across stages
+
+
+def test_grid_extension_stages(quick_cfg):
+    metrics = fit(quick_cfg, verbose=False).metrics
+    stages = metrics["stages"]
+    assert [s["grid_size"] for s in stages] == [3, 5]
+    assert [s["step"] for s in stages] == [10, 20]
+    assert stages[1]["model/params"] > stages[0]["model/params"]
+    for s in stages:
+        assert {"train/rmse", "val/rmse", "test/rmse", "model/flops"} <= set(s)
+    assert metrics["final"]["test/rmse"] == pytest.approx(stages[-1]["test/rmse"])
+    assert metrics["final"]["test/rmse"] < 0.5
+
+
+def test_load_reproduces_predictions(quick_cfg):
+    result = fit(quick_cfg, verbose=False)
+    x = torch.rand(32, 2, dtype=torch.float64) * 2 - 1
+    loaded = kanplatform.load(result.run_dir)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), result.model(x), atol=0, rtol=0)
+    from_ckpt = kanplatform.load(result.run_dir / "checkpoints" / "last.ckpt")
+    with torch.no_grad():
+        assert torch.allclose(from_ckpt(x), result.model(x))
+    assert loaded.grid_size == 5
+
+
+def test_load_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model in"):
+        kanplatform.load(tmp_path)
+
+
+def test_same_seed_same_metrics_and_global_rng_untouched(quick_cfg):
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    a = fit(quick_cfg, verbose=False)
+    assert torch.equal(state, torch.get_rng_state())
+    b = fit(quick_cfg, verbose=False)
+    assert a.run_dir != b.run_dir
+    assert a.metrics["final"] == b.metrics["final"]
+    assert a.metrics["stages"] == b.metrics["stages"]
+    c = fit(apply_overrides(quick_cfg, ["seed=1"]), verbose=False)
+    assert c.metrics["final"] != a.metrics["final"]
+
+
+def test_adam_mini_batches(quick_cfg, tmp_path):
+    cfg = apply_overrides(quick_cfg, ["optim.name=adam", "optim.lr=0.01", "data.batch_size=50",
+                                      "grid.schedule=[]", "trainer.max_steps=12",
+                                      "trainer.precision=32"])
+    result = fit(cfg, run_dir=tmp_path / "adam", verbose=False)
+    assert result.run_dir == (tmp_path / "adam").resolve()
+    assert result.metrics["status"] == "completed" and result.metrics["step"] == 12
+    assert result.metrics["stages"][0]["grid_size"] == 5
+    assert next(result.model.parameters()).dtype == torch.float32
+
+
+def test_parameter_matched_mlp(quick_cfg):
+    cfg = apply_overrides(quick_cfg, ["model=mlp"])
+    kan_params = fit(quick_cfg, verbose=False).metrics["model/params"]
+    result = fit(cfg, verbose=False)
+    assert result.model.__class__.__name__ == "MLP"
+    assert abs(count_params(result.model) - kan_params) <= 0.2 * kan_params
+    assert [s["grid_size"] for s in result.metrics["stages"]] == [None, None]
+
+
+def test_regularisation_runs(quick_cfg):
+    cfg = apply_overrides(quick_cfg, ["reg.lamb=0.001"])
+    assert fit(cfg, verbose=False).metrics["final"]["train/loss"] > 0
+
+
+class _Poison(pl.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == 3:
+            with torch.no_grad():
+                for p in pl_module.model.parameters():
+                    p.fill_(float("nan"))
+
+
+def test_divergence_stops_and_is_recorded(quick_cfg):
+    result = fit(quick_cfg, callbacks=[_Poison()], verbose=False)
+    assert result.status == "diverged"
+    assert "non-finite train/loss" in result.metrics["reason"]
+    assert result.metrics["step"] <= 5
+    saved = json.loads((result.run_dir / "metrics.json").read_text())
+    assert saved["status"] == "diverged"
+
+
+def test_failure_is_recorded_and_raised(quick_cfg):
+    class Boom(pl.Callback):
+        def on_train_batch_start(self, *args):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(quick_cfg, callbacks=[Boom()], verbose=False)
+    run = next(Path(quick_cfg.output_dir).iterdir())
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["status"] == "failed" and "boom" in saved["reason"]
+
+
+def test_invalid_config_writes_nothing(quick_cfg, tmp_path):
+    from kanplatform.config import ConfigError, to_dict
+
+    bad = to_dict(quick_cfg)
+    bad["model"]["grid_size"] = 0
+    with pytest.raises(ConfigError, match="model.grid_size"):
+        fit(bad, run_dir=tmp_path / "never", verbose=False)
+    assert not (tmp_path / "never").exists()
