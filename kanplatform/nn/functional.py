@@ -139,8 +139,19 @@ def _untable_grad(grad_c: torch.Tensor, polys: torch.Tensor, n_basis: int) -> to
     return out
 
 
+def _is_uniform(grid: torch.Tensor) -> bool:
+    """Whether every input's full knot vector is evenly spaced (then all intervals share one
+    set of local basis polynomials and the interval of ``x`` is a floor)."""
+    span = grid[:, -1:] - grid[:, :1]
+    lin = grid[:, :1] + span * torch.linspace(
+        0, 1, grid.shape[1], dtype=grid.dtype, device=grid.device
+    )
+    tol = 64 * torch.finfo(grid.dtype).eps * (span.abs() + grid[:, :1].abs())
+    return bool(((grid - lin).abs() <= tol).all())
+
+
 def _locate(
-    x: torch.Tensor, grid: torch.Tensor, k: int
+    x: torch.Tensor, grid: torch.Tensor, k: int, uniform: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Interval index ``j (batch, in)``, centred local coordinate ``sigma (batch, in)`` and
     ``d sigma / d x`` (zero outside the grid, where ``x`` is clamped)."""
@@ -150,13 +161,8 @@ def _locate(
     lo, hi = inner[:, 0], inner[:, -1]
     xc = torch.minimum(torch.maximum(x, lo), hi)
     inside = (x >= lo) & (x <= hi)
-    span = hi - lo
-    lin = lo.unsqueeze(1) + span.unsqueeze(1) * torch.linspace(
-        0, 1, g + 1, dtype=grid.dtype, device=grid.device
-    )
-    eps = 64 * torch.finfo(grid.dtype).eps
-    if bool(((inner - lin).abs() <= eps * (span.abs() + lo.abs()).unsqueeze(1)).all()):
-        # uniform knots: the interval is a floor, no search
+    if uniform:  # the interval is a floor, no search
+        span = hi - lo
         u = (xc - lo) * (g / span)  # (B, I) in [0, G]
         j = u.floor().clamp_(0, g - 1)
         sigma = 2 * (u - j) - 1
@@ -183,11 +189,13 @@ def _transposed_bags(
     then a gather-sum of ``grad_out`` rows. Returns ``(k + 1, n_rows, out)``.
     """
     n_in = idx.shape[1]
-    key_sorted, perm = torch.sort(idx.reshape(-1).to(torch.int32), stable=True)  # (B*I,)
+    # radix sort: its cost grows with the key width, so use the narrowest integer type
+    key_dtype = torch.int16 if n_rows < 2**15 else torch.int32
+    key_sorted, perm = torch.sort(idx.reshape(-1).to(key_dtype), stable=True)  # (B*I,)
     samples = perm.div(n_in, rounding_mode="floor")
     sig = sigma.reshape(-1)[perm]
     offsets = torch.zeros(n_rows + 1, dtype=torch.long, device=idx.device)
-    torch.cumsum(torch.bincount(key_sorted, minlength=n_rows), 0, out=offsets[1:])
+    torch.cumsum(torch.bincount(key_sorted.to(torch.int32), minlength=n_rows), 0, out=offsets[1:])
     out = grad_out.new_empty(k + 1, n_rows, grad_out.shape[1])
     for p, w in enumerate(_powers(sig, k)):
         out[p] = F.embedding_bag(
@@ -202,28 +210,30 @@ def _transposed_bags(
 
 
 def _sampled_rows_dot(
-    idx: torch.Tensor, grad_out: torch.Tensor, table: torch.Tensor
-) -> torch.Tensor:
-    """``out[b, i] = <grad_out[b], table[idx[b, i]]>``: ``(batch, in)``."""
+    idx: torch.Tensor, grad_out: torch.Tensor, tables: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    """``out[p][b, i] = <grad_out[b], tables[p][idx[b, i]]>`` for every table: ``(batch, in)``."""
     n_b, n_in = idx.shape
-    if grad_out.device.type in ("cpu", "cuda"):
-        crow = torch.arange(n_b + 1, device=idx.device) * n_in
-        with warnings.catch_warnings():  # "sparse CSR support is in beta"
-            warnings.simplefilter("ignore", UserWarning)
-            pattern = torch.sparse_csr_tensor(
-                crow,
-                idx.reshape(-1),
-                grad_out.new_zeros(n_b * n_in),
-                size=(n_b, table.shape[0]),
-                check_invariants=False,
-            )
-        out = torch.sparse.sampled_addmm(pattern, grad_out, table.t(), beta=0.0)
-        return out.values().view(n_b, n_in)
-    rows = [  # portable fallback (other devices): gather rows in chunks
-        (table[idx[sl]] * grad_out[sl].unsqueeze(1)).sum(-1)
-        for sl in torch.split(torch.arange(n_b, device=idx.device), 1024)
+    if grad_out.device.type not in ("cpu", "cuda"):  # portable fallback: gather in chunks
+        chunks = torch.split(torch.arange(n_b, device=idx.device), 1024)
+        return [
+            torch.cat([(t[idx[c]] * grad_out[c].unsqueeze(1)).sum(-1) for c in chunks])
+            for t in tables
+        ]
+    crow = torch.arange(n_b + 1, device=idx.device) * n_in
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        pattern = torch.sparse_csr_tensor(
+            crow,
+            idx.reshape(-1),
+            grad_out.new_zeros(n_b * n_in),
+            size=(n_b, tables[0].shape[0]),
+            check_invariants=False,
+        )
+    return [
+        torch.sparse.sampled_addmm(pattern, grad_out, t.t(), beta=0.0).values().view(n_b, n_in)
+        for t in tables
     ]
-    return torch.cat(rows)
 
 
 def _powers(sigma: torch.Tensor, k: int) -> list[torch.Tensor | None]:
@@ -240,7 +250,7 @@ class _KANLinear(torch.autograd.Function):
         g = n_basis - k
         polys = interval_polynomials(grid, k)  # (I, G, k+1, k+1)
         tables = _poly_tables(coef, scale_sp, polys)  # (k+1, I*G, out)
-        j, sigma, _ = _locate(x, grid, k)
+        j, sigma, _ = _locate(x, grid, k, _is_uniform(grid))
         idx = j + torch.arange(n_in, device=x.device) * g  # (B, I) rows of the tables
         y = None
         for p, w in enumerate(_powers(sigma, k)):
@@ -263,19 +273,19 @@ class _KANLinear(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         need_x, _, need_coef, need_sp, need_base = ctx.needs_input_grad[:5]
         polys = interval_polynomials(grid, k)
-        j, sigma, dsig = _locate(x, grid, k)
+        j, sigma, dsig = _locate(x, grid, k, _is_uniform(grid))
         idx = j + torch.arange(n_in, device=x.device) * g
         pw = _powers(sigma, k)
         grad_x = grad_coef = grad_sp = grad_base = None
         if need_x:
             tables = _poly_tables(coef, scale_sp, polys)
-            dsigma = torch.zeros_like(sigma)
-            for p in range(1, k + 1):  # d/dsigma sigma^p = p sigma^(p-1)
-                dot = _sampled_rows_dot(idx, grad_out, tables[p])
-                dsigma += dot * p if p == 1 else dot * (p * pw[p - 1])
-            grad_x = dsigma * dsig
+            dots = _sampled_rows_dot(idx, grad_out, list(tables[1:]))
+            dsigma = dots[0]  # d/dsigma sigma^p = p sigma^(p-1)
+            for p in range(2, k + 1):
+                dsigma = dsigma.addcmul_(dots[p - 1], pw[p - 1], value=p)
+            grad_x = dsigma.mul_(dsig)
         if need_coef or need_sp:
-            grad_tables = _transposed_bags(idx, sigma, k, grad_out, n_in * g)  # (k+1, I*G, out)
+            grad_tables = _transposed_bags(idx, sigma, k, grad_out, n_in * g)
             gw = _untable_grad(grad_tables, polys, n_basis)  # (I, G+k, out)
             if need_coef:
                 grad_coef = gw * scale_sp.t().unsqueeze(1)
