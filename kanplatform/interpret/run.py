@@ -81,7 +81,8 @@ def _lbfgs(params: Sequence[torch.nn.Parameter], loss_fn: Callable[[], torch.Ten
     for _ in range(steps):
         saved = [p.detach().clone() for p in params]
         loss = opt.step(closure)
-        if not math.isfinite(float(loss)) or not all(torch.isfinite(p).all() for p in params):
+        bad = not all(torch.isfinite(p).all() for p in params)
+        if bad or not math.isfinite(float(loss.detach())):
             with torch.no_grad():
                 for p, s in zip(params, saved):
                     p.copy_(s)
@@ -154,9 +155,12 @@ def interpret_run(
     from kanplatform.data.datasets import dataset_from_config
     from kanplatform.nn.kan import KAN
     from kanplatform.nn.prune import prune as prune_kan
+    from kanplatform.nn.symbolic import get_symbolic
     from kanplatform.nn.symbolic_kan import auto_symbolic, train_affine
     from kanplatform.train.checkpoint import save_model
 
+    for name in lib or ():
+        get_symbolic(name)  # an unknown name fails before any work
     run_dir = Path(run_dir).resolve()
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} has no config.yaml: is it a `kanplatform train` "

@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 
 _EPS = 1e-3  # distance kept from a singularity (1/x, log, arctanh, tan poles)
+DEGENERATE_RATIO = 20.0  # mean |c·f(u)| / std(y) above this marks a cancellation fit
+DEGENERATE_PENALTY = 2.0  # complexity added to such fits when ranking
 
 
 @dataclass(frozen=True)
@@ -405,9 +407,32 @@ def fit_edge(
     theta = torch.tensor([a, b, c, d], dtype=torch.float64)
     if refine_steps:
         theta = _refine(fn, x, y, theta, refine_steps)
-    a, b, c, d = (float(v) for v in theta)
-    r2 = _r2(c * fn.torch_fn(a * x + b) + d, y)
-    return EdgeFit(name, a, b, c, d, r2, fn.complexity, x_range=x_range)
+    a, b, c, d = _canonical(name, *(float(v) for v in theta))
+    cf = c * fn.torch_fn(a * x + b)
+    r2 = _r2(cf + d, y)
+    note = None
+    # cos(0.16·x) fits x² to R² ≈ 1 - 1e-7 by cancelling a huge constant (c ≈ -77, d ≈ 77):
+    # a Taylor approximation, not the function. Flag it; suggest_symbolic penalises it.
+    if float(cf.abs().mean()) > DEGENERATE_RATIO * math.sqrt(vy):
+        note = "degenerate: c·f cancels a large constant (a Taylor approximation)"
+    return EdgeFit(name, a, b, c, d, r2, fn.complexity, x_range=x_range, note=note)
+
+
+_POWERS = {"x^2": 2, "x^3": 3, "x^4": 4, "x^5": 5, "1/x": -1, "1/x^2": -2}
+
+
+def _canonical(name: str, a: float, b: float, c: float, d: float):
+    """Same function, simpler constants: c·exp(a·x+b) = (c·e^b)·exp(a·x), for powers
+    c·(a·x+b)^n = (c·a^n)·(x + b/a)^n, and periodic phases reduced to one period."""
+    if name == "exp" and abs(b) < 50:
+        return a, 0.0, c * math.exp(b), d
+    if name in ("sin", "cos", "tan"):  # shift b into (-π, π] (tan: (-π/2, π/2])
+        period = math.pi if name == "tan" else 2 * math.pi
+        return a, b - period * round(b / period), c, d
+    n = _POWERS.get(name)
+    if n is not None and abs(a) > 1e-8:
+        return 1.0, b / a, c * a**n, d
+    return a, b, c, d
 
 
 def _r2(pred: Tensor, y: Tensor) -> float:
@@ -441,7 +466,9 @@ def suggest_symbolic(
         x: (n,) edge inputs.
         y: (n,) edge outputs.
         lib: function names to try; None means the whole library.
-        weight_simple: weight of complexity against R² in :func:`rank_score`.
+        weight_simple: weight of complexity against R² in :func:`rank_score`. Degenerate
+            fits (a huge c·f(u) cancelled by d: a Taylor approximation, e.g. cos(0.16x) for
+            x²) rank with ``DEGENERATE_PENALTY`` added to their complexity.
         **fit_kwargs: passed to :func:`fit_edge`.
 
     Returns:
@@ -450,5 +477,6 @@ def suggest_symbolic(
     names: Sequence[str] = list(SYMBOLIC_LIB) if lib is None else list(lib)
     fits = [fit_edge(x, y, n, **fit_kwargs) for n in names]
     for f in fits:
-        f.score = rank_score(f.r2, f.complexity, weight_simple)
+        penalty = DEGENERATE_PENALTY if f.note and f.note.startswith("degenerate") else 0.0
+        f.score = rank_score(f.r2, f.complexity + penalty, weight_simple)
     return sorted(fits, key=lambda f: (f.score, f.complexity))

@@ -107,9 +107,15 @@ class SymbolicLayer(nn.Module):
         """Per-edge outputs ``(batch, out, in)``, symbolic and spline edges alike."""
         phi = self.spline.edge_activations(x)
         if self.edges:
-            phi = phi.index_put((torch.arange(x.shape[0], device=x.device)[:, None],
-                                 self.out_idx[None, :], self.in_idx[None, :]),
-                                self.edge_symbolic(x).to(phi.dtype), accumulate=True)
+            phi = phi.index_put(
+                (
+                    torch.arange(x.shape[0], device=x.device)[:, None],
+                    self.out_idx[None, :],
+                    self.in_idx[None, :],
+                ),
+                self.edge_symbolic(x).to(phi.dtype),
+                accumulate=True,
+            )
         return phi
 
     def input_range(self) -> Tensor:
@@ -143,8 +149,9 @@ class SymbolicKAN(nn.Module):
         fits: one :class:`EdgeReport` per edge.
     """
 
-    def __init__(self, layers: Sequence[SymbolicLayer], width: Sequence[int],
-                 fits: Sequence[EdgeReport] = ()) -> None:
+    def __init__(
+        self, layers: Sequence[SymbolicLayer], width: Sequence[int], fits: Sequence[EdgeReport] = ()
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.width = list(width)
@@ -164,8 +171,9 @@ class SymbolicKAN(nn.Module):
     def affine_parameters(self) -> list[nn.Parameter]:
         """The symbolic constants and node biases (what :func:`train_affine` trains)."""
         params = [layer.affine for layer in self.layers if layer.edges]
-        return params + [layer.spline.bias for layer in self.layers
-                         if layer.spline.bias is not None]
+        return params + [
+            layer.spline.bias for layer in self.layers if layer.spline.bias is not None
+        ]
 
     @torch.no_grad()
     def check_inputs(self, x: Tensor) -> list[str]:
@@ -186,17 +194,22 @@ class SymbolicKAN(nn.Module):
                 span = hi - lo
                 out = ((xi < lo - 0.05 * span) | (xi > hi + 0.05 * span)).float().mean()
                 if out > 0:
-                    notes.append(f"layer {l} edge {i}->{o} ({name}): {float(out):.1%} of "
-                                 f"inputs outside the fitted range [{lo:.3g}, {hi:.3g}]")
+                    notes.append(
+                        f"layer {l} edge {i}->{o} ({name}): {float(out):.1%} of "
+                        f"inputs outside the fitted range [{lo:.3g}, {hi:.3g}]"
+                    )
                 bad = (~get_symbolic(name).in_domain(a[e] * xi + b[e])).float().mean()
                 if bad > 0:
-                    notes.append(f"layer {l} edge {i}->{o} ({name}): {float(bad):.1%} of "
-                                 "inputs outside the function's domain (clipped)")
+                    notes.append(
+                        f"layer {l} edge {i}->{o} ({name}): {float(bad):.1%} of "
+                        "inputs outside the function's domain (clipped)"
+                    )
             x = layer(x)
         return notes
 
-    def formula(self, input_names: Sequence[str] | None = None, digits: int = 4,
-                simplify: bool = False) -> list[sympy.Expr]:
+    def formula(
+        self, input_names: Sequence[str] | None = None, digits: int = 4, simplify: bool = False
+    ) -> list[sympy.Expr]:
         """The model as one sympy expression per output (see :func:`formula`)."""
         return formula(self, input_names, digits, simplify)
 
@@ -243,15 +256,22 @@ def auto_symbolic(
                 if layer.mask[o, i] == 0:
                     reports.append(EdgeReport(l, o, i, None, True, "masked"))
                     continue
-                fits = suggest_symbolic(inputs[l][:, i], acts[l][:, o, i], lib,
-                                        weight_simple=weight_simple, **fit_kwargs)
+                fits = suggest_symbolic(
+                    inputs[l][:, i],
+                    acts[l][:, o, i],
+                    lib,
+                    weight_simple=weight_simple,
+                    **fit_kwargs,
+                )
                 best = fits[0]
                 if best.r2 >= r2_threshold:
                     accepted[(o, i)] = best
                     reports.append(EdgeReport(l, o, i, best, True))
                 else:
-                    why = (f"best fit {best.name} has R² {best.r2:.4f} < {r2_threshold}; "
-                           "kept as a spline")
+                    why = (
+                        f"best fit {best.name} has R² {best.r2:.4f} < {r2_threshold}; "
+                        "kept as a spline"
+                    )
                     reports.append(EdgeReport(l, o, i, best, False, why))
         layers.append(SymbolicLayer(layer, accepted))
     return SymbolicKAN(layers, model.width, reports)
@@ -279,9 +299,15 @@ def train_affine(
     dtype = params[0].dtype if params else x.dtype
     x, y = x.to(dtype), y.to(dtype)
     if params:
-        opt = torch.optim.LBFGS(params, lr=lr, max_iter=20, history_size=10,
-                                line_search_fn="strong_wolfe",
-                                tolerance_grad=1e-14, tolerance_change=1e-16)
+        opt = torch.optim.LBFGS(
+            params,
+            lr=lr,
+            max_iter=20,
+            history_size=10,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-14,
+            tolerance_change=1e-16,
+        )
 
         def closure():
             opt.zero_grad()
@@ -292,7 +318,8 @@ def train_affine(
         for _ in range(steps):
             saved = [p.detach().clone() for p in params]
             loss = opt.step(closure)
-            if not all(torch.isfinite(p).all() for p in params) or not math.isfinite(float(loss)):
+            bad = not all(torch.isfinite(p).all() for p in params)
+            if bad or not math.isfinite(float(loss.detach())):
                 with torch.no_grad():
                     for p, s in zip(params, saved):
                         p.copy_(s)
@@ -336,17 +363,18 @@ def formula(
         sp = layer.spline
         out = [sympy.Integer(0) for _ in range(sp.out_features)]
         for e, ((o, i), name) in enumerate(zip(layer.edges, layer.names)):
-            a, b, c, d = (float(v) for v in layer.affine[e])
+            a, b, c, d = (float(v) for v in layer.affine[e].detach())
             fn = get_symbolic(name).sympy_fn
             out[o] += _round_floats(
                 sympy.Float(c) * fn(sympy.Float(a) * nodes[i] + sympy.Float(b)) + sympy.Float(d),
-                digits)
+                digits,
+            )
         for o in range(sp.out_features):
             for i in range(sp.in_features):
                 if sp.mask[o, i] != 0:
                     out[o] += sympy.Function(f"phi_{l}_{o}_{i}")(nodes[i])
             if sp.bias is not None:
-                out[o] += sympy.Float(float(sp.bias[o]))
+                out[o] += sympy.Float(float(sp.bias[o].detach()))
             out[o] = _round_floats(out[o], digits)
         nodes = out
     if simplify:
@@ -354,8 +382,9 @@ def formula(
     return nodes
 
 
-def snap_constants(expr: sympy.Expr, tol: float = 1e-2,
-                   constants: Sequence[sympy.Expr] = (sympy.pi,)) -> sympy.Expr:
+def snap_constants(
+    expr: sympy.Expr, tol: float = 1e-2, constants: Sequence[sympy.Expr] = (sympy.pi,)
+) -> sympy.Expr:
     """Replace every float within ``tol`` of a simple number by that number.
 
     Candidates, simplest first: 0, integers, halves, thirds and quarters, then integer and
@@ -366,14 +395,17 @@ def snap_constants(expr: sympy.Expr, tol: float = 1e-2,
         >>> snap_constants(1.0004 * sympy.sin(3.1409 * sympy.Symbol("x")))
         sin(pi*x)
     """
+
     def snap(v: float) -> sympy.Expr | None:
         t = tol * max(1.0, abs(v))
         cands: list[sympy.Expr] = [sympy.Integer(round(v))]
         cands += [sympy.Rational(round(v * q), q) for q in (2, 3, 4)]
         for c in constants:
             cv = float(c)
-            cands += [sympy.Rational(round(2 * v / cv), 2) * c,
-                      sympy.Rational(2, round(2 * cv * v)) / c if round(2 * cv * v) else None]
+            cands += [
+                sympy.Rational(round(2 * v / cv), 2) * c,
+                sympy.Rational(2, round(2 * cv * v)) / c if round(2 * cv * v) else None,
+            ]
         for cand in cands:
             if cand is not None and abs(float(cand) - v) <= t:
                 return cand

@@ -101,3 +101,13 @@ def test_register_symbolic_extends_library():
 def test_unknown_function_names_library():
     with pytest.raises(KeyError, match="register_symbolic"):
         get_symbolic("nope")
+
+
+def test_taylor_approximations_do_not_beat_the_true_function():
+    # cos(a·x + b) with a → 0 fits x² almost perfectly by cancelling a huge constant
+    x = torch.linspace(-1, 1, 300, dtype=torch.float64)
+    y = x**2 + 1e-4 * torch.sin(7 * x)  # a spline-like imperfection
+    fits = suggest_symbolic(x, y, lib=["cos", "x^2", "gaussian"])
+    assert fits[0].name == "x^2"
+    cos = next(f for f in fits if f.name == "cos")
+    assert cos.note and cos.note.startswith("degenerate")

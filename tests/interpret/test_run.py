@@ -1,0 +1,69 @@
+"""``kanplatform interpret RUN_DIR`` on real ``kanplatform train`` run directories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kanplatform.cli import main
+
+QUICK = str(Path(__file__).resolve().parents[2] / "configs" / "experiment" / "quick.yaml")
+
+
+def _train(run_dir: Path, *overrides: str) -> Path:
+    # Adam: LBFGS on hidden width > 1 currently fails in the fast path's gradients (see report)
+    rc = main(["train", QUICK, "model.width=[2,3,1]", "optim.name=adam", "optim.lr=0.02",
+               f"output_dir={run_dir.parent}", *overrides, "--run-dir", str(run_dir), "--quiet"])
+    assert rc == 0
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def kan_run(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("runs") / "kan", "reg.lamb=0.001",
+                  "tracking.mode=offline")
+
+
+def test_interpret_writes_formula_snapshots_and_wandb(kan_run, capsys):
+    rc = main(["interpret", str(kan_run), "--lib", "x,x^2,sin,exp", "--retrain-steps", "3",
+               "--affine-steps", "3", "--r2-threshold", "0.9"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "y1 = " in out and "test RMSE" in out
+    d = kan_run / "interpret"
+    summary = json.loads((d / "interpret.json").read_text())
+    assert summary["width_before"] == [2, 3, 1]
+    assert summary["formula"][0].startswith("y1 = ")
+    assert (d / "formula.txt").read_text().startswith("y1 = ")
+    assert (d / "formula.tex").read_text().startswith("$$y1 = ")
+    m = summary["metrics"]
+    for key in ("model/test_rmse", "pruned/test_rmse", "symbolic/test_rmse"):
+        assert m[key] == m[key] and m[key] >= 0  # finite, never NaN
+    for tag in ("before", "pruned", "symbolic"):
+        assert (kan_run / "figures" / f"splines_interpret_{tag}_layer0.png").is_file()
+    # the W&B run was re-opened (same id, resume) rather than a new one started
+    runs = sorted((kan_run / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and len({r.name.rsplit("-", 1)[1] for r in runs}) == 1
+
+    import kanplatform
+    pruned = kanplatform.load(d / "pruned_model.pt")
+    assert pruned.width == summary["width_after"]
+
+
+def test_interpret_without_pruning_keeps_width(kan_run):
+    rc = main(["interpret", str(kan_run), "--prune", "no", "--lib", "x,x^2",
+               "--affine-steps", "2", "--tracking", "disabled"])
+    assert rc == 0
+    summary = json.loads((kan_run / "interpret" / "interpret.json").read_text())
+    assert summary["width_after"] == [2, 3, 1]
+
+
+def test_interpret_refuses_mlp_and_missing_runs(tmp_path, capsys):
+    mlp = _train(tmp_path / "mlp", "model.kind=mlp", "tracking.mode=disabled")
+    assert main(["interpret", str(mlp)]) == 1
+    assert "needs a KAN" in capsys.readouterr().err
+    assert main(["interpret", str(tmp_path / "nope")]) == 1
+    assert "config.yaml" in capsys.readouterr().err
+    assert main(["interpret", str(mlp), "--lib", "x,sinc"]) == 1
