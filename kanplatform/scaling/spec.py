@@ -76,6 +76,9 @@ class FamilySpec:
     ``kind: mlp``: ``depths`` (linear layers) x ``widths`` (hidden widths: a list, or a
     mapping depth -> list); input and output widths come from the base config. Or ``widths``
     as full width lists and no ``depths``.
+
+    ``fit`` changes the study's fit settings for this family only, e.g. ``{drop_tail: none}``
+    for MLPs, whose flattening at large sizes is their scaling, not grid overfitting.
     """
 
     kind: str = "kan"
@@ -85,6 +88,7 @@ class FamilySpec:
     depths: list[int] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] | None = None
+    fit: dict[str, Any] = field(default_factory=dict)  # this family's changes to the study fit
 
 
 @dataclass
@@ -109,6 +113,10 @@ class StudySpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for scaling.json and logs)."""
         return dataclasses.asdict(self)
+
+    def fit_for(self, family: str) -> FitSpec:
+        """The fit settings of one family: the study's, with the family's ``fit`` on top."""
+        return dataclasses.replace(self.fit, **self.families[family].fit)
 
     def base_files(self) -> list[Path]:
         """The base run-config files, resolved against the study file's folder."""
@@ -201,6 +209,10 @@ def _parse_family(name: str, data: Any) -> FamilySpec:
         fam.seeds = [int(s) for s in fam.seeds]
     if not isinstance(fam.overrides, Mapping):
         raise StudyError(f"{where}.overrides: expected a mapping of dotted keys to values")
+    _check_keys(fam.fit or {}, FitSpec, f"{where}.fit")
+    if fam.fit.get("drop_tail", "none") not in DROP_TAIL:
+        raise StudyError(f"{where}.fit.drop_tail={fam.fit['drop_tail']!r}: expected one of "
+                         f"{', '.join(DROP_TAIL)}")
     return fam
 
 

@@ -28,6 +28,7 @@ trainings whose run finished (found on disk) are not trained again.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -281,8 +282,8 @@ def fit_families(
     """
     fits: dict[str, dict[str, PowerLawFit]] = {}
     errors: dict[str, dict[str, str]] = {}
-    f = spec.fit
     for family in spec.families:
+        f = spec.fit_for(family)
         fam_rows = [r for r in rows if r["family"] == family]
         for axis in spec.x:
             n = [r.get(axis) if r.get(axis) is not None else np.nan for r in fam_rows]
@@ -407,6 +408,7 @@ def scaling_summary(spec: StudySpec, base: Any, result: StudyResult) -> dict[str
     for name, fam in spec.families.items():
         families[name] = {
             "kind": fam.kind,
+            "fit_settings": dataclasses.asdict(spec.fit_for(name)),
             "sizes_from": fam.sizes_from,
             "theory_alpha": theory_alpha(spec, base, name),
             "fits": {a: f.to_dict() for a, f in result.fits.get(name, {}).items()},

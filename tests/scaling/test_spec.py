@@ -93,3 +93,13 @@ def test_bad_studies_fail_with_the_key_named(data, match):
 def test_missing_file_is_clear(tmp_path):
     with pytest.raises(StudyError, match="not found"):
         load_study(tmp_path / "nope.yaml")
+
+
+def test_family_fit_settings_override_the_study_ones():
+    spec = load_study(CONFIGS / "toy_exp_sin_sq.yaml")
+    assert spec.fit_for("kan").drop_tail == "plateau"
+    assert spec.fit_for("mlp").drop_tail == "none"
+    assert spec.fit_for("mlp").n_boot == spec.fit.n_boot
+    with pytest.raises(StudyError, match="families.k.fit"):
+        parse_study({"families": {"k": {"kind": "kan", "grid_sizes": [3],
+                                        "fit": {"drop_tial": "none"}}}})
