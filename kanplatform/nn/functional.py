@@ -57,8 +57,9 @@ def get_activation(name: str | None) -> Callable[[torch.Tensor], torch.Tensor] |
 
 
 def _table(coef: torch.Tensor, scale_sp: torch.Tensor) -> torch.Tensor:
-    """Spline weight table ``(in, G + k, out)`` from ``coef`` and ``scale_sp: (out, in)``."""
-    return coef * scale_sp.t().unsqueeze(1)
+    """Spline weight table ``(in, G + k, out)`` from ``coef`` and ``scale_sp: (out, in)``
+    (contiguous, so the row gathers see the same layout whatever ``coef``'s strides)."""
+    return (coef * scale_sp.t().unsqueeze(1)).contiguous()
 
 
 def kan_linear_dense(
@@ -121,21 +122,33 @@ def interval_polynomials(grid: torch.Tensor, spline_order: int) -> torch.Tensor:
 
 
 def _poly_tables(coef: torch.Tensor, scale_sp: torch.Tensor, polys: torch.Tensor) -> torch.Tensor:
-    """Per-interval monomial weights ``C[p, i * G + j, o]``: ``(k + 1, in * G, out)``."""
+    """Per-interval monomial weights ``C[p, i * G + j, o] = sum_r P[i, j, r, p] W[i, j + r, o]``
+    with ``W = coef * scale_sp``: ``(k + 1, in * G, out)``.
+
+    Written as ``(k + 1)^2`` broadcast multiply-adds: a batched matmul of ``in * G`` tiny
+    ``(k+1) x (k+1)`` matrices is several times slower on CPU.
+    """
     n_in, n_basis, n_out = coef.shape
     g, kp1 = polys.shape[1], polys.shape[2]
-    w = _table(coef, scale_sp).unfold(1, kp1, 1)  # (I, G, out, r): W[i, j + r, o]
-    return torch.einsum("igrp,igor->pigo", polys, w).reshape(kp1, n_in * g, n_out)
+    w = _table(coef, scale_sp)  # (I, G+k, out)
+    out = w.new_zeros(kp1, n_in, g, n_out)
+    for r in range(kp1):
+        w_r = w[:, r : r + g]  # (I, G, out): W[i, j + r]
+        for p in range(kp1):
+            out[p].addcmul_(polys[:, :, r, p].unsqueeze(-1), w_r)
+    return out.view(kp1, n_in * g, n_out)
 
 
 def _untable_grad(grad_c: torch.Tensor, polys: torch.Tensor, n_basis: int) -> torch.Tensor:
-    """Transpose of :func:`_poly_tables` w.r.t. the table: ``(in, G + k, out)``."""
+    """Transpose of :func:`_poly_tables` w.r.t. ``W``: ``(in, G + k, out)``."""
     n_in, g, kp1, _ = polys.shape
     n_out = grad_c.shape[-1]
-    gw = torch.einsum("igrp,pigo->rigo", polys, grad_c.view(kp1, n_in, g, n_out))
+    gc = grad_c.view(kp1, n_in, g, n_out)
     out = grad_c.new_zeros(n_in, n_basis, n_out)
     for r in range(kp1):
-        out[:, r : r + g] += gw[r]
+        out_r = out[:, r : r + g]
+        for p in range(kp1):
+            out_r.addcmul_(polys[:, :, r, p].unsqueeze(-1), gc[p])
     return out
 
 

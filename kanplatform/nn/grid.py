@@ -135,4 +135,4 @@ def refit_coef(
     lam = ridge * diag.mean(-1, keepdim=True) + 1e-300  # (I, 1)
     ata = ata + torch.diag_embed(lam.expand_as(diag))
     coef = torch.linalg.solve(ata, rhs)
-    return coef.to(old_coef.dtype)
+    return coef.to(old_coef.dtype).contiguous()
