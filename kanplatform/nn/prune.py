@@ -30,14 +30,17 @@ def _sub_layer(layer: KANLayer, in_idx: Tensor, out_idx: Tensor) -> KANLayer:
     """A copy of ``layer`` restricted to inputs ``in_idx`` and outputs ``out_idx``."""
     new = copy.deepcopy(layer)
     new.in_features, new.out_features = len(in_idx), len(out_idx)
-    new.grid = layer.grid[in_idx].clone()
-    new.mask = layer.mask[out_idx][:, in_idx].clone()
-    new.coef = nn.Parameter(layer.coef.detach()[in_idx][:, :, out_idx].clone())
-    new.scale_sp = nn.Parameter(layer.scale_sp.detach()[out_idx][:, in_idx].clone())
+    new.grid = layer.grid[in_idx].contiguous()
+    new.mask = layer.mask[out_idx][:, in_idx].contiguous()
+    # contiguous, not clone(): clone keeps the indexed view's strides, and LBFGS needs
+    # contiguous gradients
+    new.coef = nn.Parameter(layer.coef.detach()[in_idx][:, :, out_idx].contiguous())
+    new.scale_sp = nn.Parameter(layer.scale_sp.detach()[out_idx][:, in_idx].contiguous())
     if layer.scale_base is not None:
-        new.scale_base = nn.Parameter(layer.scale_base.detach()[out_idx][:, in_idx].clone())
+        new.scale_base = nn.Parameter(
+            layer.scale_base.detach()[out_idx][:, in_idx].contiguous())
     if layer.bias is not None:
-        new.bias = nn.Parameter(layer.bias.detach()[out_idx].clone())
+        new.bias = nn.Parameter(layer.bias.detach()[out_idx].contiguous())
     return new
 
 

@@ -263,7 +263,9 @@ def auto_symbolic(
                     weight_simple=weight_simple,
                     **fit_kwargs,
                 )
-                best = fits[0]
+                # the best-ranked fit that passes the threshold (a simpler fit that fails it
+                # must not hide a good one)
+                best = next((f for f in fits if f.r2 >= r2_threshold), fits[0])
                 if best.r2 >= r2_threshold:
                     accepted[(o, i)] = best
                     reports.append(EdgeReport(l, o, i, best, True))
@@ -358,28 +360,68 @@ def formula(
     names = list(input_names or [f"x_{i + 1}" for i in range(model.width[0])])
     if len(names) != model.width[0]:
         raise ValueError(f"{len(names)} input names for {model.width[0]} inputs")
-    nodes: list[sympy.Expr] = [sympy.Symbol(n, real=True) for n in names]
+    F = sympy.Float
+    # node value = scale * expr + shift: hidden nodes are normalised so their largest term
+    # has coefficient 1 and no constant; consumers absorb (scale, shift) into (a, b)
+    nodes = [(sympy.Symbol(n, real=True), 1.0, 0.0) for n in names]
+    last = len(model.layers) - 1
     for l, layer in enumerate(model.layers):
         sp = layer.spline
-        out = [sympy.Integer(0) for _ in range(sp.out_features)]
+        terms: list[list[tuple[float, sympy.Expr]]] = [[] for _ in range(sp.out_features)]
+        const = [float(sp.bias[o].detach()) if sp.bias is not None else 0.0
+                 for o in range(sp.out_features)]
         for e, ((o, i), name) in enumerate(zip(layer.edges, layer.names)):
             a, b, c, d = (float(v) for v in layer.affine[e].detach())
-            fn = get_symbolic(name).sympy_fn
-            out[o] += _round_floats(
-                sympy.Float(c) * fn(sympy.Float(a) * nodes[i] + sympy.Float(b)) + sympy.Float(d),
-                digits,
-            )
+            expr, s, t = nodes[i]
+            A, B, C, D = _pull_out(name, a * s, a * t + b, c, d)
+            const[o] += D
+            if name != "0" and C != 0:
+                fn = get_symbolic(name).sympy_fn
+                terms[o].append((C, _round_floats(fn(F(A) * expr + F(B)), digits)))
         for o in range(sp.out_features):
             for i in range(sp.in_features):
                 if sp.mask[o, i] != 0:
-                    out[o] += sympy.Function(f"phi_{l}_{o}_{i}")(nodes[i])
-            if sp.bias is not None:
-                out[o] += sympy.Float(float(sp.bias[o].detach()))
-            out[o] = _round_floats(out[o], digits)
+                    expr, s, t = nodes[i]
+                    arg = _round_floats(F(s) * expr + F(t), digits)
+                    terms[o].append((1.0, sympy.Function(f"phi_{l}_{o}_{i}")(arg)))
+        out = []
+        for o in range(sp.out_features):
+            scale = max((abs(c) for c, _ in terms[o]), default=1.0) if l < last else 1.0
+            scale = scale or 1.0
+            sign = next((1.0 if c > 0 else -1.0 for c, _ in terms[o] if abs(c) == scale), 1.0)
+            scale *= sign
+            shift = const[o] if l < last else 0.0
+            expr = sum((_round_floats(F(c / scale) * f, digits) for c, f in terms[o]),
+                       sympy.Integer(0))
+            if l == last:
+                expr = expr + _round_floats(F(const[o]), digits)
+            out.append((expr, scale, shift))
         nodes = out
+    exprs = [e for e, _, _ in nodes]
     if simplify:
-        nodes = [sympy.simplify(n) for n in nodes]
-    return nodes
+        exprs = [sympy.simplify(n) for n in exprs]
+    return exprs
+
+
+_HOMOGENEOUS = {"x": 1, "x^2": 2, "x^3": 3, "x^4": 4, "x^5": 5, "1/x": -1, "1/x^2": -2,
+                "sqrt": 0.5, "1/sqrt(x)": -0.5}
+
+
+def _pull_out(name: str, a: float, b: float, c: float, d: float):
+    """Move the scale of f's argument into c where f allows it (same function):
+    c·(a·u + b)^p = c·|a|^p·(±u + b/|a|)^p, c·exp(a·u + b) = c·e^b·exp(a·u)."""
+    p = _HOMOGENEOUS.get(name)
+    if name == "x":
+        return 1.0, 0.0, c * a, c * b + d
+    if p is not None and a != 0:
+        if float(p).is_integer():
+            return 1.0, b / a, c * a**p, d
+        return (1.0 if a > 0 else -1.0), b / abs(a), c * abs(a) ** p, d
+    if name == "exp" and abs(b) < 50:
+        return a, 0.0, c * math.exp(b), d
+    if name == "log" and a != 0:
+        return (1.0 if a > 0 else -1.0), b / abs(a), c, d + c * math.log(abs(a))
+    return a, b, c, d
 
 
 def snap_constants(

@@ -61,3 +61,18 @@ def test_prune_keeps_at_least_one_node_per_layer():
     kan, x = KAN([2, 3, 1], grid_size=5, seed=0).double(), _x()
     small = prune(kan, x, node_threshold=1e9, edge_threshold=0.0)
     assert small.width == [2, 1, 1]
+
+
+def test_pruned_parameters_are_contiguous_for_lbfgs():
+    kan, x = _kan_with_dead_nodes(), _x()
+    small = prune(kan, x)
+    assert all(p.is_contiguous() for p in small.parameters())
+    opt = torch.optim.LBFGS(small.parameters(), max_iter=2)
+
+    def closure():
+        opt.zero_grad()
+        loss = small(x).pow(2).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)  # LBFGS views every gradient flat
