@@ -39,3 +39,28 @@ __all__ = [
     "regularization",
     "uniform_grid",
 ]
+
+# Interpretability (pruning, attribution, symbolic formulas): imported on first use, so that
+# `import kanplatform.nn` does not pay for sympy.
+_LAZY = {
+    "attribute": "kanplatform.nn.attribution",
+    "feature_importance": "kanplatform.nn.attribution",
+    "prune": "kanplatform.nn.prune",
+    "fit_edge": "kanplatform.nn.symbolic",
+    "register_symbolic": "kanplatform.nn.symbolic",
+    "suggest_symbolic": "kanplatform.nn.symbolic",
+    "SYMBOLIC_LIB": "kanplatform.nn.symbolic",
+    "SymbolicKAN": "kanplatform.nn.symbolic_kan",
+    "auto_symbolic": "kanplatform.nn.symbolic_kan",
+    "formula": "kanplatform.nn.symbolic_kan",
+    "train_affine": "kanplatform.nn.symbolic_kan",
+}
+__all__ += sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kanplatform.nn' has no attribute {name!r}")
