@@ -42,10 +42,10 @@ __all__ = [
 
 # Interpretability (pruning, attribution, symbolic formulas): imported on first use, so that
 # `import kanplatform.nn` does not pay for sympy.
+from kanplatform.nn.attribution import attribute, feature_importance  # noqa: E402
+from kanplatform.nn.prune import prune  # noqa: E402  (the function shadows the module name)
+
 _LAZY = {
-    "attribute": "kanplatform.nn.attribution",
-    "feature_importance": "kanplatform.nn.attribution",
-    "prune": "kanplatform.nn.prune",
     "fit_edge": "kanplatform.nn.symbolic",
     "register_symbolic": "kanplatform.nn.symbolic",
     "suggest_symbolic": "kanplatform.nn.symbolic",
@@ -55,7 +55,7 @@ _LAZY = {
     "formula": "kanplatform.nn.symbolic_kan",
     "train_affine": "kanplatform.nn.symbolic_kan",
 }
-__all__ += sorted(_LAZY)
+__all__ += ["attribute", "feature_importance", "prune", *sorted(_LAZY)]
 
 
 def __getattr__(name: str):

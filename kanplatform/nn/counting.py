@@ -33,6 +33,7 @@ from typing import Any
 from torch import nn
 
 from kanplatform.nn.kan import KAN
+from kanplatform.nn.layer import KANLayer
 from kanplatform.nn.mlp import MLP
 
 __all__ = [
@@ -89,8 +90,26 @@ def count_params(model: nn.Module, convention: str = "trainable") -> int:
     return total
 
 
+def _kan_layer_flops(layer: KANLayer, convention: str) -> int:
+    n_in, n_out = layer.in_features, layer.out_features
+    g, k, act = layer.grid_size, layer.spline_order, layer.base_activation
+    edges = n_in * n_out
+    base = _act_flops(act) * n_in + 2 * edges if act is not None else 0
+    if convention == "fairer":
+        return round(edges * (9 * k * (g + 1.5 * k) + 2 * g - 2.5 * k + 1)) + base
+    bias = n_out if layer.bias is not None else 0
+    return n_in * (5 * k * (k + 1) // 2) + edges * 2 * (k + 1) + base + bias
+
+
 def count_flops(model: nn.Module, convention: str = "fairer") -> int:
     """Forward FLOPs per sample of a :class:`KAN` or :class:`MLP` (see the module docstring).
+
+    Other modules are counted from their :class:`KANLayer` and ``nn.Linear`` submodules
+    (``2 * in * out`` each; activations not counted).
+
+    Raises:
+        ValueError: for an unknown ``convention``.
+        TypeError: for a model with neither KAN layers nor linear layers.
 
     Example:
         >>> count_flops(MLP(width=[2, 3, 1]))  # 2*2*3 + 5*3 + 2*3*1
@@ -100,22 +119,14 @@ def count_flops(model: nn.Module, convention: str = "fairer") -> int:
         raise ValueError(f"convention must be one of {_FLOP_CONVENTIONS}, got {convention!r}")
     if isinstance(model, MLP):
         return mlp_flops(model.width, model.activation)
-    if not isinstance(model, KAN):
-        raise TypeError(f"count_flops knows KAN and MLP models, got {type(model).__name__}")
-    total = 0
-    for layer in model.layers:
-        n_in, n_out = layer.in_features, layer.out_features
-        g, k, act = layer.grid_size, layer.spline_order, layer.base_activation
-        edges = n_in * n_out
-        if convention == "fairer":
-            total += round(edges * (9 * k * (g + 1.5 * k) + 2 * g - 2.5 * k + 1))
-            if act is not None:
-                total += _act_flops(act) * n_in + 2 * edges
-        else:
-            total += n_in * (5 * k * (k + 1) // 2) + edges * 2 * (k + 1)
-            if act is not None:
-                total += _act_flops(act) * n_in + 2 * edges
-            total += n_out if layer.bias is not None else 0
+    total, found = 0, False
+    for module in model.modules():
+        if isinstance(module, KANLayer):
+            total, found = total + _kan_layer_flops(module, convention), True
+        elif isinstance(module, nn.Linear):
+            total, found = total + 2 * module.in_features * module.out_features, True
+    if not found:
+        raise TypeError(f"count_flops found no KAN or linear layers in {type(model).__name__}")
     return total
 
 

@@ -58,3 +58,13 @@ def test_bad_arguments() -> None:
         match_mlp(100, depth=0, in_features=1, out_features=1)
     with pytest.raises(ValueError, match="convention"):
         count_params(MLP(width=[1, 1]), "bogus")
+
+
+def test_flops_of_wrapped_models() -> None:
+    import torch
+
+    kan = KAN(width=[2, 3, 1], grid_size=5)
+    assert count_flops(torch.nn.Sequential(kan)) == count_flops(kan)
+    assert count_flops(torch.nn.Linear(4, 2)) == 16
+    with pytest.raises(TypeError):
+        count_flops(torch.nn.ReLU())
