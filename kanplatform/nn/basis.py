@@ -11,7 +11,7 @@ Two evaluations are provided:
   The reference formulation; used for least-squares fits, plots and tests.
 * :func:`bspline_local` - only the ``k + 1`` non-zero basis functions at each point, with the
   index of the first one (de Boor's triangular scheme). The fast path in
-  :mod:`kanplatform.nn.functional` is built on it.
+  :mod:`kanplatform.nn.functional` derives its per-interval polynomials from it.
 
 Both clamp ``x`` to the grid's inner range ``[t_k, t_{G+k}]`` first, so the spline holds its
 boundary value outside the grid (see :class:`kanplatform.nn.KANLayer`).

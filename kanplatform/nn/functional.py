@@ -9,13 +9,16 @@ where ``W = coef * (scale_sp * mask)`` is the spline weight table ``(in, G + k, 
 
 * :func:`kan_linear_dense` - the reference: full basis ``(batch, in * (G + k))`` @ table.
 * :func:`kan_linear` - the fast path. Only ``k + 1`` of the ``G + k`` basis functions are
-  non-zero at a point, so the spline product is a weighted row gather-sum
-  (``embedding_bag``): ``batch * in * (k + 1) * out`` multiply-adds instead of
-  ``batch * in * (G + k) * out``. A custom autograd function saves only ``x`` and recomputes
-  the (cheap) local basis in backward, so the memory kept for backward is that of
-  ``nn.Linear``. Its backward uses, for the table gradient, the transposed gather-sum after one
-  integer sort, and for the input gradient a sampled dense-dense product (``sampled_addmm``)
-  times the analytic basis derivatives. Pure PyTorch throughout.
+  non-zero at a point, and on each grid interval the spline is a degree-``k`` polynomial in the
+  centred local coordinate ``sigma in [-1, 1]``. With per-interval monomial tables ``C_p``
+  (``(k + 1, in * G, out)``, rebuilt from ``coef`` and the grid on every call) the spline sum
+  is ``sum_p sum_i sigma_i^p C_p[i * G + j_i]``: ``k + 1`` weighted row gather-sums
+  (``embedding_bag``), ``batch * in * (k + 1) * out`` multiply-adds instead of
+  ``batch * in * (G + k) * out``. The interval is a floor on uniform grids and a
+  ``searchsorted`` otherwise. A custom autograd function saves only ``x`` (the memory kept for
+  backward is that of ``nn.Linear``) and recomputes the cheap per-point quantities in backward:
+  the table gradient is a transposed gather-sum after one integer sort, the input gradient a
+  sampled dense-dense product (``sampled_addmm``). Pure PyTorch throughout.
 """
 
 from __future__ import annotations
