@@ -11,6 +11,8 @@ from kanplatform.config import load_config
 from kanplatform.search import load_search, parse_search, run_configs, run_search
 from tests.search.conftest import QUICK, ROOT, read_table, tiny_overrides
 
+pytestmark = pytest.mark.slow  # each starts a local Ray (~15 s) and runs several trials
+
 
 def test_asha_search_writes_table_and_a_best_config_that_train_reproduces(tmp_path):
     """>= 4 ASHA trials on a tiny KAN; `train` with best_config.yaml gives the same metric."""
@@ -84,7 +86,6 @@ def test_diverging_trial_is_stopped_and_marked_while_the_others_finish(tmp_path)
     assert result.best["trial_id"] == good["trial_id"]
 
 
-@pytest.mark.slow
 def test_multiworker_trial_runs_ddp_on_two_cpu_workers_and_reports(tmp_path):
     cfg = load_config(QUICK, tiny_overrides(tmp_path))
     spec = load_search(ROOT / "configs" / "search" / "multiworker.yaml")
