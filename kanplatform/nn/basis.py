@@ -13,8 +13,9 @@ Two evaluations are provided:
   index of the first one (de Boor's triangular scheme). The fast path in
   :mod:`kanplatform.nn.functional` derives its per-interval polynomials from it.
 
-Both clamp ``x`` to the grid's inner range ``[t_k, t_{G+k}]`` first, so the spline holds its
-boundary value outside the grid (see :class:`kanplatform.nn.KANLayer`).
+Outside the grid's inner range ``[t_k, t_{G+k}]`` :func:`bspline_basis` continues every basis
+function (hence every spline) linearly along its tangent at the nearest end (see
+:class:`kanplatform.nn.KANLayer`); :func:`bspline_local` clamps ``x`` to the range.
 """
 
 from __future__ import annotations
@@ -86,12 +87,14 @@ def clamp_to_grid(x: torch.Tensor, grid: torch.Tensor, spline_order: int) -> tor
 def bspline_basis(x: torch.Tensor, grid: torch.Tensor, spline_order: int) -> torch.Tensor:
     """All ``G + k`` B-spline basis functions at ``x`` (Cox-de Boor recursion, dense).
 
-    ``x`` is clamped to the inner range; the last inner interval is closed on the right, so
-    the basis is a partition of unity on the whole closed grid range.
+    Inside the grid's inner range ``[t_k, t_{G+k}]`` these are the usual B-splines (the last
+    inner interval closed on the right, so they sum to one on the whole closed range). Outside
+    it every basis function continues along its tangent at the nearest end,
+    ``B(x) = B(e) + B'(e) (x - e)``, so every spline continues linearly (value and slope kept).
 
     Args:
         x: points, ``(batch, in)``.
-        grid: knots, ``(in, G + 2k + 1)``, non-decreasing along the last axis.
+        grid: knots, ``(in, G + 2k + 1)``, strictly increasing along the last axis.
         spline_order: ``k >= 0``.
 
     Returns:
@@ -105,11 +108,20 @@ def bspline_basis(x: torch.Tensor, grid: torch.Tensor, spline_order: int) -> tor
         [xc < t[..., 1 : g + k], xc <= t[..., g + k : g + k + 1], t[..., g + k + 1 :] < xc], -1
     )
     b = ((xc >= t[..., :-1]) & upper).to(x.dtype)  # (B, I, G + 2k)
+    prev = b
     for d in range(1, k + 1):
+        prev = b
         left = (xc - t[..., : -(d + 1)]) / (t[..., d:-1] - t[..., : -(d + 1)])
         right = (t[..., d + 1 :] - xc) / (t[..., d + 1 :] - t[..., 1:-d])
-        b = left * b[..., :-1] + right * b[..., 1:]
-    return b
+        b = left * prev[..., :-1] + right * prev[..., 1:]
+    if k == 0:
+        return b
+    # d/dx B_{m,k} = k (B_{m,k-1} / (t_{m+k} - t_m) - B_{m+1,k-1} / (t_{m+k+1} - t_{m+1}))
+    deriv = k * (
+        prev[..., :-1] / (t[..., k:-1] - t[..., : -(k + 1)])
+        - prev[..., 1:] / (t[..., k + 1 :] - t[..., 1:-k])
+    )
+    return b + deriv * (x.unsqueeze(-1) - xc)
 
 
 def bspline_local(

@@ -169,21 +169,20 @@ def _is_uniform(grid: torch.Tensor) -> bool:
 def _locate(
     x: torch.Tensor, grid: torch.Tensor, k: int, uniform: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Interval index ``j (batch, in)``, centred local coordinate ``sigma (batch, in)`` and
-    ``d sigma / d x`` (zero outside the grid, where ``x`` is clamped)."""
+    """Interval index ``j (batch, in)`` of ``x`` clamped to the grid, the centred local
+    coordinate ``sigma (batch, in)`` of the unclamped ``x`` in that interval (``|sigma| > 1``
+    outside the grid) and ``d sigma / d x``."""
     n_in = grid.shape[0]
     g = grid_size_of(grid, k)
     inner = grid[:, k : g + k + 1]  # (I, G + 1)
     lo, hi = inner[:, 0], inner[:, -1]
-    xc = torch.minimum(torch.maximum(x, lo), hi)
-    inside = (x >= lo) & (x <= hi)
     if uniform:  # the interval is a floor, no search
         span = hi - lo
-        u = (xc - lo) * (g / span)  # (B, I) in [0, G]
+        u = (x - lo) * (g / span)  # (B, I), in [0, G] inside the grid
         j = u.floor().clamp_(0, g - 1)
         sigma = 2 * (u - j) - 1
-        dsig = (2 * g / span).expand_as(x) * inside
-        return j.long(), sigma, dsig
+        return j.long(), sigma, (2 * g / span).expand_as(x)
+    xc = torch.minimum(torch.maximum(x, lo), hi)
     if g > 1:
         j = torch.searchsorted(inner[:, 1:-1].contiguous(), xc.t().contiguous(), right=True).t()
     else:
@@ -192,8 +191,7 @@ def _locate(
     inv_h = 1 / (inner[:, 1:] - start)  # (I, G)
     table = torch.stack([start, inv_h], -1).reshape(n_in * g, 2)
     left, ih = F.embedding(j + torch.arange(n_in, device=x.device) * g, table).unbind(-1)
-    sigma = 2 * (xc - left) * ih - 1
-    return j, sigma, 2 * ih * inside
+    return j, 2 * (x - left) * ih - 1, 2 * ih
 
 
 def _transposed_bags(
@@ -253,10 +251,28 @@ def _sampled_rows_dot(
 
 
 def _powers(sigma: torch.Tensor, k: int) -> list[torch.Tensor | None]:
+    """Monomials ``sigma^p`` (``p = 0..k``; ``None`` stands for 1) inside ``[-1, 1]``, and
+    outside it their tangent lines at the nearest end, ``s^p + p s^(p-1) (sigma - s)`` with
+    ``s = clamp(sigma, -1, 1)``: the spline then continues linearly beyond the grid."""
+    s = sigma.clamp(-1, 1)
+    d = sigma - s
     pw: list[torch.Tensor | None] = [None, sigma]
-    for _ in range(2, k + 1):
-        pw.append(pw[-1] * sigma)
+    sp = s  # s^(p-1)
+    for p in range(2, k + 1):
+        pw.append(sp * s + p * sp * d)
+        sp = sp * s
     return pw
+
+
+def _dpowers(sigma: torch.Tensor, k: int) -> list[torch.Tensor | None]:
+    """``d/dsigma`` of :func:`_powers` for ``p = 1..k``: ``p s^(p-1)`` (``None`` for ``p = 1``)."""
+    s = sigma.clamp(-1, 1)
+    out: list[torch.Tensor | None] = [None]
+    sp = s
+    for p in range(2, k + 1):
+        out.append(p * sp)
+        sp = sp * s
+    return out
 
 
 class _KANLinear(torch.autograd.Function):
@@ -291,14 +307,14 @@ class _KANLinear(torch.autograd.Function):
         polys = interval_polynomials(grid, k)
         j, sigma, dsig = _locate(x, grid, k, _is_uniform(grid))
         idx = j + torch.arange(n_in, device=x.device) * g
-        pw = _powers(sigma, k)
         grad_x = grad_coef = grad_sp = grad_base = None
         if need_x:
             tables = _poly_tables(coef, scale_sp, polys)
             dots = _sampled_rows_dot(idx, grad_out, list(tables[1:]))
-            dsigma = dots[0]  # d/dsigma sigma^p = p sigma^(p-1)
+            dpw = _dpowers(sigma, k)
+            dsigma = dots[0]
             for p in range(2, k + 1):
-                dsigma = dsigma.addcmul_(dots[p - 1], pw[p - 1], value=p)
+                dsigma = dsigma.addcmul_(dots[p - 1], dpw[p - 1])
             grad_x = dsigma.mul_(dsig)
         if need_coef or need_sp:
             grad_tables = _transposed_bags(idx, sigma, k, grad_out, n_in * g)

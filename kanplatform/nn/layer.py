@@ -39,9 +39,10 @@ class KANLayer(nn.Module):
     with ``spline_oi(x) = sum_m coef[i, m, o] * B_m(x)``, ``G + k`` B-splines of order ``k`` on
     input ``i``'s knots (pykan's formulation).
 
-    **Outside the grid** the spline argument is clamped to the grid's inner range, so each
-    spline holds its boundary value (it neither vanishes, as in pykan, nor extrapolates wildly)
-    while the base term ``base(x)`` continues; ``update_grid`` moves the range to the data.
+    **Outside the grid** (the inner range ``[t_k, t_{G+k}]``) each spline continues linearly
+    along its tangent at the nearest end (value and slope kept): it neither vanishes, as pykan's
+    does beyond the extension knots, nor grows like a cubic; the base term ``base(x)`` continues
+    as usual. ``update_grid`` moves the range to the data.
 
     **Initialisation** (pykan-like, all draws from ``generator`` if given, never reseeding):
     ``coef ~ U(-1/2, 1/2) * noise_scale / G``, ``scale_base ~ U(-1, 1) / sqrt(in)``,

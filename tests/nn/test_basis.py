@@ -67,11 +67,18 @@ def test_local_equals_dense_and_derivative(k: int, kind: str) -> None:
     assert torch.allclose((dd[1:-1] * w).sum(-1), gx, atol=1e-9)
 
 
-def test_outside_grid_is_clamped() -> None:
+def test_outside_grid_continues_linearly() -> None:
     grid = uniform_grid(1, 4, 3, (-1.0, 1.0), dtype=torch.float64)
-    x = torch.tensor([[-5.0], [-1.0], [1.0], [7.0]], dtype=torch.float64)
+    x = torch.tensor([[1.0], [2.0], [3.0], [-1.0], [-2.5], [-4.0]], dtype=torch.float64)
     b = bspline_basis(x, grid, 3)
-    assert torch.equal(b[0], b[1]) and torch.equal(b[2], b[3])
-    assert torch.allclose(b.sum(-1), torch.ones(4, 1, dtype=torch.float64))
-    _, _, ders = bspline_local(x, grid, 3, derivative=True)
-    assert (ders[0] == 0).all() and (ders[3] == 0).all()
+    assert torch.allclose(b[2] - b[0], 2 * (b[1] - b[0]), atol=1e-12)  # linear beyond hi
+    assert torch.allclose(b[5] - b[3], 2 * (b[4] - b[3]), atol=1e-12)  # linear below lo
+    assert torch.allclose(b.sum(-1), torch.ones(6, 1, dtype=torch.float64))
+    # the slope outside equals the one-sided derivative at the end (C1 continuation)
+    e = torch.tensor([[1.0 - 1e-6], [-1.0 + 1e-6]], dtype=torch.float64)
+    inside = (bspline_basis(e, grid, 3) - b[[0, 3]]) / (e - x[[0, 3]]).unsqueeze(-1)
+    outside = (b[[1, 4]] - b[[0, 3]]) / (x[[1, 4]] - x[[0, 3]]).unsqueeze(-1)
+    assert torch.allclose(inside, outside, atol=1e-4)
+    # the local evaluation clamps, with zero derivative outside
+    _, vals, ders = bspline_local(x, grid, 3, derivative=True)
+    assert torch.equal(vals[1], vals[0]) and (ders[1] == 0).all()
