@@ -12,7 +12,8 @@ repetition) and the bytes autograd saves for backward
 
 The dense reference is written here, independently of ``kanplatform.nn``: the full
 Cox-de Boor basis ``(B, in*(G+k))`` times the weight table ``(in*(G+k), out)`` (efficient-kan's
-formulation, with the same clamping as our layer, so both compute the same function).
+formulation, with the same linear continuation outside the grid as our layer, so both compute
+the same function).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ DENSE_LIMIT = 2e9  # skip the dense reference above B * in * (G + k) * out multi
 
 
 def dense_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
-    """All ``G + k`` bases (Cox-de Boor) at ``x`` clamped to the inner grid: ``(B, in, G+k)``."""
+    """All ``G + k`` bases (Cox-de Boor) at ``x``, continued linearly outside the inner grid
+    (as :class:`KANLayer` does): ``(B, in, G+k)``."""
     g = grid.shape[1] - 2 * k - 1
     xc = torch.minimum(torch.maximum(x, grid[:, k]), grid[:, g + k]).unsqueeze(-1)
     t = grid.unsqueeze(0)
@@ -40,11 +42,17 @@ def dense_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
         [xc < t[..., 1 : g + k], xc <= t[..., g + k : g + k + 1], t[..., g + k + 1 :] < xc], -1
     )
     b = ((xc >= t[..., :-1]) & upper).to(x.dtype)
+    prev = b
     for d in range(1, k + 1):
+        prev = b
         b = (xc - t[..., : -(d + 1)]) / (t[..., d:-1] - t[..., : -(d + 1)]) * b[..., :-1] + (
             t[..., d + 1 :] - xc
         ) / (t[..., d + 1 :] - t[..., 1:-d]) * b[..., 1:]
-    return b
+    slope = k * (
+        prev[..., :-1] / (t[..., k:-1] - t[..., : -(k + 1)])
+        - prev[..., 1:] / (t[..., k + 1 :] - t[..., 1:-k])
+    )
+    return b + slope * (x.unsqueeze(-1) - xc)
 
 
 def dense_reference(layer: KANLayer, x: torch.Tensor) -> torch.Tensor:
