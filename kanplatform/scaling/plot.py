@@ -72,12 +72,25 @@ def scaling_figure(
                     label=f"theory N^-{alpha_t:g} (k+1)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_ticks(ax)
     ax.set_xlabel(f"{x} (N)")
     ax.set_ylabel(y)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(title or f"{y} vs {x}", fontsize=9)
     return fig
+
+
+def _plain_log_ticks(ax: Any) -> None:
+    """Label 1-2-5 ticks as plain numbers when N spans under 3 decades (sizes are small)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = ax.get_xlim()
+    if lo <= 0 or np.log10(hi / lo) >= 3:
+        return
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _f(v: Any) -> float:
