@@ -446,10 +446,18 @@ def _json(x: Any) -> Any:
 
 def log_study(spec: StudySpec, base: Any, result: StudyResult) -> None:
     """Log the study to W&B: plots (image + line plot), the table, alpha per family."""
-    from kanplatform.config import apply_overrides
+    from kanplatform.config import to_dict
     from kanplatform.tracking import finish, init_run, log_scaling
 
-    cfg = apply_overrides(base, {"name": spec.name})
+    base_dict = to_dict(base)
+    # the W&B config of the study run: the study itself and the base run config
+    cfg = {
+        "name": spec.name,
+        "tracking": {**base_dict["tracking"], "group": base_dict["tracking"].get("group")
+                     or spec.name},
+        "study": spec.to_dict(),
+        "base": base_dict,
+    }
     mode = None if spec.wandb == "auto" else spec.wandb
     run = init_run(cfg, result.exp_dir, mode=mode)
     if run is None:

@@ -129,3 +129,34 @@ def test_outputs_written_and_readable(study):
 
     assert np.allclose(fit_curve(fit, np.array([50.0])),
                        fits["kan"]["model/params"].predict(50.0))
+
+
+def test_study_logged_to_wandb_offline(study, monkeypatch):
+    spec, rows, tmp_path = study
+    for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        d = tmp_path / "wandb-home" / var.lower()
+        d.mkdir(parents=True)
+        monkeypatch.setenv(var, str(d))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    spec.wandb = "offline"
+    from kanplatform.scaling.study import log_study
+
+    fits, errors = fit_families(spec, rows)
+    result = StudyResult(tmp_path, rows, fits, errors)
+    base = base_config(spec)
+    result.plots = write_plots(spec, base, result)
+    log_study(spec, base, result)
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    import subprocess
+    import sys
+
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    out = subprocess.run([str(wandb_cli), "leet", "inspect", "--json", str(run_dir)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    text = json.dumps(records)
+    assert '"study"' in text and "scaling/model/params_image" in text
+    assert "scaling/kan/model/params/alpha" in text
+    media = {p.name.split("_")[0] for p in (run_dir / "files" / "media").rglob("*.png")}
+    assert {"params", "flops"} <= media
