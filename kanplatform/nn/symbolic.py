@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 _EPS = 1e-3  # distance kept from a singularity (1/x, log, arctanh, tan poles)
-DEGENERATE_RATIO = 20.0  # mean |c·f(u)| / std(y) above this marks a cancellation fit
+DEGENERATE_RATIO = 5.0  # mean |c·f(u)| / std(y) above this marks a cancellation fit
 DEGENERATE_PENALTY = 2.0  # complexity added to such fits when ranking
 
 

@@ -221,6 +221,8 @@ def auto_symbolic(
     *,
     r2_threshold: float = 0.99,
     weight_simple: float = 0.8,
+    y: Tensor | None = None,
+    retrain_steps: int = 0,
     **fit_kwargs,
 ) -> SymbolicKAN:
     """Replace every edge of ``model`` by its best symbolic fit on the batch ``x``.
@@ -236,6 +238,12 @@ def auto_symbolic(
         lib: library function names to try (None: the whole library).
         r2_threshold: minimum R² to accept a symbolic edge.
         weight_simple: complexity weight of the ranking.
+        y: ``(batch, width[-1])`` targets; with ``retrain_steps`` > 0 the fit goes layer by
+            layer: fix layer ``l``'s edges, retrain all remaining parameters (symbolic
+            constants and the later splines) for ``retrain_steps`` LBFGS steps, then fit
+            layer ``l + 1`` on the retrained model. The downstream splines absorb the
+            inner layers' fit errors, which is what recovers products like ``xy``.
+        retrain_steps: see ``y``.
         **fit_kwargs: passed to :func:`~kanplatform.nn.symbolic.fit_edge`.
 
     Returns:
@@ -245,42 +253,69 @@ def auto_symbolic(
     if lib is not None:
         for name in lib:
             get_symbolic(name)  # unknown names fail before any fitting
-    with torch.no_grad():
-        inputs = model.layer_inputs(x.to(model.layers[0].coef.dtype))
-        acts = model.edge_activations(x.to(model.layers[0].coef.dtype))
-    layers, reports = [], []
-    for l, layer in enumerate(model.layers):
-        accepted: dict[tuple[int, int], EdgeFit] = {}
-        for o in range(layer.out_features):
-            for i in range(layer.in_features):
-                if layer.mask[o, i] == 0:
-                    reports.append(EdgeReport(l, o, i, None, True, "masked"))
-                    continue
-                fits = suggest_symbolic(
-                    inputs[l][:, i],
-                    acts[l][:, o, i],
-                    lib,
-                    weight_simple=weight_simple,
-                    **fit_kwargs,
-                )
-                # the best-ranked fit that passes the threshold (a simpler fit that fails it
-                # must not hide a good one)
-                best = next((f for f in fits if f.r2 >= r2_threshold), fits[0])
-                if best.r2 >= r2_threshold:
-                    accepted[(o, i)] = best
-                    reports.append(EdgeReport(l, o, i, best, True))
-                else:
-                    why = (
-                        f"best fit {best.name} has R² {best.r2:.4f} < {r2_threshold}; "
-                        "kept as a spline"
-                    )
-                    reports.append(EdgeReport(l, o, i, best, False, why))
-        layers.append(SymbolicLayer(layer, accepted))
-    return SymbolicKAN(layers, model.width, reports)
+    dtype = model.layers[0].coef.dtype
+    x = x.to(dtype)
+    opts = dict(lib=lib, r2_threshold=r2_threshold, weight_simple=weight_simple, **fit_kwargs)
+    if y is None or retrain_steps <= 0:
+        with torch.no_grad():
+            inputs, acts = model.layer_inputs(x), model.edge_activations(x)
+        layers, reports = [], []
+        for l, layer in enumerate(model.layers):
+            accepted, rep = _fit_layer(layer, inputs[l], acts[l], l, **opts)
+            layers.append(SymbolicLayer(layer, accepted))
+            reports += rep
+        return SymbolicKAN(layers, model.width, reports)
+    # layer by layer: fix layer l, retrain everything downstream (pykan's fix_symbolic + fit)
+    sym = SymbolicKAN([SymbolicLayer(layer, {}) for layer in model.layers], model.width)
+    reports = []
+    for l in range(len(model.layers)):
+        with torch.no_grad():
+            h = x
+            for k in range(l):
+                h = sym.layers[k](h)
+            spline = sym.layers[l].spline
+            phi = spline.edge_activations(h)
+        accepted, rep = _fit_layer(spline, h, phi, l, **opts)
+        sym.layers[l] = SymbolicLayer(spline, accepted)
+        reports += rep
+        if l < len(model.layers) - 1:
+            train_affine(sym, x, y.to(dtype), steps=retrain_steps, all_params=True)
+    sym.fits = reports
+    return sym
+
+
+def _fit_layer(layer: KANLayer, xin: Tensor, phi: Tensor, l: int, *, lib, r2_threshold: float,
+               weight_simple: float, **fit_kwargs) -> tuple[dict, list[EdgeReport]]:
+    """Best fits of one layer's unmasked edges: ``({(out, in): EdgeFit}, reports)``."""
+    accepted: dict[tuple[int, int], EdgeFit] = {}
+    reports = []
+    for o in range(layer.out_features):
+        for i in range(layer.in_features):
+            if layer.mask[o, i] == 0:
+                reports.append(EdgeReport(l, o, i, None, True, "masked"))
+                continue
+            fits = suggest_symbolic(xin[:, i], phi[:, o, i], lib, weight_simple=weight_simple,
+                                    **fit_kwargs)
+            # the best-ranked fit that passes the threshold (a simpler fit that fails it
+            # must not hide a good one)
+            best = next((f for f in fits if f.r2 >= r2_threshold), fits[0])
+            if best.r2 >= r2_threshold:
+                accepted[(o, i)] = best
+                reports.append(EdgeReport(l, o, i, best, True))
+            else:
+                why = f"best fit {best.name} has R² {best.r2:.4f} < {r2_threshold}"
+                why += "; kept as a spline"
+                reports.append(EdgeReport(l, o, i, best, False, why))
+    return accepted, reports
 
 
 def train_affine(
-    model: SymbolicKAN, x: Tensor, y: Tensor, steps: int = 20, lr: float = 1.0
+    model: SymbolicKAN,
+    x: Tensor,
+    y: Tensor,
+    steps: int = 20,
+    lr: float = 1.0,
+    all_params: bool = False,
 ) -> float:
     """Retrain the symbolic constants and biases with full-batch LBFGS; return the RMSE.
 
@@ -292,12 +327,13 @@ def train_affine(
         x: ``(batch, width[0])`` inputs.
         y: ``(batch, width[-1])`` targets.
         steps: LBFGS steps (each up to 20 inner iterations).
+        all_params: train every parameter (remaining splines too), not only the constants.
         lr: LBFGS learning rate.
 
     Returns:
         The RMSE on ``(x, y)`` after training.
     """
-    params = model.affine_parameters()
+    params = list(model.parameters()) if all_params else model.affine_parameters()
     dtype = params[0].dtype if params else x.dtype
     x, y = x.to(dtype), y.to(dtype)
     if params:

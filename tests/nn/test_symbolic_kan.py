@@ -108,3 +108,14 @@ def test_exp_sin_sq_prunes_to_2_1_1_and_recovers_formula():
     (expr,) = sym.formula(["x", "y"])
     snapped = snap_constants(sympy.expand(expr), tol=1e-2)  # constants within 1e-2
     assert sympy.simplify(snapped - sympy.exp(sympy.sin(sympy.pi * X) + Y**2)) == 0
+
+
+def test_layerwise_fit_retrains_downstream_layers():
+    kan, x = _small_kan(), _x()
+    y = kan(x).detach()
+    sym = auto_symbolic(kan, x, ["x", "x^2"], y=y, retrain_steps=2, r2_threshold=0.0,
+                        max_search_points=64)
+    assert sym.is_fully_symbolic and len(sym.fits) == 6
+    assert torch.isfinite(sym(x)).all()
+    # layer 1 was fitted on the retrained model, whose splines moved
+    assert not torch.equal(sym.layers[1].spline.coef, kan.layers[1].coef)
