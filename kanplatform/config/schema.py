@@ -115,7 +115,8 @@ class GridConfig:
     extending the grid (and rebuilding the optimiser) between stages; the first entry
     replaces ``model.grid_size``. Within every stage the grid is updated from the training
     inputs every ``update_every`` steps while the stage's step is below ``update_until``
-    (``update_every: 0`` turns that off), as pykan's ``fit`` does.
+    (``update_every: 0`` turns that off), as pykan's ``fit`` does, except that the untrained
+    model's grid is not updated before the first step.
     """
 
     schedule: list[int] = field(default_factory=list)

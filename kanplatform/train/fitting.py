@@ -160,6 +160,7 @@ class _Run:
         self.loggers: list[Any] = []
         self.finish_tracking: Any = None
         self.wall_time_s: float | None = None
+        self.cpu_time_s: float | None = None
         self.datamodule: Any = None
 
     def train(self, callbacks: Sequence[Any], loggers: Sequence[Any],
@@ -211,10 +212,11 @@ class _Run:
             warnings.filterwarnings("ignore", ".*(does not have many workers|has no `__len__`|"
                                     "infinite|`IterableDataset`).*")
             self.trainer = pl.Trainer(**kwargs)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             self.trainer.fit(self.module, datamodule=datamodule,
                              ckpt_path=str(ckpt_path) if ckpt_path else None)
             self.wall_time_s = time.perf_counter() - started
+            self.cpu_time_s = time.process_time() - cpu_started
 
     def write(self, status: str, reason: str | None, total_time_s: float) -> dict[str, Any]:
         """Write metrics.json (always), and the model, checkpoint and history if there is one."""
@@ -233,6 +235,9 @@ class _Run:
                 metrics["write_error"] = f"{type(err).__name__}: {err}"
         metrics.update({
             "wall_time_s": self.wall_time_s,
+            # CPU seconds of this process during training: on a shared machine, closer to
+            # what the wall time would be without the other processes
+            "cpu_time_s": self.cpu_time_s,
             "total_time_s": total_time_s,
             "git_sha": git_sha(),
             "versions": versions(),

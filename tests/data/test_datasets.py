@@ -82,3 +82,14 @@ def test_file_errors(tmp_path):
     bad.write_text("a\n1\n")
     with pytest.raises(DataError, match="unsupported file type"):
         load_file(bad, ["a"], ["a"], 1, 0, 0)
+
+
+def test_domain_points_cover_the_ranges():
+    d = make_dataset("feynman_I_30_5", 10, 1, 1, dtype=torch.float64)
+    pts = d.domain_points(n=100)
+    assert pts.shape == (4 + 100, 2) and pts.dtype == torch.float64
+    low, high = torch.tensor(get_target("feynman_I_30_5").ranges, dtype=torch.float64).T
+    assert torch.equal(pts.min(0).values, low) and torch.equal(pts.max(0).values, high)
+    assert torch.equal(pts, d.domain_points(n=100))  # seeded
+    wide = make_dataset("exp_mean_sin_sq_100", 2, 1, 1).domain_points(n=0)
+    assert wide.shape == (200, 100)  # face centres instead of 2**100 corners
