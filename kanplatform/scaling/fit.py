@@ -8,7 +8,9 @@ the points go through three stated rules, and every point removed is reported wi
 2. **diverged**: loss more than ``diverge_factor`` (default 100) times the lowest loss of any
    other point at the same or a smaller size. A model two orders of magnitude worse than a
    smaller (or equal) one did not train. A single-seed point at the smallest size has nothing
-   to compare with and is only caught when not finite.
+   to compare with and is only caught when not finite. Also **failed**: a point more than
+   ``seed_factor`` (default 10) times the median loss of the other points at its size (other
+   seeds) -- a run that did not train while its siblings did.
 3. **overfitting tail** (``drop_tail``): the paper notes KAN test loss stops falling once the
    grid overfits. With ``"rise"`` every size after the one with the lowest median loss is
    dropped; ``"plateau"`` (default) additionally drops trailing sizes whose local log-log slope
@@ -186,6 +188,17 @@ def _diverged(n: np.ndarray, loss: np.ndarray, usable: np.ndarray, factor: float
     return out
 
 
+def _failed(n: np.ndarray, loss: np.ndarray, usable: np.ndarray, factor: float) -> np.ndarray:
+    """Points ``factor`` above the median of the other usable points at the same size."""
+    out = np.zeros(n.size, dtype=bool)
+    idx = np.flatnonzero(usable)
+    for i in idx:
+        same = idx[(idx != i) & (n[idx] == n[i])]
+        if same.size and loss[i] > factor * np.median(loss[same]):
+            out[i] = True
+    return out
+
+
 def _ols_loglog(logn: np.ndarray, logl: np.ndarray, w: np.ndarray | None = None):
     """Weighted least squares of log loss on log N. Returns (alpha, log_a)."""
     if w is None:
@@ -292,6 +305,7 @@ def fit_power_law(
     drop_tail: TailRule = "plateau",
     tail_slope: float = 0.5,
     diverge_factor: float = 100.0,
+    seed_factor: float = 10.0,
     min_sizes: int = 3,
     rng: int | np.random.Generator | None = 0,
 ) -> PowerLawFit:
@@ -310,6 +324,8 @@ def fit_power_law(
         tail_slope: minimum local slope for the ``"plateau"`` rule.
         diverge_factor: a point above this multiple of the best loss at the same or a
             smaller size counts as diverged.
+        seed_factor: a point above this multiple of the median of the other points at its
+            size (other seeds) counts as a failed run.
         min_sizes: the tail rule never keeps fewer sizes than this.
         rng: seed or generator for the bootstrap (default 0: reproducible).
 
@@ -345,6 +361,10 @@ def fit_power_law(
         drop(~np.isfinite(loss), "loss not finite (diverged)")
         drop(loss <= 0, "loss not positive")
     drop(
+        _failed(n, loss, used, seed_factor),
+        f"failed run: loss above {seed_factor:g}x the median of the other seeds at this size",
+    )
+    drop(
         _diverged(n, loss, used, diverge_factor),
         f"diverged: loss above {diverge_factor:g}x the best loss at the same or a smaller size",
     )
@@ -378,7 +398,8 @@ def fit_power_law(
             alpha_ci = tuple(float(v) for v in np.percentile(alphas, q))
             a_ci = tuple(float(v) for v in np.exp(np.percentile(logas, q)))
     rule = (
-        f"dropped: non-finite/non-positive; > {diverge_factor:g}x best loss at N' <= N; "
+        f"dropped: non-finite/non-positive; > {seed_factor:g}x other seeds' median at N; "
+        f"> {diverge_factor:g}x best loss at N' <= N; "
         f"tail rule {drop_tail if isinstance(drop_tail, str) or drop_tail is None else 'custom'}"
         f" (tail_slope={tail_slope:g}, min_sizes={min_sizes})"
     )

@@ -62,6 +62,7 @@ class FitSpec:
     n_boot: int = 1000
     ci_level: float = 0.95
     diverge_factor: float = 100.0
+    seed_factor: float = 10.0
     min_sizes: int = 3
 
 

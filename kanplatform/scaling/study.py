@@ -294,6 +294,7 @@ def fit_families(
                     n, loss, seeds=[r["seed"] for r in fam_rows], floor=f.floor,
                     n_boot=f.n_boot, ci_level=f.ci_level, drop_tail=f.drop_tail,
                     tail_slope=f.tail_slope, diverge_factor=f.diverge_factor,
+                    seed_factor=f.seed_factor,
                     min_sizes=f.min_sizes,
                 )
             except ValueError as err:

@@ -165,3 +165,14 @@ def test_str_and_dict_are_readable():
     import json
 
     json.dumps(fit.to_dict())
+
+
+def test_failed_seed_dropped_even_when_not_huge():
+    # one seed of a grid-extension run that never trained: 50x its siblings at every size
+    n, loss, seeds = synthetic(6, n_seeds=3, alpha=4.0, a=1e4, noise=0.1, lo=26, hi=170)
+    bad = seeds == 1
+    loss[bad] = np.geomspace(0.66, 0.3, bad.sum())
+    fit = fit_power_law(n, loss, seeds=seeds, drop_tail="none", n_boot=200)
+    assert set(np.flatnonzero(~fit.used_mask)) == set(np.flatnonzero(bad))
+    assert all("failed run" in d.reason or "diverged" in d.reason for d in fit.dropped)
+    assert fit.alpha_ci[0] < 4.0 < fit.alpha_ci[1]
