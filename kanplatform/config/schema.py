@@ -13,7 +13,7 @@ from typing import Any
 MODEL_KINDS = ("kan", "mlp")
 OPTIMIZERS = ("lbfgs", "adam", "adamw")
 PRECISIONS = (32, 64)
-TRACKING_MODES = ("offline", "online", "disabled")
+TRACKING_MODES = ("auto", "offline", "online", "disabled")
 REG_VARIANTS = ("paper", "pykan")
 MATCH_MODES = ("none", "params")
 
@@ -143,13 +143,16 @@ class RegConfig:
 class TrackingConfig:
     """Weights & Biases and figures, read by :mod:`kanplatform.tracking`.
 
-    ``mode: offline`` writes the W&B run under the run directory and needs no network;
-    ``disabled`` logs nothing to W&B. ``name`` names the W&B run (default: the run
+    ``mode: auto`` (the default) is ``offline`` unless ``WANDB_MODE`` says otherwise or the
+    user is logged in to W&B (then ``online``); ``offline`` writes the W&B run under the run
+    directory and needs no network; ``online`` falls back to offline with one warning when
+    the server cannot be reached; ``disabled`` logs nothing to W&B (figures are still
+    written to the run directory). ``name`` names the W&B run (default: the run
     directory's name). ``snapshot_every`` (steps, 0 = stage ends only) and
     ``snapshot_points`` (points per edge curve) control spline snapshots.
     """
 
-    mode: str = "offline"
+    mode: str = "auto"
     project: str = "kanplatform"
     entity: str | None = None
     group: str | None = None

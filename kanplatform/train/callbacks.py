@@ -167,7 +167,13 @@ class RunRecorder(pl.Callback):
         if self.grid is not None:
             row["grid/stage"] = self.grid.stage_of(max(step - 1, 0))
         self.history.setdefault(step, {}).update(row)
-        pl_module.log_dict(row, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
+        # Straight to the loggers: Lightning's own logging drops steps off its
+        # ``log_every_n_steps`` grid (step 1 among them), and the W&B history must hold the
+        # same steps as history.csv. ``log_dict`` still feeds ``callback_metrics``.
+        pl_module.log_dict(row, on_step=True, on_epoch=False, prog_bar=False, logger=False,
+                           batch_size=1)
+        for logger in trainer.loggers:
+            logger.log_metrics(row, step=step)
         pl_module.log("loss", row["train/loss"], prog_bar=True, logger=False, batch_size=1)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: RegressionModule) -> None:

@@ -76,9 +76,11 @@ def _local_torch_state(seed: int, num_threads: int | None) -> Iterator[None]:
 
 
 def _tracking(cfg: Any, run_dir: Path) -> tuple[list[Any], list[Any], Any]:
-    """Loggers and callbacks from :mod:`kanplatform.tracking`, and its ``finish``."""
-    if cfg.tracking.mode == "disabled":
-        return [], [], None
+    """Loggers and callbacks from :mod:`kanplatform.tracking`, and its ``finish``.
+
+    The callbacks (spline snapshots into ``run_dir/figures``) are added whatever the mode:
+    ``tracking.mode=disabled`` switches W&B off, not the run directory's figures.
+    """
     from kanplatform import tracking
 
     return tracking.make_loggers(cfg, run_dir), tracking.make_callbacks(cfg, run_dir), \

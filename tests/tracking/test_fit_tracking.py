@@ -24,13 +24,12 @@ def test_fit_history_is_in_the_offline_wandb_run_at_the_expected_steps(fitted_ru
     rows = history(leet_records(run_dir))
     wb_loss = {r["trainer/global_step"]: r["train/loss"] for r in rows if "train/loss" in r}
     wb_val = {r["trainer/global_step"]: r["val/rmse"] for r in rows if "val/rmse" in r}
-    # quick.yaml: 2 stages × 10 steps; train/loss every 2 steps (log_every_n_steps), val every 5
-    assert sorted(wb_loss) == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    # quick.yaml: 2 stages × 10 steps; train/loss at step 1 and every 2 steps, val every 5
+    assert sorted(wb_loss) == [1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
     assert sorted(wb_val) == [5, 10, 15, 20]
-    # the same steps and values as the run directory's history.csv (which also has step 1:
-    # Lightning throttles logger output to every log_every_n_steps steps)
+    # exactly the steps and values of the run directory's history.csv
     csv_loss, csv_val = _csv_steps(run_dir, "train/loss"), _csv_steps(run_dir, "val/rmse")
-    assert set(wb_loss) <= set(csv_loss) and sorted(csv_val) == sorted(wb_val)
+    assert sorted(wb_loss) == sorted(csv_loss) and sorted(csv_val) == sorted(wb_val)
     for step, value in wb_loss.items():
         assert math.isclose(value, csv_loss[step], rel_tol=1e-5)
     for step, value in wb_val.items():
