@@ -16,7 +16,9 @@ the points go through three stated rules, and every point removed is reported wi
    dropped; ``"plateau"`` (default) additionally drops trailing sizes whose local log-log slope
    from the previous size is below ``tail_slope`` (default 0.5: less than a 2x gain for 4x
    the size counts as a plateau). ``"none"`` keeps all sizes. At least ``min_sizes`` sizes
-   are always kept.
+   are always kept. Given the training loss too (``train_loss``), both rules also drop
+   trailing sizes whose median test/train ratio exceeds ``gap_factor`` (default 2): sizes
+   that fit their training points much better than new points have overfitted.
 
 The tail rules look at the median over seeds at each size, and drop whole sizes.
 
@@ -141,6 +143,8 @@ def tail_mask(
     *,
     tail_slope: float = 0.5,
     min_sizes: int = 3,
+    gap: np.ndarray | None = None,
+    gap_factor: float = 2.0,
 ) -> np.ndarray:
     """Which sizes to keep under an overfitting-tail rule.
 
@@ -151,6 +155,9 @@ def tail_mask(
             ``(sizes, med_loss) -> bool mask`` of sizes to keep.
         tail_slope: minimum local log-log slope for ``"plateau"``.
         min_sizes: never keep fewer than this many sizes (the smallest ones stay).
+        gap: median test/train loss ratio at each size, shape (S,) (optional); with it,
+            ``"rise"`` and ``"plateau"`` also drop trailing sizes whose ratio exceeds
+            ``gap_factor`` (the model fits its training points much better than new ones).
 
     Returns:
         Boolean mask over sizes, shape (S,).
@@ -166,13 +173,14 @@ def tail_mask(
     if rule not in ("rise", "plateau"):
         raise ValueError(f"drop_tail={rule!r}: use 'none', 'rise', 'plateau' or a callable")
     keep_until = int(np.argmin(med_loss))  # last kept index
-    if rule == "plateau":
-        while keep_until > 0:
-            gain = math.log(med_loss[keep_until - 1] / med_loss[keep_until])
-            growth = math.log(sizes[keep_until] / sizes[keep_until - 1])
-            if gain / growth >= tail_slope:
-                break
-            keep_until -= 1
+    while keep_until > 0:
+        overfit = gap is not None and gap[keep_until] > gap_factor
+        gain = math.log(med_loss[keep_until - 1] / med_loss[keep_until])
+        growth = math.log(sizes[keep_until] / sizes[keep_until - 1])
+        flat = rule == "plateau" and gain / growth < tail_slope
+        if not (overfit or flat):
+            break
+        keep_until -= 1
     keep_until = max(keep_until, min(min_sizes, s) - 1)
     return np.arange(s) <= keep_until
 
@@ -307,6 +315,8 @@ def fit_power_law(
     diverge_factor: float = 100.0,
     seed_factor: float = 10.0,
     min_sizes: int = 3,
+    train_loss: Sequence[float] | np.ndarray | None = None,
+    gap_factor: float = 2.0,
     rng: int | np.random.Generator | None = 0,
 ) -> PowerLawFit:
     """Fit ``loss = a * N**-alpha (+ c)`` in log-log space, with a bootstrap CI on alpha.
@@ -327,6 +337,10 @@ def fit_power_law(
         seed_factor: a point above this multiple of the median of the other points at its
             size (other seeds) counts as a failed run.
         min_sizes: the tail rule never keeps fewer sizes than this.
+        train_loss: training loss at each point, shape (P,) (optional). With it the tail
+            rules also drop trailing sizes whose median ``loss / train_loss`` exceeds
+            ``gap_factor``: the overfitted grids of the paper.
+        gap_factor: see ``train_loss``.
         rng: seed or generator for the bootstrap (default 0: reproducible).
 
     Returns:
@@ -370,7 +384,18 @@ def fit_power_law(
     )
     if used.any() and drop_tail not in (None, "none"):
         sizes, med = _size_medians(n[used], loss[used])
-        keep = tail_mask(sizes, med, drop_tail, tail_slope=tail_slope, min_sizes=min_sizes)
+        gap = None
+        if train_loss is not None:
+            tr = np.asarray(train_loss, dtype=float).reshape(-1)
+            if tr.shape != n.shape:
+                raise ValueError(f"train_loss has {tr.size} points for {n.size}")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(tr > 0, loss / tr, np.nan)
+            gap = np.array([np.nanmedian(ratio[used & (n == z)])
+                            if np.isfinite(ratio[used & (n == z)]).any() else np.nan
+                            for z in sizes])
+        keep = tail_mask(sizes, med, drop_tail, tail_slope=tail_slope, min_sizes=min_sizes,
+                         gap=gap, gap_factor=gap_factor)
         if not keep.all():
             last = sizes[keep].max()
             name = drop_tail if isinstance(drop_tail, str) else "custom"
@@ -401,7 +426,8 @@ def fit_power_law(
         f"dropped: non-finite/non-positive; > {seed_factor:g}x other seeds' median at N; "
         f"> {diverge_factor:g}x best loss at N' <= N; "
         f"tail rule {drop_tail if isinstance(drop_tail, str) or drop_tail is None else 'custom'}"
-        f" (tail_slope={tail_slope:g}, min_sizes={min_sizes})"
+        f" (tail_slope={tail_slope:g}, min_sizes={min_sizes}"
+        f"{f', gap_factor={gap_factor:g}' if train_loss is not None else ''})"
     )
     dropped.sort(key=lambda d: d.index)
     return PowerLawFit(

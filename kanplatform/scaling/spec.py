@@ -64,6 +64,7 @@ class FitSpec:
     diverge_factor: float = 100.0
     seed_factor: float = 10.0
     min_sizes: int = 3
+    gap_factor: float | None = 2.0  # test/train ratio that marks an overfitted size (null: off)
 
 
 @dataclass

@@ -289,12 +289,17 @@ def fit_families(
             n = [r.get(axis) if r.get(axis) is not None else np.nan for r in fam_rows]
             loss = [r.get(spec.metric) if r.get(spec.metric) is not None else np.nan
                     for r in fam_rows]
+            train = None
+            if f.gap_factor is not None and spec.metric.split("/")[0] != "train":
+                key = "train/" + spec.metric.split("/", 1)[1]
+                train = [r.get(key) if r.get(key) is not None else np.nan for r in fam_rows]
             try:
                 fit = fit_power_law(
                     n, loss, seeds=[r["seed"] for r in fam_rows], floor=f.floor,
                     n_boot=f.n_boot, ci_level=f.ci_level, drop_tail=f.drop_tail,
                     tail_slope=f.tail_slope, diverge_factor=f.diverge_factor,
-                    seed_factor=f.seed_factor,
+                    seed_factor=f.seed_factor, train_loss=train,
+                    gap_factor=f.gap_factor if f.gap_factor is not None else 2.0,
                     min_sizes=f.min_sizes,
                 )
             except ValueError as err:

@@ -176,3 +176,16 @@ def test_failed_seed_dropped_even_when_not_huge():
     assert set(np.flatnonzero(~fit.used_mask)) == set(np.flatnonzero(bad))
     assert all("failed run" in d.reason or "diverged" in d.reason for d in fit.dropped)
     assert fit.alpha_ci[0] < 4.0 < fit.alpha_ci[1]
+
+
+def test_overfitted_sizes_dropped_by_train_test_gap():
+    # test loss still creeps down at the last size, but it fits its training points 3x better
+    n = np.array([26.0, 32, 47, 77, 167, 317])
+    test = np.array([1.4e-2, 6.7e-3, 4.5e-4, 5e-5, 1.5e-5, 1.1e-5])
+    train = test / np.array([1.0, 1.0, 1.2, 1.3, 1.7, 2.6])
+    plain = fit_power_law(n, test, n_boot=0, tail_slope=0.3)
+    assert plain.n_range[1] == 317.0
+    gap = fit_power_law(n, test, train_loss=train, n_boot=0, tail_slope=0.3)
+    assert gap.n_range == (26.0, 167.0)
+    assert [d.index for d in gap.dropped] == [5] and "overfitting" in gap.dropped[0].reason
+    assert gap.alpha > plain.alpha
