@@ -399,7 +399,8 @@ def fit_power_law(
         if not keep.all():
             last = sizes[keep].max()
             name = drop_tail if isinstance(drop_tail, str) else "custom"
-            drop(n > last, f"overfitting tail ({name} rule): beyond N={last:.4g}")
+            why = f"{name} rule" + (f", test/train gap > {gap_factor:g}" if gap is not None else "")
+            drop(n > last, f"overfitting tail ({why}): beyond N={last:.4g}")
     need = 3 if floor else 2
     n_sizes = len(np.unique(n[used]))
     if n_sizes < need:
