@@ -1,11 +1,12 @@
 """Feynman recovery benchmark: train a small KAN, prune, auto_symbolic, check the formula.
 
 For each equation of the data registry listed in ``CASES``: sample 1000 train / 1000 test
-points, train a KAN of the given width (full-batch LBFGS with pykan-style sparsity, then a
-grid extension G=5 → 10), prune, fit every edge with the library ``LIB``, retrain the affine
-constants, and call the equation **recovered** when the formula, with constants within
-1e-2 of a simple number snapped to it (``snap_constants``), simplifies to the registry's
-formula exactly (``sympy.simplify(found - true) == 0``).
+points; train a KAN of the given width (full-batch LBFGS, best of three initialisations,
+pykan-style sparsity when it has hidden nodes to prune, grid extension G=5 → 10); prune; fit
+every edge with the case's library, layer by layer (``auto_symbolic(y=...)``);
+retrain the affine constants. The equation is **recovered** when the formula, with constants
+within 1e-2 of a simple number snapped to it (``snap_constants``), simplifies to the
+registry's formula exactly (``sympy.simplify(found - true) == 0``).
 
     python benchmarks/bench_symbolic.py                 # every case (a few minutes each on CPU)
     python benchmarks/bench_symbolic.py III_10_19 I_16_6
@@ -46,6 +47,9 @@ CASES = {
     "I_12_11": ([2, 2, 1], ["x", "x^2", "sin"]),        # 1 + a·sin θ
     "I_40_1": ([2, 2, 1], ["x", "x^2", "exp"]),         # n0·exp(-a)
     "I_44_4": ([2, 2, 1], ["x", "x^2", "log"]),         # n·log a
+    "I_13_12": ([2, 2, 1], ["x", "x^2", "1/x"]),        # a·(1/b - 1)
+    "I_18_4": ([2, 2, 1], ["x", "x^2", "1/x"]),         # (1 + ab)/(1 + a)
+    "II_36_38": ([3, 2, 1], ["x", "x^2"]),              # a + α·b
 }
 
 _SYMPY_NAMES = {"arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan,
@@ -104,23 +108,33 @@ def run_case(name: str, width: list[int], lib: list[str], seed: int = 0) -> dict
                         dtype=torch.float64)
     (x, y), (xt, yt) = data.train, data.test
     started = time.perf_counter()
-    kan = KAN(width, grid_size=5, seed=seed).double()
-    _train(kan, x, y, steps=40, lamb=1e-3)
+    # sparsity only where there are hidden nodes to prune
+    lamb = 1e-3 if max(width[1:-1], default=1) > 1 else 0.0
+    # best of three initialisations after 10 steps: LBFGS on a KAN can stall in a poor local
+    # minimum (sqrt(1 + a² + b²): RMSE 7e-2 from seed 0, 2e-4 from seed 1)
+    starts = []
+    for s in range(seed, seed + 3):
+        kan = KAN(width, grid_size=5, seed=s).double()
+        _train(kan, x, y, steps=10, lamb=lamb)
+        starts.append((_rmse(kan, x, y), s, kan))
+    _, best_seed, kan = min(starts, key=lambda t: t[0])
+    _train(kan, x, y, steps=30, lamb=lamb)
     small = prune(kan, x)
     _train(small, x, y, steps=50, lamb=0.0)
     small = small.extend_grid(10, x)
     _train(small, x, y, steps=50, lamb=0.0)
     kan_rmse = _rmse(small, xt, yt)
-    if width[1] > 1:  # products: layer by layer, downstream splines absorb inner misfits
-        sym = auto_symbolic(small, x, lib, y=y, retrain_steps=30, r2_threshold=0.0)
-    else:
-        sym = auto_symbolic(small, x, lib)
+    # layer by layer: the downstream splines absorb the inner fits' errors before they are fit;
+    # products (hidden width > 1) take the best fit of their small library on every edge
+    sym = auto_symbolic(small, x, lib, y=y, retrain_steps=30,
+                        r2_threshold=0.0 if width[1] > 1 else 0.99)
     train_affine(sym, x, y, steps=50)
     sym_rmse = _rmse(sym, xt, yt)
     (expr,) = sym.formula(list(target.input_names))
     ok = recovered(expr, target.formula, list(target.input_names))
     return {
-        "case": name, "formula": target.formula, "width": width, "lib": lib, "pruned": small.width,
+        "case": name, "formula": target.formula, "width": width, "lib": lib, "seed": best_seed,
+        "pruned": small.width,
         "found": sympy.sstr(expr), "snapped": sympy.sstr(snap_constants(sympy.expand(expr))),
         "recovered": ok, "kan_test_rmse": kan_rmse, "symbolic_test_rmse": sym_rmse,
         "spline_edges": sum(1 for r in sym.fits if not r.accepted),

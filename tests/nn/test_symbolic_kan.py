@@ -92,7 +92,7 @@ def test_exp_sin_sq_prunes_to_2_1_1_and_recovers_formula():
     xt = torch.rand(1000, 2, generator=g) * 2 - 1
     y, yt = exp_sin_sq(x), exp_sin_sq(xt)
     kan = KAN([2, 5, 1], grid_size=5, seed=0)
-    train_lbfgs(kan, x, y, steps=40, lamb=1e-3)
+    train_lbfgs(kan, x, y, steps=40, lamb=1e-2)
     small = prune(kan, x)
     assert small.width == [2, 1, 1]
     train_lbfgs(small, x, y, steps=40)
