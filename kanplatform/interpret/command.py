@@ -25,6 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="edges whose best fit has a lower R² stay splines (default 0.99)")
     parser.add_argument("--affine-steps", type=int, default=20,
                         help="LBFGS steps on the formula's constants (default 20)")
+    parser.add_argument("--layerwise-steps", type=int, default=0,
+                        help="fit layer by layer, retraining later layers this many LBFGS "
+                             "steps after each (helps products); 0 fits all at once")
     parser.add_argument("--digits", type=int, default=4, help="decimals of the constants")
     parser.add_argument("--tracking", choices=["offline", "online", "disabled"], default=None,
                         help="W&B mode (default: the run's tracking.mode)")
@@ -42,7 +45,8 @@ def main(args: argparse.Namespace) -> int:
             args.run_dir, prune=args.prune == "yes", node_threshold=args.node_threshold,
             edge_threshold=args.edge_threshold, method=args.method,
             retrain_steps=args.retrain_steps, lib=lib, r2_threshold=args.r2_threshold,
-            affine_steps=args.affine_steps, digits=args.digits, tracking=args.tracking)
+            affine_steps=args.affine_steps, layerwise_steps=args.layerwise_steps,
+            digits=args.digits, tracking=args.tracking)
     except (FileNotFoundError, ValueError, KeyError) as err:
         print(f"interpret: {err}", file=sys.stderr)
         return 1

@@ -124,6 +124,7 @@ def interpret_run(
     lib: Sequence[str] | None = None,
     r2_threshold: float = 0.99,
     affine_steps: int = 20,
+    layerwise_steps: int = 0,
     digits: int = 4,
     tracking: str | None = None,
 ) -> InterpretResult:
@@ -137,6 +138,8 @@ def interpret_run(
         lib: symbolic library names (None: the whole library).
         r2_threshold: edges whose best fit has a lower R² stay splines (reported).
         affine_steps: LBFGS steps on the symbolic constants.
+        layerwise_steps: > 0 fits layer by layer, retraining downstream layers this many
+            LBFGS steps after each (see ``auto_symbolic(y=...)``; recovers products).
         digits: decimals of the constants in the formula.
         tracking: W&B mode override (``offline``/``online``/``disabled``); default: the run's.
 
@@ -187,7 +190,8 @@ def interpret_run(
     files.append(out / "pruned_model.pt")
     files += trk.snapshot(small, run_dir, "interpret_pruned", logger=wb)
 
-    sym = auto_symbolic(small, x, lib, r2_threshold=r2_threshold)
+    sym = auto_symbolic(small, x, lib, r2_threshold=r2_threshold, y=y,
+                        retrain_steps=layerwise_steps)
     metrics["symbolic/train_rmse"] = train_affine(sym, x, y, steps=affine_steps)
     metrics["symbolic/test_rmse"] = _rmse(sym, xt.to(dtype), yt.to(dtype))
     files += trk.snapshot(sym, run_dir, "interpret_symbolic", logger=wb)
@@ -215,7 +219,8 @@ def interpret_run(
                    "prune": prune, "node_threshold": node_threshold,
                    "edge_threshold": edge_threshold, "method": method,
                    "retrain_steps": retrain_steps, "lib": list(lib) if lib else None,
-                   "r2_threshold": r2_threshold, "affine_steps": affine_steps}}
+                   "r2_threshold": r2_threshold, "affine_steps": affine_steps,
+                   "layerwise_steps": layerwise_steps}}
     (out / "interpret.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     files += [out / "formula.txt", out / "formula.tex", out / "interpret.json"]
     if wb is not None:

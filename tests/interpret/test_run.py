@@ -27,7 +27,7 @@ def kan_run(tmp_path_factory) -> Path:
 
 def test_interpret_writes_formula_snapshots_and_wandb(kan_run, capsys):
     rc = main(["interpret", str(kan_run), "--lib", "x,x^2,sin,exp", "--retrain-steps", "3",
-               "--affine-steps", "3", "--r2-threshold", "0.9"])
+               "--affine-steps", "3", "--r2-threshold", "0.9", "--layerwise-steps", "2"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "y1 = " in out and "test RMSE" in out
