@@ -14,7 +14,6 @@ and spline snapshots ``figures/splines_interpret_before_layer<l>.png`` (the trai
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from kanplatform.nn.symbolic_kan import lbfgs_steps
 
 __all__ = ["InterpretResult", "interpret_run"]
 
@@ -65,28 +66,7 @@ def _rmse(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def _lbfgs(params: Sequence[torch.nn.Parameter], loss_fn: Callable[[], torch.Tensor],
            steps: int) -> None:
     """Full-batch LBFGS (the paper's recipe); non-finite steps are undone."""
-    params = [p for p in params if p.requires_grad]
-    if not params or steps <= 0:
-        return
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=20, history_size=10,
-                            line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-14, tolerance_change=1e-16)
-
-    def closure():
-        opt.zero_grad()
-        loss = loss_fn()
-        loss.backward()
-        return loss
-
-    for _ in range(steps):
-        saved = [p.detach().clone() for p in params]
-        loss = opt.step(closure)
-        bad = not all(torch.isfinite(p).all() for p in params)
-        if bad or not math.isfinite(float(loss.detach())):
-            with torch.no_grad():
-                for p, s in zip(params, saved):
-                    p.copy_(s)
-            return
+    lbfgs_steps(list(params), loss_fn, steps)
 
 
 def _wandb_run(cfg: Any, run_dir: Path, mode: str | None) -> Any:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import sympy
@@ -309,6 +309,43 @@ def _fit_layer(layer: KANLayer, xin: Tensor, phi: Tensor, l: int, *, lib, r2_thr
     return accepted, reports
 
 
+def lbfgs_steps(params: list[torch.nn.Parameter], loss_fn: Callable[[], Tensor], steps: int,
+                lr: float = 1.0) -> None:
+    """Full-batch LBFGS (the paper's recipe: strong Wolfe, history 10, 20 inner iterations).
+
+    A step that makes the loss or a parameter non-finite is undone and training stops, so
+    the parameters never end as NaN.
+
+    Args:
+        params: the parameters to train (those without ``requires_grad`` are skipped).
+        loss_fn: returns the scalar loss (called inside the closure).
+        steps: LBFGS steps.
+        lr: LBFGS learning rate.
+    """
+    params = [p for p in params if p.requires_grad]
+    if not params or steps <= 0:
+        return
+    opt = torch.optim.LBFGS(params, lr=lr, max_iter=20, history_size=10,
+                            line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-14, tolerance_change=1e-16)
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        saved = [p.detach().clone() for p in params]
+        loss = opt.step(closure)
+        bad = not all(torch.isfinite(p).all() for p in params)
+        if bad or not math.isfinite(float(loss.detach())):
+            with torch.no_grad():
+                for p, old in zip(params, saved):
+                    p.copy_(old)
+            return
+
+
 def train_affine(
     model: SymbolicKAN,
     x: Tensor,
@@ -336,32 +373,7 @@ def train_affine(
     params = list(model.parameters()) if all_params else model.affine_parameters()
     dtype = params[0].dtype if params else x.dtype
     x, y = x.to(dtype), y.to(dtype)
-    if params:
-        opt = torch.optim.LBFGS(
-            params,
-            lr=lr,
-            max_iter=20,
-            history_size=10,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=1e-14,
-            tolerance_change=1e-16,
-        )
-
-        def closure():
-            opt.zero_grad()
-            loss = torch.mean((model(x) - y) ** 2)
-            loss.backward()
-            return loss
-
-        for _ in range(steps):
-            saved = [p.detach().clone() for p in params]
-            loss = opt.step(closure)
-            bad = not all(torch.isfinite(p).all() for p in params)
-            if bad or not math.isfinite(float(loss.detach())):
-                with torch.no_grad():
-                    for p, s in zip(params, saved):
-                        p.copy_(s)
-                break
+    lbfgs_steps(params, lambda: torch.mean((model(x) - y) ** 2), steps, lr=lr)
     with torch.no_grad():
         return float(torch.sqrt(torch.mean((model(x) - y) ** 2)))
 

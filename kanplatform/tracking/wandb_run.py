@@ -24,10 +24,8 @@ import functools
 import json
 import os
 import platform
-import subprocess
 import warnings
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -113,28 +111,17 @@ def resolve_mode(cfg: Any = None) -> str:
 
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages a result depends on."""
-    versions = {"python": platform.python_version()}
-    for name in ("kanplatform", "torch", "pytorch-lightning", "numpy", "omegaconf", "wandb",
-                 "ray", "scipy"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    """Versions of Python and the packages a result depends on (as in ``metrics.json``)."""
+    from kanplatform.train.rundir import versions
+
+    return {"python": platform.python_version(), **versions()}
 
 
 def git_sha(path: str | Path | None = None) -> str | None:
     """The commit of the kanplatform checkout (``-dirty`` if it has changes); None if unknown."""
-    cwd = Path(path) if path else Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=cwd, capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{sha}-dirty" if dirty else sha or None
+    from kanplatform.train.rundir import git_sha as checkout_sha
+
+    return checkout_sha(path)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
