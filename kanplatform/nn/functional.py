@@ -8,6 +8,10 @@ where ``W = coef * (scale_sp * mask)`` is the spline weight table ``(in, G + k, 
 ``wb = scale_base * mask``. Neither ever forms a ``(batch, in, out)`` per-edge tensor.
 
 * :func:`kan_linear_dense` - the reference: full basis ``(batch, in * (G + k))`` @ table.
+* :func:`kan_linear_compact` - the same per-interval polynomials as the fast path, written
+  with plain autograd ops on ``(k + 1, batch, in, out)`` gathers: a dozen small ops, so the
+  cheapest map for tiny layers (a few edges, ~1000 samples), where the fast path's per-op
+  overhead (sort, sparse products) dominates. :class:`~kanplatform.nn.KANLayer` picks it by size.
 * :func:`kan_linear` - the fast path. Only ``k + 1`` of the ``G + k`` basis functions are
   non-zero at a point, and on each grid interval the spline is a degree-``k`` polynomial in the
   centred local coordinate ``sigma in [-1, 1]``. With per-interval monomial tables ``C_p``
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +37,15 @@ from torch.autograd.function import once_differentiable
 
 from kanplatform.nn.basis import bspline_basis, bspline_local, grid_size_of
 
-__all__ = ["ACTIVATIONS", "get_activation", "kan_linear", "kan_linear_dense"]
+__all__ = [
+    "ACTIVATIONS",
+    "GridPlan",
+    "get_activation",
+    "grid_plan",
+    "kan_linear",
+    "kan_linear_compact",
+    "kan_linear_dense",
+]
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "silu": F.silu,
@@ -273,6 +286,147 @@ def _dpowers(sigma: torch.Tensor, k: int) -> list[torch.Tensor | None]:
         out.append(p * sp)
         sp = sp * s
     return out
+
+
+class GridPlan(NamedTuple):
+    """What the compact path needs from a grid, computed once per grid (:func:`grid_plan`)."""
+
+    polys: torch.Tensor  # (I, G, k+1[r], k+1[p]): interval_polynomials
+    knots: torch.Tensor | None  # (I, G - 1) interior knots, None on uniform grids
+    lo: torch.Tensor  # (I,) inner range start
+    scale: torch.Tensor  # (I,) G / span: interval index = floor((x - lo) * scale), uniform
+    offsets: torch.Tensor  # (I,) long: i * G, the first table row of input i
+    start_inv_h: torch.Tensor  # (I * G, 2): interval start and 2 / width per table row
+
+
+def grid_plan(grid: torch.Tensor, spline_order: int) -> GridPlan:
+    """The per-grid quantities of :func:`kan_linear_compact` (cache them while the grid holds)."""
+    k = spline_order
+    n_in = grid.shape[0]
+    g = grid_size_of(grid, k)
+    grid = grid.detach()
+    inner = grid[:, k : g + k + 1]  # (I, G + 1)
+    lo, span = inner[:, 0], inner[:, -1] - inner[:, 0]
+    start, width = inner[:, :-1], inner[:, 1:] - inner[:, :-1]  # (I, G)
+    return GridPlan(
+        polys=interval_polynomials(grid, k),
+        knots=None if _is_uniform(grid) else inner[:, 1:-1].contiguous(),
+        lo=lo.contiguous(),
+        scale=(g / span).contiguous(),
+        offsets=torch.arange(n_in, device=grid.device) * g,
+        start_inv_h=torch.stack([start, 2 / width], -1).reshape(n_in * g, 2),
+    )
+
+
+def _compact_locate(
+    x: torch.Tensor, plan: GridPlan, g: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Table row ``idx = i * G + j (batch, in)`` of each point's interval, its centred local
+    coordinate ``sigma (batch, in)`` (``|sigma| > 1`` outside the grid) and ``d sigma / d x``."""
+    if plan.knots is None:  # uniform: the interval is a floor
+        j = ((x - plan.lo) * plan.scale).floor_().clamp_(0, g - 1).long()
+    elif g > 1:  # points beyond the range land in the first / last interval
+        j = torch.searchsorted(plan.knots, x.t().contiguous(), right=True).t()
+    else:
+        j = torch.zeros(x.shape, dtype=torch.long, device=x.device)
+    idx = j + plan.offsets  # (B, I)
+    start, inv_h = F.embedding(idx, plan.start_inv_h).unbind(-1)
+    return idx, (x - start) * inv_h - 1, inv_h
+
+
+class _KANLinearCompact(torch.autograd.Function):
+    """:func:`kan_linear_compact` with a hand-written backward (no autograd graph: for tiny
+    layers the graph's bookkeeping costs as much as the arithmetic)."""
+
+    @staticmethod
+    def forward(ctx, x, coef, scale_sp, scale_base, k, activation, plan):  # noqa: D102
+        n_in, n_basis, n_out = coef.shape
+        g = n_basis - k
+        polys = plan.polys
+        w = coef * scale_sp.t().unsqueeze(1)  # (I, G+k, out)
+        # (I, G, p, r) @ (I, G, r, out) -> (I*G, p*out): the per-interval monomial tables
+        tables = (polys.transpose(-1, -2) @ w.unfold(1, k + 1, 1).transpose(-1, -2))
+        tables = tables.view(n_in * g, (k + 1) * n_out)
+        idx, sigma, inv_h = _compact_locate(x, plan, g)
+        pw = _powers(sigma, k)
+        pw[0] = torch.ones_like(sigma)
+        pw = torch.stack(pw, -1)  # (B, I, p)
+        rows = tables[idx.reshape(-1)].view(*idx.shape, k + 1, n_out)  # (B, I, p, out)
+        y = (pw.unsqueeze(-2) @ rows).sum((1, 2))  # (B, out)
+        act = get_activation(activation)
+        if act is not None and scale_base is not None:
+            y = y.addmm_(act(x), scale_base.t())
+        ctx.save_for_backward(x, coef, scale_sp, scale_base, polys, idx, sigma, inv_h, pw, rows)
+        ctx.k, ctx.activation = k, activation
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):  # noqa: D102
+        x, coef, scale_sp, scale_base, polys, idx, sigma, inv_h, pw, rows = ctx.saved_tensors
+        k, activation = ctx.k, ctx.activation
+        n_in, n_basis, n_out = coef.shape
+        g = n_basis - k
+        need_x, need_coef, need_sp, need_base = ctx.needs_input_grad[:4]
+        grad_out = grad_out.contiguous()
+        grad_x = grad_coef = grad_sp = grad_base = None
+        if need_x:
+            # d y / d pw_p = <rows[b, i, p], grad_out[b]>; d pw_p / d sigma = p s^(p-1)
+            dpw = (rows @ grad_out.view(-1, 1, n_out, 1)).squeeze(-1)  # (B, I, p)
+            dsig = dpw[..., 1].clone()
+            s = sigma.clamp(-1, 1)
+            sp = s
+            for p in range(2, k + 1):
+                dsig.addcmul_(dpw[..., p], sp, value=p)
+                sp = sp * s
+            grad_x = dsig.mul_(inv_h)
+        if need_coef or need_sp:
+            grad_rows = pw.unsqueeze(-1) * grad_out.view(-1, 1, 1, n_out)  # (B, I, p, out)
+            gt = grad_rows.new_zeros(n_in * g, (k + 1) * n_out)
+            gt.index_add_(0, idx.reshape(-1), grad_rows.view(-1, (k + 1) * n_out))
+            gu = polys @ gt.view(n_in, g, k + 1, n_out)  # (I, G, r, out)
+            gw = gu.new_zeros(n_in, n_basis, n_out)
+            for r in range(k + 1):
+                gw[:, r : r + g].add_(gu[:, :, r])
+            if need_coef:
+                grad_coef = gw * scale_sp.t().unsqueeze(1)
+            if need_sp:
+                grad_sp = (gw * coef).sum(1).t()
+        act = get_activation(activation)
+        if act is not None and scale_base is not None:
+            with torch.enable_grad():
+                xd = x.detach().requires_grad_(need_x)
+                a = act(xd)
+            if need_base:
+                grad_base = grad_out.t() @ a.detach()
+            if need_x:
+                (ga,) = torch.autograd.grad(a, xd, grad_out @ scale_base)
+                grad_x = grad_x + ga
+        return grad_x, grad_coef, grad_sp, grad_base, None, None, None
+
+
+def kan_linear_compact(
+    x: torch.Tensor,
+    grid: torch.Tensor,
+    coef: torch.Tensor,
+    scale_sp: torch.Tensor,
+    scale_base: torch.Tensor | None,
+    spline_order: int,
+    activation: str | None = "silu",
+    plan: GridPlan | None = None,
+) -> torch.Tensor:
+    """The fast path's function for small layers; same arguments and result as
+    :func:`kan_linear_dense`, plus ``plan``, the per-grid quantities (:func:`grid_plan` of
+    ``grid``), which a caller may cache while the grid holds.
+
+    Materialises ``(batch, in, k + 1, out)`` gathered table rows: for small layers only.
+    Differentiable once, like :func:`kan_linear`.
+    """
+    if grid_size_of(grid, spline_order) < 1:
+        raise ValueError("grid must hold at least one interval")
+    if plan is None:
+        plan = grid_plan(grid, spline_order)
+    return _KANLinearCompact.apply(x, coef, scale_sp, scale_base, spline_order, activation, plan)
 
 
 class _KANLinear(torch.autograd.Function):

@@ -8,10 +8,23 @@ import torch
 from torch import nn
 
 from kanplatform.nn.basis import bspline_basis, grid_size_of, uniform_grid
-from kanplatform.nn.functional import get_activation, kan_linear, kan_linear_dense
+from kanplatform.nn.functional import (
+    GridPlan,
+    get_activation,
+    grid_plan,
+    kan_linear,
+    kan_linear_compact,
+    kan_linear_dense,
+)
 from kanplatform.nn.grid import adaptive_grid, interval_points, refine_grid, refit_coef
 
 __all__ = ["KANLayer", "check_kan_args"]
+
+# Layers whose gathered table rows ``batch * in * out * (k + 1)`` stay below this many elements
+# take the compact path (plain autograd ops, per-grid polynomials cached): at [2, 1, 1] and
+# 1000 samples it is ~5x faster than the sparse path, whose sort and sparse products are
+# overhead there. Above it (e.g. 64 -> 64 at any batch) the sparse path wins and saves memory.
+COMPACT_MAX_ELEMENTS = 2**18
 
 
 def check_kan_args(
@@ -129,11 +142,34 @@ class KANLayer(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (batch, in)`` -> ``(batch, out)`` by the fast sparse path."""
+        """``x: (batch, in)`` -> ``(batch, out)`` by the cheapest exact path for the size:
+        the compact path for small layers, else the fast sparse path (same function)."""
+        self._check(x)
+        sp, sb = self._scales()
+        k = self.spline_order
+        if x.shape[0] * self.in_features * self.out_features * (k + 1) <= COMPACT_MAX_ELEMENTS:
+            y = kan_linear_compact(x, self.grid, self.coef, sp, sb, k, self.base_activation,
+                                   plan=self._grid_plan())
+        else:
+            y = kan_linear(x, self.grid, self.coef, sp, sb, k, self.base_activation)
+        return y if self.bias is None else y + self.bias
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """Same map by the fast sparse path whatever the size."""
         self._check(x)
         sp, sb = self._scales()
         y = kan_linear(x, self.grid, self.coef, sp, sb, self.spline_order, self.base_activation)
         return y if self.bias is None else y + self.bias
+
+    def _grid_plan(self) -> GridPlan:
+        """The compact path's per-grid quantities, cached until the grid tensor is replaced or
+        changed in place (its version counter moves)."""
+        grid = self.grid
+        cache = self.__dict__.get("_plan_cache")
+        if cache is None or cache[0] is not grid or cache[1] != grid._version:
+            cache = (grid, grid._version, grid_plan(grid, self.spline_order))
+            self.__dict__["_plan_cache"] = cache
+        return cache[2]
 
     def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
         """Same map by the dense reference formulation (full basis @ weight table)."""

@@ -1,10 +1,16 @@
-"""The fast sparse path equals the dense reference: outputs and every gradient."""
+"""The fast sparse path and the compact path equal the dense reference: outputs and every
+gradient."""
 
 import pytest
 import torch
 
 from kanplatform.nn.basis import bspline_basis, uniform_grid
-from kanplatform.nn.functional import interval_polynomials, kan_linear, kan_linear_dense
+from kanplatform.nn.functional import (
+    interval_polynomials,
+    kan_linear,
+    kan_linear_compact,
+    kan_linear_dense,
+)
 from kanplatform.nn.grid import adaptive_grid
 
 
@@ -25,11 +31,12 @@ def _case(dtype, k, g, adaptive, base=True, seed=0):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("k", "g"), [(3, 5), (3, 50), (1, 1), (2, 7), (5, 3)])
 @pytest.mark.parametrize("adaptive", [False, True])
-def test_fast_equals_dense(dtype, k, g, adaptive) -> None:
+@pytest.mark.parametrize("fast_fn", [kan_linear, kan_linear_compact])
+def test_fast_equals_dense(dtype, k, g, adaptive, fast_fn) -> None:
     x, grid, coef, sp, sb, w = _case(dtype, k, g, adaptive)
     inputs = [t for t in (x, coef, sp, sb) if t is not None]
     results = []
-    for fn in (kan_linear, kan_linear_dense):
+    for fn in (fast_fn, kan_linear_dense):
         y = fn(x, grid, coef, sp, sb, k, "silu")
         results.append((y, *torch.autograd.grad((y * w).sum(), inputs)))
     for fast, dense in zip(*results):
@@ -39,9 +46,10 @@ def test_fast_equals_dense(dtype, k, g, adaptive) -> None:
             assert (fast - dense).abs().max() <= 1e-11 * scale
 
 
-def test_fast_equals_dense_without_base() -> None:
+@pytest.mark.parametrize("fast_fn", [kan_linear, kan_linear_compact])
+def test_fast_equals_dense_without_base(fast_fn) -> None:
     x, grid, coef, sp, _, w = _case(torch.float64, 3, 5, False, base=False)
-    y1 = kan_linear(x, grid, coef, sp, None, 3, None)
+    y1 = fast_fn(x, grid, coef, sp, None, 3, None)
     y2 = kan_linear_dense(x, grid, coef, sp, None, 3, None)
     g1 = torch.autograd.grad((y1 * w).sum(), (x, coef, sp))
     g2 = torch.autograd.grad((y2 * w).sum(), (x, coef, sp))
@@ -49,9 +57,10 @@ def test_fast_equals_dense_without_base() -> None:
     assert all(torch.allclose(a, b, atol=1e-11) for a, b in zip(g1, g2))
 
 
-def test_only_parameters_need_grad() -> None:
+@pytest.mark.parametrize("fast_fn", [kan_linear, kan_linear_compact])
+def test_only_parameters_need_grad(fast_fn) -> None:
     x, grid, coef, sp, sb, w = _case(torch.float64, 3, 5, False)
-    y = kan_linear(x.detach(), grid, coef, sp, sb, 3, "silu")
+    y = fast_fn(x.detach(), grid, coef, sp, sb, 3, "silu")
     (gc,) = torch.autograd.grad((y * w).sum(), coef)
     y2 = kan_linear_dense(x.detach(), grid, coef, sp, sb, 3, "silu")
     (gc2,) = torch.autograd.grad((y2 * w).sum(), coef)

@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from kanplatform.nn import KAN, build_model
+from kanplatform.nn import KAN, KANLayer, build_model
 from kanplatform.nn.basis import bspline_basis
 
 
@@ -177,3 +177,16 @@ def test_bad_arguments_name_the_argument(kwargs, name) -> None:
 def test_bad_input_shape() -> None:
     with pytest.raises(ValueError, match="batch, 2"):
         KAN(width=[2, 1])(torch.zeros(3, 3))
+
+
+def test_layer_paths_agree_and_compact_plan_follows_the_grid() -> None:
+    torch.manual_seed(0)
+    layer = KANLayer(2, 3, grid_size=5).double()
+    x = torch.rand(200, 2, dtype=torch.float64) * 3 - 1.5  # inside and outside the grid
+    for _ in range(2):  # uniform grid, then adapted in place (the cached plan must follow)
+        y = layer(x)  # small: the compact path
+        torch.testing.assert_close(y, layer.forward_fast(x), rtol=0, atol=1e-12)
+        torch.testing.assert_close(y, layer.forward_dense(x), rtol=0, atol=1e-12)
+        layer.update_grid(x[:100] * 0.7)
+    layer.set_grid_size(8, x)  # a new grid tensor
+    torch.testing.assert_close(layer(x), layer.forward_dense(x), rtol=0, atol=1e-12)
