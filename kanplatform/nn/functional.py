@@ -39,7 +39,9 @@ from kanplatform.nn.basis import bspline_basis, bspline_local, grid_size_of
 
 __all__ = [
     "ACTIVATIONS",
+    "CompactLocal",
     "GridPlan",
+    "compact_local",
     "get_activation",
     "grid_plan",
     "kan_linear",
@@ -334,12 +336,36 @@ def _compact_locate(
     return idx, (x - start) * inv_h - 1, inv_h
 
 
+class CompactLocal(NamedTuple):
+    """The per-point quantities of :func:`kan_linear_compact` (depend on ``x`` and the grid
+    only: a caller may reuse them while both hold, e.g. a first layer's training inputs)."""
+
+    idx: torch.Tensor  # (B, I) long: table row of each point's interval
+    sigma: torch.Tensor  # (B, I): centred local coordinate
+    inv_h: torch.Tensor  # (B, I): d sigma / d x
+    powers: torch.Tensor  # (B, I, k+1): sigma^p, continued linearly outside the grid
+    act_x: torch.Tensor | None  # (B, I): base activation of x, None without one
+
+
+def compact_local(
+    x: torch.Tensor, plan: GridPlan, spline_order: int, activation: str | None
+) -> CompactLocal:
+    """:class:`CompactLocal` of ``x: (batch, in)`` on the grid ``plan`` describes."""
+    with torch.no_grad():
+        g = plan.polys.shape[1]
+        idx, sigma, inv_h = _compact_locate(x, plan, g)
+        pw = _powers(sigma, spline_order)
+        pw[0] = torch.ones_like(sigma)
+        act = get_activation(activation)
+        return CompactLocal(idx, sigma, inv_h, torch.stack(pw, -1), None if act is None else act(x))
+
+
 class _KANLinearCompact(torch.autograd.Function):
     """:func:`kan_linear_compact` with a hand-written backward (no autograd graph: for tiny
     layers the graph's bookkeeping costs as much as the arithmetic)."""
 
     @staticmethod
-    def forward(ctx, x, coef, scale_sp, scale_base, k, activation, plan):  # noqa: D102
+    def forward(ctx, x, coef, scale_sp, scale_base, bias, k, activation, plan, local):  # noqa: D102
         n_in, n_basis, n_out = coef.shape
         g = n_basis - k
         polys = plan.polys
@@ -347,27 +373,28 @@ class _KANLinearCompact(torch.autograd.Function):
         # (I, G, p, r) @ (I, G, r, out) -> (I*G, p*out): the per-interval monomial tables
         tables = (polys.transpose(-1, -2) @ w.unfold(1, k + 1, 1).transpose(-1, -2))
         tables = tables.view(n_in * g, (k + 1) * n_out)
-        idx, sigma, inv_h = _compact_locate(x, plan, g)
-        pw = _powers(sigma, k)
-        pw[0] = torch.ones_like(sigma)
-        pw = torch.stack(pw, -1)  # (B, I, p)
+        if local is None:
+            local = compact_local(x, plan, k, activation)
+        idx, sigma, inv_h, pw, act_x = local
         rows = tables[idx.reshape(-1)].view(*idx.shape, k + 1, n_out)  # (B, I, p, out)
         y = (pw.unsqueeze(-2) @ rows).sum((1, 2))  # (B, out)
-        act = get_activation(activation)
-        if act is not None and scale_base is not None:
-            y = y.addmm_(act(x), scale_base.t())
-        ctx.save_for_backward(x, coef, scale_sp, scale_base, polys, idx, sigma, inv_h, pw, rows)
+        if act_x is not None and scale_base is not None:
+            y = y.addmm_(act_x, scale_base.t())
+        if bias is not None:
+            y = y.add_(bias)
+        ctx.save_for_backward(x, coef, scale_sp, scale_base, polys, idx, sigma, inv_h, pw, rows,
+                              act_x)
         ctx.k, ctx.activation = k, activation
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):  # noqa: D102
-        x, coef, scale_sp, scale_base, polys, idx, sigma, inv_h, pw, rows = ctx.saved_tensors
+        x, coef, scale_sp, scale_base, polys, idx, sigma, inv_h, pw, rows, act_x = ctx.saved_tensors
         k, activation = ctx.k, ctx.activation
         n_in, n_basis, n_out = coef.shape
         g = n_basis - k
-        need_x, need_coef, need_sp, need_base = ctx.needs_input_grad[:4]
+        need_x, need_coef, need_sp, need_base, need_bias = ctx.needs_input_grad[:5]
         grad_out = grad_out.contiguous()
         grad_x = grad_coef = grad_sp = grad_base = None
         if need_x:
@@ -394,15 +421,21 @@ class _KANLinearCompact(torch.autograd.Function):
                 grad_sp = (gw * coef).sum(1).t()
         act = get_activation(activation)
         if act is not None and scale_base is not None:
-            with torch.enable_grad():
-                xd = x.detach().requires_grad_(need_x)
-                a = act(xd)
+            if activation == "silu":  # the kernel autograd would call, without a graph
+                a = act_x
+                if need_x:
+                    grad_x = grad_x + torch.ops.aten.silu_backward(grad_out @ scale_base, x)
+            else:
+                with torch.enable_grad():
+                    xd = x.detach().requires_grad_(need_x)
+                    a = act(xd)
+                if need_x:
+                    (ga,) = torch.autograd.grad(a, xd, grad_out @ scale_base)
+                    grad_x = grad_x + ga
             if need_base:
                 grad_base = grad_out.t() @ a.detach()
-            if need_x:
-                (ga,) = torch.autograd.grad(a, xd, grad_out @ scale_base)
-                grad_x = grad_x + ga
-        return grad_x, grad_coef, grad_sp, grad_base, None, None, None
+        grad_bias = grad_out.sum(0) if need_bias else None
+        return grad_x, grad_coef, grad_sp, grad_base, grad_bias, None, None, None, None
 
 
 def kan_linear_compact(
@@ -414,10 +447,13 @@ def kan_linear_compact(
     spline_order: int,
     activation: str | None = "silu",
     plan: GridPlan | None = None,
+    local: CompactLocal | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The fast path's function for small layers; same arguments and result as
-    :func:`kan_linear_dense`, plus ``plan``, the per-grid quantities (:func:`grid_plan` of
-    ``grid``), which a caller may cache while the grid holds.
+    :func:`kan_linear_dense`, plus what a caller may cache: ``plan``, the per-grid quantities
+    (:func:`grid_plan` of ``grid``), and ``local``, the per-point ones (:func:`compact_local` of
+    ``x`` on that plan); and ``bias: (out,)``, added to the result (one autograd node fewer).
 
     Materialises ``(batch, in, k + 1, out)`` gathered table rows: for small layers only.
     Differentiable once, like :func:`kan_linear`.
@@ -426,7 +462,8 @@ def kan_linear_compact(
         raise ValueError("grid must hold at least one interval")
     if plan is None:
         plan = grid_plan(grid, spline_order)
-    return _KANLinearCompact.apply(x, coef, scale_sp, scale_base, spline_order, activation, plan)
+    return _KANLinearCompact.apply(x, coef, scale_sp, scale_base, bias, spline_order, activation,
+                                   plan, local)
 
 
 class _KANLinear(torch.autograd.Function):

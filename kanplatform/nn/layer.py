@@ -9,7 +9,9 @@ from torch import nn
 
 from kanplatform.nn.basis import bspline_basis, grid_size_of, uniform_grid
 from kanplatform.nn.functional import (
+    CompactLocal,
     GridPlan,
+    compact_local,
     get_activation,
     grid_plan,
     kan_linear,
@@ -131,9 +133,29 @@ class KANLayer(nn.Module):
         return grid_size_of(self.grid, self.spline_order)
 
     def _scales(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self._mask_is_ones():  # unpruned: skip two products (and their backward)
+            return self.scale_sp, self.scale_base
         sp = self.scale_sp * self.mask
         sb = None if self.scale_base is None else self.scale_base * self.mask
         return sp, sb
+
+    def _cached(self, name: str, key: tuple, make):  # noqa: ANN001, ANN202
+        """``make()``, kept in ``name`` while every entry of ``key`` is the same object (tensors
+        paired with their version counter). Caches are dropped from pickles and copies."""
+        cache = self.__dict__.get(name)
+        if cache is None or len(cache[0]) != len(key) or any(
+            a is not b for a, b in zip(cache[0], key)
+        ) or cache[1] != [t._version for t in key if isinstance(t, torch.Tensor)]:
+            cache = (key, [t._version for t in key if isinstance(t, torch.Tensor)], make())
+            self.__dict__[name] = cache
+        return cache[2]
+
+    def _mask_is_ones(self) -> bool:
+        mask = self.mask
+        return self._cached("_mask_cache", (mask,), lambda: bool((mask == 1).all()))
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.endswith("_cache")}
 
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 2 or x.shape[1] != self.in_features:
@@ -148,10 +170,13 @@ class KANLayer(nn.Module):
         sp, sb = self._scales()
         k = self.spline_order
         if x.shape[0] * self.in_features * self.out_features * (k + 1) <= COMPACT_MAX_ELEMENTS:
-            y = kan_linear_compact(x, self.grid, self.coef, sp, sb, k, self.base_activation,
-                                   plan=self._grid_plan())
-        else:
-            y = kan_linear(x, self.grid, self.coef, sp, sb, k, self.base_activation)
+            plan = self._grid_plan()
+            local = None
+            if torch.is_grad_enabled() and not x.requires_grad:  # e.g. a first layer in training:
+                local = self._local(x, plan)  # the same x in every LBFGS closure
+            return kan_linear_compact(x, self.grid, self.coef, sp, sb, k, self.base_activation,
+                                      plan=plan, local=local, bias=self.bias)
+        y = kan_linear(x, self.grid, self.coef, sp, sb, k, self.base_activation)
         return y if self.bias is None else y + self.bias
 
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,11 +190,13 @@ class KANLayer(nn.Module):
         """The compact path's per-grid quantities, cached until the grid tensor is replaced or
         changed in place (its version counter moves)."""
         grid = self.grid
-        cache = self.__dict__.get("_plan_cache")
-        if cache is None or cache[0] is not grid or cache[1] != grid._version:
-            cache = (grid, grid._version, grid_plan(grid, self.spline_order))
-            self.__dict__["_plan_cache"] = cache
-        return cache[2]
+        return self._cached("_plan_cache", (grid,), lambda: grid_plan(grid, self.spline_order))
+
+    def _local(self, x: torch.Tensor, plan: GridPlan) -> CompactLocal:
+        """The compact path's per-point quantities of ``x``, cached while ``x`` and the grid
+        hold."""
+        return self._cached("_local_cache", (x, plan), lambda: compact_local(
+            x, plan, self.spline_order, self.base_activation))
 
     def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
         """Same map by the dense reference formulation (full basis @ weight table)."""
