@@ -41,6 +41,8 @@ from typing import Any
 
 import yaml
 
+from kanplatform.yamlfile import read_yaml
+
 COMMANDS = ("train", "tune", "scale")
 # How each command takes the results root: a run-config override or a flag.
 STORAGE_FLAGS = {"train": "output_dir", "tune": "--storage-path", "scale": "--output-dir"}
@@ -312,12 +314,7 @@ def load_job(path: str | Path, check_paths: bool = True) -> JobSpec:
         'python -m kanplatform train configs/experiment/toy.yaml output_dir=...'
     """
     path = Path(path)
-    if not path.is_file():
-        raise JobFileError(f"job file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise JobFileError(f"{path}: not valid YAML: {err}") from None
+    data = read_yaml(path, JobFileError, "job file")
     return parse_job(data, path, check_paths=check_paths)
 
 

@@ -42,6 +42,8 @@ from typing import Any
 
 import yaml
 
+from kanplatform.yamlfile import read_yaml
+
 SIZES_FROM = ("runs", "stages")
 KINDS = ("kan", "mlp")
 DROP_TAIL = ("none", "rise", "plateau")
@@ -302,12 +304,7 @@ def load_study(
         StudyError: missing file, bad YAML, unknown key, wrong value.
     """
     path = Path(path)
-    if not path.is_file():
-        raise StudyError(f"study file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise StudyError(f"{path}: not valid YAML: {err}") from None
+    data = read_yaml(path, StudyError, "study file") or {}
     study_keys, run_keys = _split_overrides(overrides)
     for key, value in study_keys.items():
         _set_dotted(data, key, value)

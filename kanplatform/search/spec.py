@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from kanplatform.yamlfile import read_yaml
 
 DOMAINS = ("grid_search", "choice", "uniform", "loguniform", "randint")
 SCHEDULERS = ("fifo", "asha")
@@ -249,12 +249,7 @@ def load_search(path: str | os.PathLike[str]) -> SearchSpec:
         SearchSpecError: the file is missing or malformed; the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SearchSpecError(f"search file {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SearchSpecError(f"{path}: not valid YAML: {err}") from err
+    data = read_yaml(path, SearchSpecError, "search file")
     try:
         return parse_search(data or {})
     except SearchSpecError as err:

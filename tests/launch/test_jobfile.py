@@ -90,7 +90,7 @@ def test_bad_job_files_fail_with_the_key_named(tmp_path, change, named):
 def test_missing_run_section_and_missing_file(tmp_path):
     with pytest.raises(JobFileError, match="missing `run:`"):
         parse_job({"address": "http://x"}, tmp_path / "j.yaml")
-    with pytest.raises(JobFileError, match="does not exist"):
+    with pytest.raises(JobFileError, match="job file not found"):
         load_job(tmp_path / "absent.yaml")
 
 
