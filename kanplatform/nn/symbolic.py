@@ -318,6 +318,12 @@ def _refine(fn: SymbolicFunction, x: Tensor, y: Tensor, theta: Tensor, steps: in
     return theta
 
 
+def _flat_fit(fn: SymbolicFunction, mean: float, r2: float, x_range: tuple[float, float],
+              note: str | None = None) -> EdgeFit:
+    """The fit y = mean (c = 0): constant edges, the "0" function, failed searches."""
+    return EdgeFit(fn.name, 1.0, 0.0, 0.0, mean, r2, fn.complexity, x_range=x_range, note=note)
+
+
 def fit_edge(
     x: Tensor,
     y: Tensor,
@@ -359,19 +365,9 @@ def fit_edge(
     vy = float(y.var(unbiased=False))
     mean = float(y.mean())
     if vy <= 1e-14 * (1 + mean**2):  # a constant edge: the "0" function is exact
-        return EdgeFit(
-            name,
-            1.0,
-            0.0,
-            0.0,
-            mean,
-            1.0 if name == "0" else 0.0,
-            fn.complexity,
-            x_range=x_range,
-            note="constant edge",
-        )
+        return _flat_fit(fn, mean, 1.0 if name == "0" else 0.0, x_range, "constant edge")
     if name == "0":
-        return EdgeFit(name, 1.0, 0.0, 0.0, mean, 0.0, fn.complexity, x_range=x_range)
+        return _flat_fit(fn, mean, 0.0, x_range)
     if name == "x":  # a and b are redundant with c and d
         c, d = _linear_cd(x, y)
         return EdgeFit(name, 1.0, 0.0, c, d, _r2(c * x + d, y), fn.complexity, x_range=x_range)
@@ -379,17 +375,8 @@ def fit_edge(
     stride = max(1, x.numel() // max_search_points)
     ab = _search_ab(fn, x[::stride], y[::stride], a_range, b_range, grid_points, zooms)
     if ab is None:
-        return EdgeFit(
-            name,
-            1.0,
-            0.0,
-            0.0,
-            mean,
-            -math.inf,
-            fn.complexity,
-            x_range=x_range,
-            note=f"no (a, b) keeps the samples inside the domain of {name}",
-        )
+        return _flat_fit(fn, mean, -math.inf, x_range,
+                         f"no (a, b) keeps the samples inside the domain of {name}")
     a, b = ab
     c, d = _linear_cd(fn.torch_fn(a * x + b), y)
     if not fn.in_domain(a * x + b).all():  # the subset was inside, a full-data sample is not

@@ -16,13 +16,7 @@ from kanplatform.nn.symbolic import (
     suggest_symbolic,
 )
 
-
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_fit_recovers_known_sine_constants_to_1e_3():

@@ -16,12 +16,7 @@ from tests.nn._kanfit import exp_sin_sq, train_lbfgs
 LIB = ["x", "x^2", "x^3", "sin", "exp", "tanh"]
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _x(n=200, d=2, seed=0):
