@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from kanplatform.nn import ckernel
 from kanplatform.nn.basis import bspline_basis, bspline_local, grid_size_of
 
 __all__ = [
@@ -311,7 +312,7 @@ def grid_plan(grid: torch.Tensor, spline_order: int) -> GridPlan:
     lo, span = inner[:, 0], inner[:, -1] - inner[:, 0]
     start, width = inner[:, :-1], inner[:, 1:] - inner[:, :-1]  # (I, G)
     return GridPlan(
-        polys=interval_polynomials(grid, k),
+        polys=interval_polynomials(grid, k).contiguous(),
         knots=None if _is_uniform(grid) else inner[:, 1:-1].contiguous(),
         lo=lo.contiguous(),
         scale=(g / span).contiguous(),
@@ -527,6 +528,84 @@ class _KANLinear(torch.autograd.Function):
         return grad_x, None, grad_coef, grad_sp, grad_base, None, None
 
 
+class _KANLinearC(torch.autograd.Function):
+    """The fast path on the compiled CPU kernels (:mod:`kanplatform.nn.ckernel`): tables, the
+    forward gather-sum, the input gradient and the table gradient are single C loops over the
+    ``(batch, in)`` points, each reading or writing ``k + 1`` table rows of length ``out``;
+    the base term stays three GEMMs. Saves only ``x``, like :class:`_KANLinear`."""
+
+    @staticmethod
+    def forward(ctx, x, coef, scale_sp, scale_base, bias, k, activation, plan):  # noqa: D102
+        x = x.contiguous()
+        sc = scale_sp.t().contiguous()  # (I, O)
+        tables = ckernel.tables(coef.contiguous(), sc, plan.polys)
+        act = get_activation(activation)
+        n_out = coef.shape[2]
+        if act is not None and scale_base is not None:
+            a = act(x)
+            y = a @ scale_base.t() if bias is None else torch.addmm(bias, a, scale_base.t())
+        elif bias is not None:
+            y = bias.expand(x.shape[0], n_out).clone()
+        else:
+            y = x.new_zeros(x.shape[0], n_out)
+        ckernel.forward(x, plan, tables, y, k)
+        ctx.save_for_backward(x, coef, scale_sp, scale_base)
+        ctx.k, ctx.activation, ctx.plan = k, activation, plan
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):  # noqa: D102
+        x, coef, scale_sp, scale_base = ctx.saved_tensors
+        k, activation, plan = ctx.k, ctx.activation, ctx.plan
+        need_x, need_coef, need_sp, need_base, need_bias = ctx.needs_input_grad[:5]
+        grad_out = grad_out.contiguous()
+        coef = coef.contiguous()
+        sc = scale_sp.t().contiguous()
+        grad_x = grad_coef = grad_sp = grad_base = None
+        if need_x:
+            grad_x = ckernel.backward_x(x, plan, ckernel.tables(coef, sc, plan.polys), grad_out, k)
+        if need_coef or need_sp:
+            grad_tables = ckernel.backward_tables(x, plan, grad_out, k)
+            grad_coef, gsc = ckernel.tables_backward(coef, sc, plan.polys, grad_tables)
+            grad_sp = gsc.t() if need_sp else None
+            grad_coef = grad_coef if need_coef else None
+        act = get_activation(activation)
+        if act is not None and scale_base is not None:
+            grad_x, grad_base = _base_backward(x, grad_out, scale_base, activation, grad_x,
+                                               need_x, need_base)
+        grad_bias = grad_out.sum(0) if need_bias else None
+        return grad_x, grad_coef, grad_sp, grad_base, grad_bias, None, None, None
+
+
+def _base_backward(x, grad_out, scale_base, activation, grad_x, need_x, need_base):  # noqa: ANN001, ANN202
+    """Gradients of the base term ``act(x) @ scale_base.t()``: ``grad_x`` (added to the one
+    given) and ``scale_base``'s, without an autograd graph for silu."""
+    grad_base = None
+    if activation == "silu":
+        a = F.silu(x) if need_base else None
+        if need_x:
+            grad_x = grad_x + torch.ops.aten.silu_backward(grad_out @ scale_base, x)
+    else:
+        with torch.enable_grad():
+            xd = x.detach().requires_grad_(need_x)
+            a = get_activation(activation)(xd)
+        if need_x:
+            (ga,) = torch.autograd.grad(a, xd, grad_out @ scale_base)
+            grad_x = grad_x + ga
+    if need_base:
+        grad_base = grad_out.t() @ a.detach()
+    return grad_x, grad_base
+
+
+def _use_compiled(x, grid, coef, scale_sp, scale_base, k) -> bool:  # noqa: ANN001
+    tensors = [x, grid, coef, scale_sp] + ([] if scale_base is None else [scale_base])
+    return k <= ckernel.MAX_ORDER and ckernel.supports(*tensors) and ckernel.library() is not None
+
+
+BACKENDS = ("auto", "c", "torch")
+
+
 def kan_linear(
     x: torch.Tensor,
     grid: torch.Tensor,
@@ -535,12 +614,44 @@ def kan_linear(
     scale_base: torch.Tensor | None,
     spline_order: int,
     activation: str | None = "silu",
+    plan: GridPlan | None = None,
+    bias: torch.Tensor | None = None,
+    backend: str = "auto",
 ) -> torch.Tensor:
-    """Fast KAN layer map; same arguments and result as :func:`kan_linear_dense`.
+    """Fast KAN layer map; same arguments and result as :func:`kan_linear_dense`, plus
+    ``bias: (out,)`` added to the result, ``plan`` (:func:`grid_plan` of ``grid``, which a
+    caller may cache while the grid holds) and ``backend``:
 
-    Differentiable once (w.r.t. ``x``, ``coef``, ``scale_sp``, ``scale_base``); double
-    backward is not supported.
+    * ``"c"``: the compiled CPU kernels (:mod:`kanplatform.nn.ckernel`); CPU tensors of one
+      float dtype only;
+    * ``"torch"``: pure PyTorch (``embedding_bag`` gathers; any device);
+    * ``"auto"``: ``"c"`` where it applies and the kernel library builds, else ``"torch"``
+      (``KANPLATFORM_KERNEL=torch`` forces PyTorch everywhere).
+
+    Both compute the same function to rounding. Differentiable once (w.r.t. ``x``, ``coef``,
+    ``scale_sp``, ``scale_base``, ``bias``); double backward is not supported.
     """
     if grid_size_of(grid, spline_order) < 1:
         raise ValueError("grid must hold at least one interval")
-    return _KANLinear.apply(x, grid, coef, scale_sp, scale_base, spline_order, activation)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    compiled = backend == "c" or (
+        backend == "auto" and _use_compiled(x, grid, coef, scale_sp, scale_base, spline_order)
+    )
+    if compiled:
+        if ckernel.library() is None:
+            raise RuntimeError(
+                f"backend='c' but the compiled kernel is off ({ckernel.KERNEL_ENV}=torch) or "
+                f"cannot be built: {ckernel.library_error()}"
+            )
+        if not ckernel.supports(x, grid, coef, scale_sp) or spline_order > ckernel.MAX_ORDER:
+            raise ValueError(
+                "backend='c' takes CPU tensors of one dtype (float32 or float64) and "
+                f"spline_order <= {ckernel.MAX_ORDER}; use backend='torch' or 'auto'"
+            )
+        if plan is None:
+            plan = grid_plan(grid, spline_order)
+        return _KANLinearC.apply(x, coef, scale_sp, scale_base, bias, spline_order, activation,
+                                 plan)
+    y = _KANLinear.apply(x, grid, coef, scale_sp, scale_base, spline_order, activation)
+    return y if bias is None else y + bias

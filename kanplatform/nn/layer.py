@@ -176,15 +176,17 @@ class KANLayer(nn.Module):
                 local = self._local(x, plan)  # the same x in every LBFGS closure
             return kan_linear_compact(x, self.grid, self.coef, sp, sb, k, self.base_activation,
                                       plan=plan, local=local, bias=self.bias)
-        y = kan_linear(x, self.grid, self.coef, sp, sb, k, self.base_activation)
-        return y if self.bias is None else y + self.bias
+        return kan_linear(x, self.grid, self.coef, sp, sb, k, self.base_activation,
+                          plan=self._grid_plan(), bias=self.bias)
 
-    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
-        """Same map by the fast sparse path whatever the size."""
+    def forward_fast(self, x: torch.Tensor, backend: str = "auto") -> torch.Tensor:
+        """Same map by the fast sparse path whatever the size (``backend`` as in
+        :func:`~kanplatform.nn.functional.kan_linear`: ``"auto"``, ``"c"`` or ``"torch"``)."""
         self._check(x)
         sp, sb = self._scales()
-        y = kan_linear(x, self.grid, self.coef, sp, sb, self.spline_order, self.base_activation)
-        return y if self.bias is None else y + self.bias
+        return kan_linear(x, self.grid, self.coef, sp, sb, self.spline_order,
+                          self.base_activation, plan=self._grid_plan(), bias=self.bias,
+                          backend=backend)
 
     def _grid_plan(self) -> GridPlan:
         """The compact path's per-grid quantities, cached until the grid tensor is replaced or
