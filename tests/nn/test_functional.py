@@ -1,6 +1,8 @@
 """The fast sparse path and the compact path equal the dense reference: outputs and every
 gradient."""
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -12,6 +14,13 @@ from kanplatform.nn.functional import (
     kan_linear_dense,
 )
 from kanplatform.nn.grid import adaptive_grid
+
+# the fast path on each backend (compiled C kernels, pure PyTorch) and the compact path
+FAST_FNS = [
+    pytest.param(partial(kan_linear, backend="c"), id="c"),
+    pytest.param(partial(kan_linear, backend="torch"), id="torch"),
+    pytest.param(kan_linear_compact, id="compact"),
+]
 
 
 def _case(dtype, k, g, adaptive, base=True, seed=0):
@@ -31,7 +40,7 @@ def _case(dtype, k, g, adaptive, base=True, seed=0):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("k", "g"), [(3, 5), (3, 50), (1, 1), (2, 7), (5, 3)])
 @pytest.mark.parametrize("adaptive", [False, True])
-@pytest.mark.parametrize("fast_fn", [kan_linear, kan_linear_compact])
+@pytest.mark.parametrize("fast_fn", FAST_FNS)
 def test_fast_equals_dense(dtype, k, g, adaptive, fast_fn) -> None:
     x, grid, coef, sp, sb, w = _case(dtype, k, g, adaptive)
     inputs = [t for t in (x, coef, sp, sb) if t is not None]
@@ -46,7 +55,7 @@ def test_fast_equals_dense(dtype, k, g, adaptive, fast_fn) -> None:
             assert (fast - dense).abs().max() <= 1e-11 * scale
 
 
-@pytest.mark.parametrize("fast_fn", [kan_linear, kan_linear_compact])
+@pytest.mark.parametrize("fast_fn", FAST_FNS)
 def test_fast_equals_dense_without_base(fast_fn) -> None:
     x, grid, coef, sp, _, w = _case(torch.float64, 3, 5, False, base=False)
     y1 = fast_fn(x, grid, coef, sp, None, 3, None)
@@ -57,7 +66,7 @@ def test_fast_equals_dense_without_base(fast_fn) -> None:
     assert all(torch.allclose(a, b, atol=1e-11) for a, b in zip(g1, g2))
 
 
-@pytest.mark.parametrize("fast_fn", [kan_linear, kan_linear_compact])
+@pytest.mark.parametrize("fast_fn", FAST_FNS)
 def test_only_parameters_need_grad(fast_fn) -> None:
     x, grid, coef, sp, sb, w = _case(torch.float64, 3, 5, False)
     y = fast_fn(x.detach(), grid, coef, sp, sb, 3, "silu")
