@@ -48,6 +48,7 @@ __all__ = [
     "kan_linear",
     "kan_linear_compact",
     "kan_linear_dense",
+    "use_compiled",
 ]
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -598,7 +599,8 @@ def _base_backward(x, grad_out, scale_base, activation, grad_x, need_x, need_bas
     return grad_x, grad_base
 
 
-def _use_compiled(x, grid, coef, scale_sp, scale_base, k) -> bool:  # noqa: ANN001
+def use_compiled(x, grid, coef, scale_sp, scale_base, k) -> bool:  # noqa: ANN001
+    """Whether :func:`kan_linear`'s ``auto`` backend runs these tensors on the compiled kernels."""
     tensors = [x, grid, coef, scale_sp] + ([] if scale_base is None else [scale_base])
     return k <= ckernel.MAX_ORDER and ckernel.supports(*tensors) and ckernel.library() is not None
 
@@ -636,7 +638,7 @@ def kan_linear(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     compiled = backend == "c" or (
-        backend == "auto" and _use_compiled(x, grid, coef, scale_sp, scale_base, spline_order)
+        backend == "auto" and use_compiled(x, grid, coef, scale_sp, scale_base, spline_order)
     )
     if compiled:
         if ckernel.library() is None:
