@@ -10,6 +10,10 @@ repetition) and the bytes autograd saves for backward
     .venv/bin/python benchmarks/bench_layers.py            # full run (a few minutes)
     .venv/bin/python benchmarks/bench_layers.py --quick    # 64 -> 64 only, 3 repetitions
 
+Our layer runs on the compiled CPU kernels (``kanplatform.nn.ckernel``) where they build; the
+``torch`` column times the same layer on its pure-PyTorch path (``backend="torch"``), the one
+CUDA and machines without a C compiler use.
+
 The dense reference is written here, independently of ``kanplatform.nn``: the full
 Cox-de Boor basis ``(B, in*(G+k))`` times the weight table ``(in*(G+k), out)`` (efficient-kan's
 formulation, with the same linear continuation outside the grid as our layer, so both compute
@@ -27,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kanplatform.nn import MLP, KANLayer, count_params, match_mlp
+from kanplatform.nn import MLP, KANLayer, ckernel, count_params, match_mlp
 
 DENSE_LIMIT = 2e9  # skip the dense reference above B * in * (G + k) * out multiply-adds
 
@@ -92,6 +96,7 @@ def bench_case(n_in: int, n_out: int, g: int, batch: int, reps: int) -> dict[str
     grad = torch.randn(batch, n_out, generator=gen)
     models: dict[str, tuple[Callable[[], torch.Tensor], list[torch.Tensor]]] = {
         "kan": (lambda: kan(x), list(kan.parameters())),
+        "kan-torch": (lambda: kan.forward_fast(x, backend="torch"), list(kan.parameters())),
         "linear+silu": (lambda: F.silu(linear(x)), list(linear.parameters())),
         f"mlp{width[1:-1]}": (lambda: mlp(x), list(mlp.parameters())),
     }
@@ -122,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if ckernel.library() is None:
+        print(f"compiled kernels unavailable ({ckernel.library_error() or 'disabled'}): "
+              "'kan' below is the PyTorch path")
     shapes = [(64, 64)] if args.quick else [(2, 5), (64, 64), (256, 256)]
     reps = args.reps or (3 if args.quick else 5)
     rows = []
@@ -136,12 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     head = (
         f"{'shape':>9} {'G':>3} {'batch':>5} | {'kan us/s':>8} {'lin us/s':>8} {'kan/lin':>7} "
-        f"{'kan/mlp':>7} {'dense/kan':>9} | {'mem kan/lin':>11} {'mem dense/lin':>13}"
+        f"{'kan/mlp':>7} {'dense/kan':>9} {'torch/kan':>9} | {'mem kan/lin':>11} "
+        f"{'mem dense/lin':>13}"
     )
     print(head)
     print("-" * len(head))
     for shape, g, batch, res in rows:
-        kan, lin = res["kan"], res["linear+silu"]
+        kan, lin, kan_torch = res["kan"], res["linear+silu"], res["kan-torch"]
         mlp = next(v for k, v in res.items() if k.startswith("mlp"))
         dense = res.get("dense")
         lin_mem = max(lin["saved_bytes"], 1)
@@ -150,15 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{shape:>9} {g:>3} {batch:>5} | {kan['us_per_sample']:8.3f} "
             f"{lin['us_per_sample']:8.3f} {kan['us_per_sample'] / lin['us_per_sample']:7.1f} "
-            f"{kan['us_per_sample'] / mlp['us_per_sample']:7.1f} {d_speed} | "
+            f"{kan['us_per_sample'] / mlp['us_per_sample']:7.1f} {d_speed} "
+            f"{kan_torch['us_per_sample'] / kan['us_per_sample']:9.1f} | "
             f"{kan['saved_bytes'] / lin_mem:11.2f} {d_mem}"
         )
     print()
     print("kan/lin: time of our KANLayer over nn.Linear+SiLU of the same shape; kan/mlp: over an")
     print("MLP [in, h, out] with the KAN layer's parameter count; dense/kan: speed-up over the")
-    print(
-        "dense reference ('-': skipped, too large); mem: bytes saved for backward, over Linear's."
-    )
+    print("dense reference ('-': skipped, too large); torch/kan: the layer's PyTorch path over")
+    print("its compiled kernels; mem: bytes saved for backward, over Linear's.")
     return 0
 
 
