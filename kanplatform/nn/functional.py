@@ -1,28 +1,36 @@
-"""The KAN layer's forward maps: a fast sparse path and the dense reference.
+"""The KAN layer's forward maps: the fast sparse path (compiled CPU kernels or pure PyTorch),
+the compact path and the dense reference.
 
-Both compute, for ``x: (batch, in)``,
+All compute, for ``x: (batch, in)``,
 
     y[b, o] = sum_i  wb[o, i] * act(x[b, i])  +  sum_i sum_m  B_m(x[b, i]) * W[i, m, o]
 
 where ``W = coef * (scale_sp * mask)`` is the spline weight table ``(in, G + k, out)`` and
-``wb = scale_base * mask``. Neither ever forms a ``(batch, in, out)`` per-edge tensor.
+``wb = scale_base * mask``. None ever forms a ``(batch, in, out)`` per-edge tensor.
 
 * :func:`kan_linear_dense` - the reference: full basis ``(batch, in * (G + k))`` @ table.
-* :func:`kan_linear_compact` - the same per-interval polynomials as the fast path, written
-  with plain autograd ops on ``(k + 1, batch, in, out)`` gathers: a dozen small ops, so the
-  cheapest map for tiny layers (a few edges, ~1000 samples), where the fast path's per-op
-  overhead (sort, sparse products) dominates. :class:`~kanplatform.nn.KANLayer` picks it by size.
 * :func:`kan_linear` - the fast path. Only ``k + 1`` of the ``G + k`` basis functions are
   non-zero at a point, and on each grid interval the spline is a degree-``k`` polynomial in the
-  centred local coordinate ``sigma in [-1, 1]``. With per-interval monomial tables ``C_p``
-  (``(k + 1, in * G, out)``, rebuilt from ``coef`` and the grid on every call) the spline sum
-  is ``sum_p sum_i sigma_i^p C_p[i * G + j_i]``: ``k + 1`` weighted row gather-sums
-  (``embedding_bag``), ``batch * in * (k + 1) * out`` multiply-adds instead of
-  ``batch * in * (G + k) * out``. The interval is a floor on uniform grids and a
-  ``searchsorted`` otherwise. A custom autograd function saves only ``x`` (the memory kept for
-  backward is that of ``nn.Linear``) and recomputes the cheap per-point quantities in backward:
-  the table gradient is a transposed gather-sum after one integer sort, the input gradient a
-  sampled dense-dense product (``sampled_addmm``). Pure PyTorch throughout.
+  centred local coordinate ``sigma in [-1, 1]``. With per-interval monomial tables (``(k + 1)
+  * in * G * out``, rebuilt from ``coef`` and the grid on every call) the spline sum is
+  ``sum_p sum_i sigma_i^p C_p[i * G + j_i]``: ``batch * in * (k + 1) * out`` multiply-adds
+  instead of ``batch * in * (G + k) * out``. Two backends compute it:
+
+  - ``"c"``: the compiled CPU kernels of :mod:`kanplatform.nn.ckernel` (``csrc/``: per input
+    column, samples sorted by interval, table rows in SIMD registers; the default on CPU
+    where a C compiler exists, 2-4x faster than the PyTorch backend);
+  - ``"torch"``: pure PyTorch, any device: ``k + 1`` weighted row gather-sums
+    (``embedding_bag``); the interval is a floor on uniform grids and a ``searchsorted``
+    otherwise; the table gradient is a transposed gather-sum after one integer sort, the input
+    gradient a sampled dense-dense product (``sampled_addmm``).
+
+  Both are custom autograd functions that save only ``x`` (the memory kept for backward is
+  that of ``nn.Linear``) and recompute the cheap per-point quantities in backward.
+* :func:`kan_linear_compact` - the same per-interval polynomials with plain autograd ops on
+  ``(k + 1, batch, in, out)`` gathers: a dozen small ops, so the cheapest PyTorch map for tiny
+  layers (a few edges, ~1000 samples), where the PyTorch backend's per-op overhead (sort,
+  sparse products) dominates. :class:`~kanplatform.nn.KANLayer` picks it by size when the
+  compiled kernels are not in use.
 """
 
 from __future__ import annotations

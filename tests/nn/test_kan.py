@@ -179,12 +179,17 @@ def test_bad_input_shape() -> None:
         KAN(width=[2, 1])(torch.zeros(3, 3))
 
 
-def test_layer_paths_agree_and_compact_plan_follows_the_grid() -> None:
+@pytest.mark.parametrize("kernel", ["auto", "torch"])
+def test_layer_paths_agree_and_cached_plan_follows_the_grid(kernel, monkeypatch) -> None:
+    """``layer(x)`` (compiled kernels under ``auto``, the compact path for this small layer
+    under ``torch``) agrees with the other paths while the grid changes in place and is
+    replaced: the per-grid plan both use is cached and must follow."""
+    monkeypatch.setenv("KANPLATFORM_KERNEL", kernel)
     torch.manual_seed(0)
     layer = KANLayer(2, 3, grid_size=5).double()
     x = torch.rand(200, 2, dtype=torch.float64) * 3 - 1.5  # inside and outside the grid
     for _ in range(2):  # uniform grid, then adapted in place (the cached plan must follow)
-        y = layer(x)  # small: the compact path
+        y = layer(x)
         torch.testing.assert_close(y, layer.forward_fast(x), rtol=0, atol=1e-12)
         torch.testing.assert_close(y, layer.forward_dense(x), rtol=0, atol=1e-12)
         layer.update_grid(x[:100] * 0.7)
