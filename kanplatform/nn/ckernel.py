@@ -109,7 +109,8 @@ def _writable_dir(path: Path) -> Path:
             return path
     except OSError:
         pass
-    fallback = Path(tempfile.gettempdir()) / f"kanplatform-kernels-{os.getuid()}"
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    fallback = Path(tempfile.gettempdir()) / f"kanplatform-kernels-{user}"
     fallback.mkdir(parents=True, exist_ok=True)
     return fallback
 
