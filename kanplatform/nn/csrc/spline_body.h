@@ -139,65 +139,169 @@ static void FN(column)(FN(column_t) *c, i64 n, i64 b0, i64 i, i64 I, i64 K, i64 
     const REAL *restrict lo, const REAL *restrict scale, const REAL *restrict knots, \
     const REAL *restrict sih
 #define LOCATE_PASS I, K, G, x, lo, scale, knots, sih
+#define LOCATE_ALL B, I, O, K, G, x, lo, scale, knots, sih
 #define CHUNK (NV * VL)
 
-/* y[b, :] += sum_i sum_p pw_p(x[b, i]) T[row(b, i), p, :]; y holds the base term already.
- * Threads take blocks of bblock samples. Returns 0, or -1 when scratch memory ran out. */
-int FN(kan_forward)(LOCATE_ARGS, const REAL *restrict T, REAL *restrict y, i64 bblock,
-                    int nthreads)
+/* The work of one interval j of input i: its samples are c->order[q0 : q1], its K table
+ * rows start at t. Each loads the rows a chunk of NV vectors at a time into registers (for
+ * cubic splines) and streams the samples past them. */
+
+/* r[p][v] = the v-th vector of the chunk at o0 of row p of the 4 rows at t (stride O), and
+ * back. */
+static inline void FN(load_chunk)(VEC r[4][NV], const REAL *t, i64 O, i64 o0)
 {
-    i64 nbb = (B + bblock - 1) / bblock;
+    for (int p = 0; p < 4; p++)
+        for (int v = 0; v < NV; v++) r[p][v] = *(const VEC *)(t + p * O + o0 + v * VL);
+}
+
+static inline void FN(store_chunk)(VEC r[4][NV], REAL *t, i64 O, i64 o0)
+{
+    for (int p = 0; p < 4; p++)
+        for (int v = 0; v < NV; v++) *(VEC *)(t + p * O + o0 + v * VL) = r[p][v];
+}
+
+/* y rows of the samples += sum_p pw_p T[p]. */
+static inline void FN(interval_forward)(const FN(column_t) *c, i64 n, i64 q0, i64 q1, i64 K,
+                                        i64 O, const REAL *restrict t, REAL *restrict yb0)
+{
+    const REAL *restrict w = c->w;
+    i64 o0 = 0;
+    if (K == 4) {
+        for (; o0 + CHUNK <= O; o0 += CHUNK) {
+            VEC r[4][NV];
+            FN(load_chunk)(r, t, O, o0);
+            for (i64 q = q0; q < q1; q++) {
+                const i64 ii = c->order[q];
+                const REAL w1 = w[n + ii], w2 = w[2 * n + ii], w3 = w[3 * n + ii];
+                REAL *yr = yb0 + ii * O + o0;
+                for (int v = 0; v < NV; v++)
+                    *(VEC *)(yr + v * VL) +=
+                        r[0][v] + w1 * r[1][v] + w2 * r[2][v] + w3 * r[3][v];
+            }
+        }
+    }
+    if (o0 == O) return;
+    for (i64 q = q0; q < q1; q++) { /* other orders, and the outputs past the last chunk */
+        const i64 ii = c->order[q];
+        REAL *restrict yr = yb0 + ii * O;
+        for (i64 p = 0; p < K; p++) {
+            const REAL wp = w[p * n + ii];
+            const REAL *restrict tp = t + p * O;
+#pragma omp simd
+            for (i64 o = o0; o < O; o++) yr[o] += wp * tp[o];
+        }
+    }
+}
+
+/* acc[sample] += <grad y row, sum_p dpw_p T[p]> (the column's weights are derivatives). */
+static inline void FN(interval_grad_x)(const FN(column_t) *c, i64 n, i64 q0, i64 q1, i64 K,
+                                       i64 O, const REAL *restrict t, const REAL *restrict gb0)
+{
+    const REAL *restrict w = c->w;
+    REAL *restrict acc = c->acc;
+    i64 o0 = 0;
+    if (K == 4) {
+        for (; o0 + CHUNK <= O; o0 += CHUNK) {
+            VEC r[4][NV];
+            FN(load_chunk)(r, t, O, o0);
+            for (i64 q = q0; q < q1; q++) {
+                const i64 ii = c->order[q];
+                const REAL d1 = w[n + ii], d2 = w[2 * n + ii], d3 = w[3 * n + ii];
+                const REAL *gr = gb0 + ii * O + o0;
+                VEC a = *(const VEC *)gr * (d1 * r[1][0] + d2 * r[2][0] + d3 * r[3][0]);
+                for (int v = 1; v < NV; v++)
+                    a += *(const VEC *)(gr + v * VL) *
+                         (d1 * r[1][v] + d2 * r[2][v] + d3 * r[3][v]);
+                acc[ii] += FN(hsum)(a);
+            }
+        }
+    }
+    if (o0 == O) return;
+    for (i64 q = q0; q < q1; q++) {
+        const i64 ii = c->order[q];
+        const REAL *restrict gr = gb0 + ii * O;
+        REAL sum = 0;
+        for (i64 p = 1; p < K; p++) {
+            const REAL *restrict tp = t + p * O;
+            REAL part = 0;
+#pragma omp simd reduction(+ : part)
+            for (i64 o = o0; o < O; o++) part += gr[o] * tp[o];
+            sum += w[p * n + ii] * part;
+        }
+        acc[ii] += sum;
+    }
+}
+
+/* T[p] += sum over the samples of pw_p * grad y row. */
+static inline void FN(interval_grad_tables)(const FN(column_t) *c, i64 n, i64 q0, i64 q1, i64 K,
+                                            i64 O, REAL *restrict t, const REAL *restrict gb0)
+{
+    const REAL *restrict w = c->w;
+    i64 o0 = 0;
+    if (K == 4) {
+        for (; o0 + CHUNK <= O; o0 += CHUNK) {
+            VEC a[4][NV];
+            FN(load_chunk)(a, t, O, o0);
+            for (i64 q = q0; q < q1; q++) {
+                const i64 ii = c->order[q];
+                const REAL w1 = w[n + ii], w2 = w[2 * n + ii], w3 = w[3 * n + ii];
+                const REAL *gr = gb0 + ii * O + o0;
+                for (int v = 0; v < NV; v++) {
+                    const VEC g = *(const VEC *)(gr + v * VL);
+                    a[0][v] += g;
+                    a[1][v] += w1 * g;
+                    a[2][v] += w2 * g;
+                    a[3][v] += w3 * g;
+                }
+            }
+            FN(store_chunk)(a, t, O, o0);
+        }
+    }
+    if (o0 == O) return;
+    for (i64 q = q0; q < q1; q++) {
+        const i64 ii = c->order[q];
+        const REAL *restrict gr = gb0 + ii * O;
+        for (i64 p = 0; p < K; p++) {
+            const REAL wp = w[p * n + ii];
+            REAL *restrict tp = t + p * O;
+#pragma omp simd
+            for (i64 o = o0; o < O; o++) tp[o] += wp * gr[o];
+        }
+    }
+}
+
+/* The kernels that own rows of samples: threads take blocks of bblock samples and walk all
+ * inputs of a block, one column at a time. grad_x = 0: rows += spline term (rows = y, which
+ * holds the base term already); grad_x = 1: out[b, i] = the spline term's input gradient
+ * from grad y (rows). Returns 0, or -1 when scratch memory ran out. */
+static int FN(by_sample_blocks)(int grad_x, LOCATE_ARGS, const REAL *restrict T,
+                                REAL *restrict rows, REAL *restrict out, i64 bblock,
+                                int nthreads)
+{
+    const i64 nbb = (B + bblock - 1) / bblock;
     int failed = 0;
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1) reduction(| : failed)
     {
         FN(column_t) c;
         if (FN(column_alloc)(&c, bblock, K, G)) failed = 1;
         else {
-            const REAL *restrict w = c.w;
 #pragma omp for schedule(dynamic, 1)
             for (i64 bb = 0; bb < nbb; bb++) {
-                i64 b0 = bb * bblock, n = b0 + bblock < B ? bblock : B - b0;
-                REAL *restrict yb0 = y + b0 * O;
+                const i64 b0 = bb * bblock, n = b0 + bblock < B ? bblock : B - b0;
+                REAL *restrict rb0 = rows + b0 * O;
                 for (i64 i = 0; i < I; i++) {
-                    FN(column)(&c, n, b0, i, LOCATE_PASS, 0);
+                    FN(column)(&c, n, b0, i, LOCATE_PASS, grad_x);
+                    if (grad_x)
+                        for (i64 ii = 0; ii < n; ii++) c.acc[ii] = 0;
                     for (i64 j = 0; j < G; j++) {
                         const i64 q0 = c.start[j], q1 = c.start[j + 1];
+                        const REAL *t = T + (i * G + j) * K * O;
                         if (q0 == q1) continue;
-                        const REAL *restrict t = T + (i * G + j) * K * O;
-                        i64 o0 = 0;
-                        if (K == 4) {
-                            for (; o0 + CHUNK <= O; o0 += CHUNK) {
-                                VEC t0[NV], t1[NV], t2[NV], t3[NV];
-                                for (int v = 0; v < NV; v++) {
-                                    t0[v] = *(const VEC *)(t + o0 + v * VL);
-                                    t1[v] = *(const VEC *)(t + O + o0 + v * VL);
-                                    t2[v] = *(const VEC *)(t + 2 * O + o0 + v * VL);
-                                    t3[v] = *(const VEC *)(t + 3 * O + o0 + v * VL);
-                                }
-                                for (i64 q = q0; q < q1; q++) {
-                                    const i64 ii = c.order[q];
-                                    const REAL w1 = w[n + ii], w2 = w[2 * n + ii],
-                                               w3 = w[3 * n + ii];
-                                    REAL *yr = yb0 + ii * O + o0;
-                                    for (int v = 0; v < NV; v++)
-                                        *(VEC *)(yr + v * VL) +=
-                                            t0[v] + w1 * t1[v] + w2 * t2[v] + w3 * t3[v];
-                                }
-                            }
-                        }
-                        if (o0 < O) {
-                            for (i64 q = q0; q < q1; q++) {
-                                const i64 ii = c.order[q];
-                                REAL *restrict yr = yb0 + ii * O;
-                                for (i64 p = 0; p < K; p++) {
-                                    const REAL wp = w[p * n + ii];
-                                    const REAL *restrict tp = t + p * O;
-#pragma omp simd
-                                    for (i64 o = o0; o < O; o++) yr[o] += wp * tp[o];
-                                }
-                            }
-                        }
+                        if (grad_x) FN(interval_grad_x)(&c, n, q0, q1, K, O, t, rb0);
+                        else FN(interval_forward)(&c, n, q0, q1, K, O, t, rb0);
                     }
+                    if (grad_x)
+                        for (i64 ii = 0; ii < n; ii++) out[(b0 + ii) * I + i] = c.acc[ii];
                 }
             }
             FN(column_free)(&c);
@@ -206,77 +310,20 @@ int FN(kan_forward)(LOCATE_ARGS, const REAL *restrict T, REAL *restrict y, i64 b
     return failed ? -1 : 0;
 }
 
+/* y[b, :] += sum_i sum_p pw_p(x[b, i]) T[row(b, i), p, :]; y holds the base term already.
+ * Returns 0, or -1 when scratch memory ran out. */
+int FN(kan_forward)(LOCATE_ARGS, const REAL *restrict T, REAL *restrict y, i64 bblock,
+                    int nthreads)
+{
+    return FN(by_sample_blocks)(0, LOCATE_ALL, T, y, NULL, bblock, nthreads);
+}
+
 /* gx[b, i] = <gy[b, :], sum_p dpw_p(x[b, i]) T[row, p, :]> * d sigma / d x: the spline term's
  * input gradient (overwrites gx). Returns 0, or -1 when scratch memory ran out. */
 int FN(kan_backward_x)(LOCATE_ARGS, const REAL *restrict T, const REAL *restrict gy,
                        REAL *restrict gx, i64 bblock, int nthreads)
 {
-    i64 nbb = (B + bblock - 1) / bblock;
-    int failed = 0;
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1) reduction(| : failed)
-    {
-        FN(column_t) c;
-        if (FN(column_alloc)(&c, bblock, K, G)) failed = 1;
-        else {
-            const REAL *restrict w = c.w;
-            REAL *restrict acc = c.acc;
-#pragma omp for schedule(dynamic, 1)
-            for (i64 bb = 0; bb < nbb; bb++) {
-                i64 b0 = bb * bblock, n = b0 + bblock < B ? bblock : B - b0;
-                const REAL *restrict gb0 = gy + b0 * O;
-                for (i64 i = 0; i < I; i++) {
-                    FN(column)(&c, n, b0, i, LOCATE_PASS, 1);
-                    for (i64 ii = 0; ii < n; ii++) acc[ii] = 0;
-                    for (i64 j = 0; j < G; j++) {
-                        const i64 q0 = c.start[j], q1 = c.start[j + 1];
-                        if (q0 == q1) continue;
-                        const REAL *restrict t = T + (i * G + j) * K * O;
-                        i64 o0 = 0;
-                        if (K == 4) {
-                            for (; o0 + CHUNK <= O; o0 += CHUNK) {
-                                VEC t1[NV], t2[NV], t3[NV];
-                                for (int v = 0; v < NV; v++) {
-                                    t1[v] = *(const VEC *)(t + O + o0 + v * VL);
-                                    t2[v] = *(const VEC *)(t + 2 * O + o0 + v * VL);
-                                    t3[v] = *(const VEC *)(t + 3 * O + o0 + v * VL);
-                                }
-                                for (i64 q = q0; q < q1; q++) {
-                                    const i64 ii = c.order[q];
-                                    const REAL d1 = w[n + ii], d2 = w[2 * n + ii],
-                                               d3 = w[3 * n + ii];
-                                    const REAL *gr = gb0 + ii * O + o0;
-                                    VEC a = *(const VEC *)gr * (d1 * t1[0] + d2 * t2[0] +
-                                                                d3 * t3[0]);
-                                    for (int v = 1; v < NV; v++)
-                                        a += *(const VEC *)(gr + v * VL) *
-                                             (d1 * t1[v] + d2 * t2[v] + d3 * t3[v]);
-                                    acc[ii] += FN(hsum)(a);
-                                }
-                            }
-                        }
-                        if (o0 < O) {
-                            for (i64 q = q0; q < q1; q++) {
-                                const i64 ii = c.order[q];
-                                const REAL *restrict gr = gb0 + ii * O;
-                                REAL sum = 0;
-                                for (i64 p = 1; p < K; p++) {
-                                    const REAL *restrict tp = t + p * O;
-                                    REAL part = 0;
-#pragma omp simd reduction(+ : part)
-                                    for (i64 o = o0; o < O; o++) part += gr[o] * tp[o];
-                                    sum += w[p * n + ii] * part;
-                                }
-                                acc[ii] += sum;
-                            }
-                        }
-                    }
-                    for (i64 ii = 0; ii < n; ii++) gx[(b0 + ii) * I + i] = acc[ii];
-                }
-            }
-            FN(column_free)(&c);
-        }
-    }
-    return failed ? -1 : 0;
+    return FN(by_sample_blocks)(1, LOCATE_ALL, T, (REAL *)gy, gx, bblock, nthreads);
 }
 
 /* gT[row(b, i), p, :] = sum over b of pw_p(x[b, i]) gy[b, :] (overwrites gT). Threads own
@@ -291,62 +338,18 @@ int FN(kan_backward_tables)(LOCATE_ARGS, const REAL *restrict gy, REAL *restrict
         FN(column_t) c;
         if (FN(column_alloc)(&c, bblock, K, G)) failed = 1;
         else {
-            const REAL *restrict w = c.w;
 #pragma omp for schedule(dynamic, 1)
             for (i64 i = 0; i < I; i++) {
                 REAL *restrict gi = gT + i * G * K * O;
                 for (i64 m = 0; m < G * K * O; m++) gi[m] = 0;
                 for (i64 b0 = 0; b0 < B; b0 += bblock) {
                     const i64 n = b0 + bblock < B ? bblock : B - b0;
-                    const REAL *restrict gb0 = gy + b0 * O;
                     FN(column)(&c, n, b0, i, LOCATE_PASS, 0);
                     for (i64 j = 0; j < G; j++) {
                         const i64 q0 = c.start[j], q1 = c.start[j + 1];
                         if (q0 == q1) continue;
-                        REAL *restrict t = gT + (i * G + j) * K * O;
-                        i64 o0 = 0;
-                        if (K == 4) {
-                            for (; o0 + CHUNK <= O; o0 += CHUNK) {
-                                VEC a0[NV], a1[NV], a2[NV], a3[NV];
-                                for (int v = 0; v < NV; v++) {
-                                    a0[v] = *(const VEC *)(t + o0 + v * VL);
-                                    a1[v] = *(const VEC *)(t + O + o0 + v * VL);
-                                    a2[v] = *(const VEC *)(t + 2 * O + o0 + v * VL);
-                                    a3[v] = *(const VEC *)(t + 3 * O + o0 + v * VL);
-                                }
-                                for (i64 q = q0; q < q1; q++) {
-                                    const i64 ii = c.order[q];
-                                    const REAL w1 = w[n + ii], w2 = w[2 * n + ii],
-                                               w3 = w[3 * n + ii];
-                                    const REAL *gr = gb0 + ii * O + o0;
-                                    for (int v = 0; v < NV; v++) {
-                                        const VEC g = *(const VEC *)(gr + v * VL);
-                                        a0[v] += g;
-                                        a1[v] += w1 * g;
-                                        a2[v] += w2 * g;
-                                        a3[v] += w3 * g;
-                                    }
-                                }
-                                for (int v = 0; v < NV; v++) {
-                                    *(VEC *)(t + o0 + v * VL) = a0[v];
-                                    *(VEC *)(t + O + o0 + v * VL) = a1[v];
-                                    *(VEC *)(t + 2 * O + o0 + v * VL) = a2[v];
-                                    *(VEC *)(t + 3 * O + o0 + v * VL) = a3[v];
-                                }
-                            }
-                        }
-                        if (o0 < O) {
-                            for (i64 q = q0; q < q1; q++) {
-                                const i64 ii = c.order[q];
-                                const REAL *restrict gr = gb0 + ii * O;
-                                for (i64 p = 0; p < K; p++) {
-                                    const REAL wp = w[p * n + ii];
-                                    REAL *restrict tp = t + p * O;
-#pragma omp simd
-                                    for (i64 o = o0; o < O; o++) tp[o] += wp * gr[o];
-                                }
-                            }
-                        }
+                        FN(interval_grad_tables)(&c, n, q0, q1, K, O, gi + j * K * O,
+                                                 gy + b0 * O);
                     }
                 }
             }
@@ -358,6 +361,7 @@ int FN(kan_backward_tables)(LOCATE_ARGS, const REAL *restrict gy, REAL *restrict
 
 #undef LOCATE_ARGS
 #undef LOCATE_PASS
+#undef LOCATE_ALL
 #undef CHUNK
 
 /* T[i * G + j, p, :] = sc[i, :] * sum_r P[i, j, r, p] coef[i, j + r, :]: the tables from the
