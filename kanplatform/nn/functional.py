@@ -429,21 +429,9 @@ class _KANLinearCompact(torch.autograd.Function):
                 grad_coef = gw * scale_sp.t().unsqueeze(1)
             if need_sp:
                 grad_sp = (gw * coef).sum(1).t()
-        act = get_activation(activation)
-        if act is not None and scale_base is not None:
-            if activation == "silu":  # the kernel autograd would call, without a graph
-                a = act_x
-                if need_x:
-                    grad_x = grad_x + torch.ops.aten.silu_backward(grad_out @ scale_base, x)
-            else:
-                with torch.enable_grad():
-                    xd = x.detach().requires_grad_(need_x)
-                    a = act(xd)
-                if need_x:
-                    (ga,) = torch.autograd.grad(a, xd, grad_out @ scale_base)
-                    grad_x = grad_x + ga
-            if need_base:
-                grad_base = grad_out.t() @ a.detach()
+        if act_x is not None and scale_base is not None:
+            grad_x, grad_base = _base_backward(x, grad_out, scale_base, activation, grad_x,
+                                               need_x, need_base, act_x)
         grad_bias = grad_out.sum(0) if need_bias else None
         return grad_x, grad_coef, grad_sp, grad_base, grad_bias, None, None, None, None
 
@@ -524,16 +512,9 @@ class _KANLinear(torch.autograd.Function):
                 grad_coef = gw * scale_sp.t().unsqueeze(1)
             if need_sp:
                 grad_sp = (gw * coef).sum(1).t()
-        act = get_activation(activation)
-        if act is not None and scale_base is not None:
-            with torch.enable_grad():
-                xd = x.detach().requires_grad_(need_x)
-                a = act(xd)
-            if need_base:
-                grad_base = grad_out.t() @ a.detach()
-            if need_x:
-                (ga,) = torch.autograd.grad(a, xd, grad_out @ scale_base)
-                grad_x = grad_x + ga
+        if activation is not None and scale_base is not None:
+            grad_x, grad_base = _base_backward(x, grad_out, scale_base, activation, grad_x,
+                                               need_x, need_base)
         return grad_x, None, grad_coef, grad_sp, grad_base, None, None
 
 
@@ -579,29 +560,31 @@ class _KANLinearC(torch.autograd.Function):
             grad_coef, gsc = ckernel.tables_backward(coef, sc, plan.polys, grad_tables)
             grad_sp = gsc.t() if need_sp else None
             grad_coef = grad_coef if need_coef else None
-        act = get_activation(activation)
-        if act is not None and scale_base is not None:
+        if activation is not None and scale_base is not None:
             grad_x, grad_base = _base_backward(x, grad_out, scale_base, activation, grad_x,
                                                need_x, need_base)
         grad_bias = grad_out.sum(0) if need_bias else None
         return grad_x, grad_coef, grad_sp, grad_base, grad_bias, None, None, None
 
 
-def _base_backward(x, grad_out, scale_base, activation, grad_x, need_x, need_base):  # noqa: ANN001, ANN202
+def _base_backward(x, grad_out, scale_base, activation, grad_x, need_x, need_base,  # noqa: ANN001, ANN202
+                   act_x=None):  # noqa: ANN001
     """Gradients of the base term ``act(x) @ scale_base.t()``: ``grad_x`` (added to the one
-    given) and ``scale_base``'s, without an autograd graph for silu."""
+    given, which may be ``None``) and ``scale_base``'s; ``act_x`` is ``act(x)`` when the caller
+    has it. Silu (the default) goes without an autograd graph."""
     grad_base = None
     if activation == "silu":
-        a = F.silu(x) if need_base else None
+        a = act_x if act_x is not None or not need_base else F.silu(x)
         if need_x:
-            grad_x = grad_x + torch.ops.aten.silu_backward(grad_out @ scale_base, x)
+            ga = torch.ops.aten.silu_backward(grad_out @ scale_base, x)
+            grad_x = ga if grad_x is None else grad_x + ga
     else:
         with torch.enable_grad():
             xd = x.detach().requires_grad_(need_x)
             a = get_activation(activation)(xd)
         if need_x:
             (ga,) = torch.autograd.grad(a, xd, grad_out @ scale_base)
-            grad_x = grad_x + ga
+            grad_x = ga if grad_x is None else grad_x + ga
     if need_base:
         grad_base = grad_out.t() @ a.detach()
     return grad_x, grad_base
