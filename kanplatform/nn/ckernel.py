@@ -50,7 +50,6 @@ __all__ = [
 KERNEL_ENV = "KANPLATFORM_KERNEL"
 CACHE_ENV = "KANPLATFORM_CACHE"
 MODES = ("auto", "c", "torch")
-MAX_ORDER = 15  # MAXK - 1 in the C source
 _ABI = 1
 _SRC_DIR = Path(__file__).parent / "csrc"
 _SOURCES = ("spline_kernel.c", "spline_body.h")

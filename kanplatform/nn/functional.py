@@ -590,10 +590,10 @@ def _base_backward(x, grad_out, scale_base, activation, grad_x, need_x, need_bas
     return grad_x, grad_base
 
 
-def use_compiled(x, grid, coef, scale_sp, scale_base, k) -> bool:  # noqa: ANN001
+def use_compiled(x, grid, coef, scale_sp, scale_base) -> bool:  # noqa: ANN001
     """Whether :func:`kan_linear`'s ``auto`` backend runs these tensors on the compiled kernels."""
     tensors = [x, grid, coef, scale_sp] + ([] if scale_base is None else [scale_base])
-    return k <= ckernel.MAX_ORDER and ckernel.supports(*tensors) and ckernel.library() is not None
+    return ckernel.supports(*tensors) and ckernel.library() is not None
 
 
 BACKENDS = ("auto", "c", "torch")
@@ -629,7 +629,7 @@ def kan_linear(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     compiled = backend == "c" or (
-        backend == "auto" and use_compiled(x, grid, coef, scale_sp, scale_base, spline_order)
+        backend == "auto" and use_compiled(x, grid, coef, scale_sp, scale_base)
     )
     if compiled:
         if ckernel.library() is None:
@@ -637,10 +637,10 @@ def kan_linear(
                 f"backend='c' but the compiled kernel is off ({ckernel.KERNEL_ENV}=torch) or "
                 f"cannot be built: {ckernel.library_error()}"
             )
-        if not ckernel.supports(x, grid, coef, scale_sp) or spline_order > ckernel.MAX_ORDER:
+        if not ckernel.supports(x, grid, coef, scale_sp):
             raise ValueError(
-                "backend='c' takes CPU tensors of one dtype (float32 or float64) and "
-                f"spline_order <= {ckernel.MAX_ORDER}; use backend='torch' or 'auto'"
+                "backend='c' takes CPU tensors of one dtype (float32 or float64); use "
+                "backend='torch' or 'auto'"
             )
         if plan is None:
             plan = grid_plan(grid, spline_order)

@@ -174,7 +174,7 @@ class KANLayer(nn.Module):
         self._check(x)
         sp, sb = self._scales()
         k = self.spline_order
-        if use_compiled(x, self.grid, self.coef, sp, sb, k):
+        if use_compiled(x, self.grid, self.coef, sp, sb):
             return kan_linear(x, self.grid, self.coef, sp, sb, k, self.base_activation,
                               plan=self._grid_plan(), bias=self.bias, backend="c")
         if x.shape[0] * self.in_features * self.out_features * (k + 1) <= COMPACT_MAX_ELEMENTS:

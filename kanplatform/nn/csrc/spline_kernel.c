@@ -11,8 +11,6 @@
 
 typedef int64_t i64;
 
-#define MAXK 16 /* spline order k <= 15 */
-
 /* SIMD vectors (GCC/Clang vector extensions, unaligned): VBYTES per vector, and NV vectors in
  * a chunk of outputs the forward kernel keeps in registers, 4 accumulators of it: 16 of
  * AVX-512's 32 registers, 8 of AVX's 16. */
