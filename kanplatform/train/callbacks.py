@@ -76,6 +76,27 @@ class GridSchedule(pl.Callback):
         """Index of the stage that global step ``step`` belongs to."""
         return min(step // self.steps_per_stage, self.n_stages - 1)
 
+    def stage_end(self, stage: int) -> int:
+        """The global step at which stage ``stage`` ends."""
+        return (stage + 1) * self.steps_per_stage
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: RegressionModule) -> None:
+        step = trainer.global_step
+        if step == 0:
+            return
+        # Resumed from a checkpoint (the budget may have grown since it was written). A row
+        # written before its stage ended (a run stopped mid-stage) is measured again at the
+        # stage's end; a run stopped right at a stage end, before a finer grid followed, gets
+        # that grid now, as an uninterrupted run would have at that step.
+        self.stages = [r for r in self.stages if r["step"] == self.stage_end(r["stage"])]
+        size = model_grid_size(pl_module.model)
+        stage = self.stage_of(step)
+        if self.schedule and size is not None and size < self.schedule[stage]:
+            with torch.no_grad():
+                finer = pl_module.model.extend_grid(self.schedule[stage],
+                                                    grid_samples(_splits(trainer)))
+            pl_module.replace_model(finer)
+
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: RegressionModule,
                              batch: Any, batch_idx: int) -> None:
         model = pl_module.model
@@ -180,3 +201,11 @@ class RunRecorder(pl.Callback):
         value = trainer.callback_metrics.get("val/rmse")
         if value is not None and not trainer.sanity_checking:
             self.history.setdefault(trainer.global_step, {})["val/rmse"] = float(value)
+
+    # the history travels in checkpoints, so a resumed run's history.csv starts at step 1
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": {step: dict(row) for step, row in self.history.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for step, row in state_dict.get("history", {}).items():
+            self.history.setdefault(int(step), {}).update(row)

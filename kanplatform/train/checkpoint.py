@@ -22,6 +22,50 @@ def _from_lightning(path: Path) -> dict[str, Any]:
     return {"model_config": ckpt["model_config"], "state_dict": state}
 
 
+def check_resume(path: str | Path, cfg: Any, max_steps: int) -> int:
+    """Check that the Lightning checkpoint ``path`` can continue a run of ``cfg``.
+
+    Args:
+        path: a checkpoint written by :func:`kanplatform.train.fit` (``checkpoints/last.ckpt``).
+        cfg: the run config that will continue it.
+        max_steps: the step budget of that run.
+
+    Returns:
+        The checkpoint's global step.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ConfigError: not a ``fit`` checkpoint, a different model kind or width than the
+            config's, or a step past ``max_steps``.
+    """
+    from kanplatform.config import ConfigError
+    from kanplatform.train.models import model_spec
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same message
+        raise ConfigError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") \
+            from None
+    saved = ckpt.get("model_config") if isinstance(ckpt, dict) else None
+    if not saved or "global_step" not in ckpt:
+        raise ConfigError(f"checkpoint {path} was not written by `kanplatform train` "
+                          "(it has no model_config or global_step)")
+    want = model_spec(cfg.model)
+    have = (saved.get("kind"), [int(w) for w in saved.get("width", [])])
+    if have != (want["kind"], want["width"]):
+        raise ConfigError(f"checkpoint {path} holds a {have[0]} of width {have[1]}, but the "
+                          f"config trains a {want['kind']} of width {want['width']}")
+    step = int(ckpt["global_step"])
+    if step > max_steps:
+        raise ConfigError(f"checkpoint {path} is at step {step}, past the config's budget of "
+                          f"{max_steps} steps (grid.steps_per_stage x stages, or "
+                          "trainer.max_steps without a grid schedule)")
+    return step
+
+
 def load_model(run_dir: str | Path) -> torch.nn.Module:
     """Return the trained model of a run directory, on the CPU, in eval mode.
 

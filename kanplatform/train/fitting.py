@@ -109,7 +109,11 @@ def fit(
         run_dir: write here instead of a new ``cfg.output_dir/<name>-<time>-<random>``.
         trainer_kwargs: extra ``pl.Trainer`` arguments, overriding the config's (e.g.
             ``strategy``, ``plugins`` for Ray Train workers).
-        ckpt_path: resume from this Lightning checkpoint.
+        ckpt_path: resume from this Lightning checkpoint (e.g. ``RUN_DIR/checkpoints/last.ckpt``
+            of an interrupted run, or of a finished one with a larger budget in ``cfg``). The
+            global step, optimiser state, grid stage and history continue from it; on the
+            CPU with full-batch data the result matches an uninterrupted run. Checked before
+            anything is written.
         verbose: print the run directory.
 
     Returns:
@@ -118,7 +122,9 @@ def fit(
         written as usual.
 
     Raises:
-        ConfigError: an invalid config, before anything is written.
+        ConfigError: an invalid config, or a ``ckpt_path`` of another model or past the
+            config's step budget, before anything is written.
+        FileNotFoundError: ``ckpt_path`` does not exist, before anything is written.
         Exception: any training error, re-raised after ``metrics.json`` records
             ``status: failed`` with the reason.
 
@@ -130,24 +136,43 @@ def fit(
 
     cfg = as_run_config(cfg)
     validate(cfg)
+    resumed = None
+    if ckpt_path is not None:
+        from kanplatform.train.checkpoint import check_resume
+
+        ckpt_path = Path(ckpt_path).resolve()
+        budget = (trainer_kwargs or {}).get("max_steps") or step_budget(cfg)
+        resumed = {"checkpoint": str(ckpt_path), "step": check_resume(ckpt_path, cfg, budget)}
     run_dir = Path(run_dir).resolve() if run_dir else new_run_dir(cfg.output_dir, cfg.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     if verbose:
         print(f"run dir: {run_dir}", file=sys.stderr, flush=True)
+        if resumed:
+            print(f"resuming from step {resumed['step']} of {ckpt_path}", file=sys.stderr,
+                  flush=True)
     started = time.perf_counter()
     run = _Run(cfg, run_dir)
+    run.resumed_from = resumed
     try:
         with _local_torch_state(cfg.seed, cfg.trainer.num_threads):
             run.train(callbacks, loggers, trainer_kwargs, ckpt_path)
     except BaseException as err:
-        run.write(STATUS_FAILED, f"{type(err).__name__}: {err}", time.perf_counter() - started)
+        run.write(STATUS_FAILED, run.failure_reason(err), time.perf_counter() - started)
         run.finish(exit_code=1)
         raise
     status = STATUS_DIVERGED if run.recorder.diverged else STATUS_COMPLETED
     metrics = run.write(status, run.recorder.diverged, time.perf_counter() - started)
     run.finish(exit_code=0 if status == STATUS_COMPLETED else 1)
     return FitResult(run_dir, metrics, run.module.model.eval() if run.module else None)
+
+
+def step_budget(cfg: Any) -> int:
+    """Optimiser steps a run of ``cfg`` takes: ``steps_per_stage`` per grid stage, or
+    ``trainer.max_steps`` without a grid schedule."""
+    schedule = list(cfg.grid.schedule)
+    steps_per_stage = cfg.grid.steps_per_stage if schedule else cfg.trainer.max_steps
+    return int(steps_per_stage) * max(1, len(schedule))
 
 
 class _Run:
@@ -164,6 +189,7 @@ class _Run:
         self.wall_time_s: float | None = None
         self.cpu_time_s: float | None = None
         self.datamodule: Any = None
+        self.resumed_from: dict[str, Any] | None = None
 
     def train(self, callbacks: Sequence[Any], loggers: Sequence[Any],
               trainer_kwargs: Mapping[str, Any] | None, ckpt_path: str | Path | None) -> None:
@@ -184,7 +210,7 @@ class _Run:
         datamodule = KANDataModule(data_cfg=cfg.data, dtype=dtype, seed=cfg.seed)
         self.datamodule = datamodule
         steps_per_stage = cfg.grid.steps_per_stage if schedule else cfg.trainer.max_steps
-        max_steps = steps_per_stage * max(1, len(schedule))
+        max_steps = step_budget(cfg)
         g = cfg.grid
         self.grid = GridSchedule(schedule, steps_per_stage, g.update_every, g.update_until)
         self.recorder = RunRecorder(cfg.trainer.log_every_n_steps, self.grid)
@@ -225,7 +251,8 @@ class _Run:
         from kanplatform.train.rundir import git_sha, versions, write_history, write_json
 
         metrics: dict[str, Any] = {"status": status, "reason": reason, "name": self.cfg.name,
-                                   "seed": int(self.cfg.seed), "final": {}, "stages": []}
+                                   "seed": int(self.cfg.seed), "final": {}, "stages": [],
+                                   "resumed_from": self.resumed_from}
         if self.module is not None and self.trainer is not None:
             try:
                 metrics.update(self._results())
@@ -247,6 +274,18 @@ class _Run:
         })
         write_json(self.run_dir / "metrics.json", metrics)
         return metrics
+
+    def failure_reason(self, err: BaseException) -> str:
+        """``Type: message``; for an interrupted run, where it stopped and how to go on."""
+        name = type(err).__name__
+        # Lightning turns Ctrl-C into SystemExit, and SIGTERM into SIGTERMException after
+        # the step in progress (so that checkpoint continues exactly)
+        why = {"SIGTERMException": "SIGTERM", "KeyboardInterrupt": "Ctrl-C",
+               "SystemExit": "Ctrl-C"}.get(name)
+        if why is None or self.trainer is None:
+            return f"{name}: {err}"
+        return (f"interrupted ({why}) at step {self.trainer.global_step}; continue with "
+                f"`kanplatform train --resume {self.run_dir}`")
 
     def _results(self) -> dict[str, Any]:
         from kanplatform.train.callbacks import _model_counts

@@ -139,7 +139,10 @@ class RegressionModule(pl.LightningModule):
         if spec and spec != model_config(self.model):
             from kanplatform.nn import build_model
 
-            self.model = build_model(spec).to(device=self.device, dtype=self.dtype)
+            # the current model's dtype: ``self.dtype`` still says float32 here (the precision
+            # plugin converts the module after the restore) and would round a float64 state
+            dtype = next(self.model.parameters(), torch.empty(0, dtype=self.dtype)).dtype
+            self.model = build_model(spec).to(device=self.device, dtype=dtype)
 
 
 def finite(value: Any) -> bool:
