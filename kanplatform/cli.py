@@ -52,7 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kanplatform`` script. Returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills a `nargs="*"` positional with [] when an option comes first
+    # (`train --resume RUN key=value`); a subcommand names it in `_rest` to collect the words
+    rest = getattr(args, "_rest", None)
+    if extra and (rest is None or any(word.startswith("-") for word in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        setattr(args, rest, [*getattr(args, rest), *extra])
     if not getattr(args, "_main", None):
         parser.print_help()
         return 2

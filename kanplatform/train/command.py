@@ -1,22 +1,33 @@
 """``kanplatform train CONFIG [key=value ...]``: one run from a config; prints the run dir.
 
-Exit status: 0 completed, 1 diverged (the reason is printed), 2 invalid config.
+``kanplatform train --resume RUN_DIR [key=value ...]`` continues the run in ``RUN_DIR`` from
+its ``checkpoints/last.ckpt`` with its ``config.yaml`` (or the CONFIG files given), e.g. after
+``kill PID`` (SIGTERM stops after the step in progress) or with a larger budget
+(``trainer.max_steps=...``, ``grid.schedule=[...]``).
+
+Exit status: 0 completed, 1 diverged (the reason is printed), 2 invalid config or checkpoint,
+143 stopped by SIGTERM / 130 by Ctrl-C (``metrics.json`` says where; ``--resume`` goes on).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` arguments."""
-    parser.add_argument("config", nargs="+", metavar="CONFIG_OR_OVERRIDE",
+    parser.add_argument("config", nargs="*", metavar="CONFIG_OR_OVERRIDE",
                         help="config file(s) (YAML, merged left to right), then key=value "
                              "overrides, e.g. model=mlp model.grid_size=10")
     parser.add_argument("--run-dir", default=None, help="write the run here (default: "
-                        "a new directory under output_dir)")
+                        "a new directory under output_dir; RUN_DIR with --resume)")
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
+                        help="continue this run from RUN_DIR/checkpoints/last.ckpt, with "
+                             "RUN_DIR/config.yaml unless config files are given")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(_rest="config")  # words after the options are configs/overrides too
 
 
 def split_args(items: list[str]) -> tuple[list[str], list[str]]:
@@ -31,6 +42,18 @@ def main(args: argparse.Namespace) -> int:
     from kanplatform.config import ConfigError, load_config
 
     files, overrides = split_args(args.config)
+    run_dir, ckpt = args.run_dir, None
+    if args.resume:
+        resume = Path(args.resume)
+        ckpt = resume / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():  # before reading its config: name what is missing
+            print(f"cannot resume: checkpoint file not found: {ckpt}", file=sys.stderr)
+            return 2
+        files = files or [str(resume / "config.yaml")]
+        run_dir = run_dir or str(resume)
+    elif not files:
+        print("train needs a CONFIG file (or --resume RUN_DIR)", file=sys.stderr)
+        return 2
     if args.quiet:
         overrides.append("trainer.enable_progress_bar=false")
     try:
@@ -40,7 +63,26 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from kanplatform.train import fit
 
-    result = fit(cfg, run_dir=args.run_dir)
+    if ckpt is not None:
+        from kanplatform.train.checkpoint import check_resume
+        from kanplatform.train.fitting import step_budget
+
+        try:  # fit checks again; here the CLI turns it into exit status 2
+            check_resume(ckpt, cfg, step_budget(cfg))
+        except (ConfigError, FileNotFoundError) as err:
+            print(f"cannot resume: {err}", file=sys.stderr)
+            return 2
+    from kanplatform.train.rundir import new_run_dir
+
+    run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.output_dir, cfg.name)
+    try:
+        result = fit(cfg, run_dir=run_dir, ckpt_path=ckpt)
+    except SystemExit as err:  # how Lightning leaves on SIGTERM (after the step) and Ctrl-C
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        print(f"run stopped: {_reason(run_dir) or err}", file=sys.stderr)
+        print(run_dir.resolve())
+        return 143 if isinstance(err, SIGTERMException) else 130
     metrics = result.metrics
     for row in metrics.get("stages", []):
         grid = f"G={row['grid_size']:<4}" if row.get("grid_size") is not None else "      "
@@ -55,3 +97,12 @@ def main(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(result.run_dir)
     return 0 if result.status == "completed" else 1
+
+
+def _reason(run_dir: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((run_dir / "metrics.json").read_text()).get("reason")
+    except (OSError, ValueError):
+        return None

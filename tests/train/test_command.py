@@ -1,9 +1,18 @@
 """``kanplatform train`` through the CLI entry point."""
 
+import csv
 import json
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from kanplatform.cli import main
+from kanplatform.config import load_config
 
 QUICK = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "quick.yaml"
 
@@ -21,3 +30,93 @@ def test_train_rejects_a_bad_override(tmp_path, capsys):
     assert main(["train", str(QUICK), f"output_dir={tmp_path}", "model.grid_size=0"]) == 2
     assert "model.grid_size: must be >= 1" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def _history_steps(run_dir: Path) -> list[int]:
+    with open(run_dir / "history.csv") as f:
+        return [int(row["step"]) for row in csv.DictReader(f)]
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_resume_with_a_larger_budget_continues_where_the_run_stopped(tmp_path, capsys):
+    """A one-grid run (10 steps) resumed with the second grid: as if both ran in one go."""
+    common = [f"output_dir={tmp_path}", "trainer.num_threads=1", "--quiet"]
+    assert main(["train", str(QUICK), *common, "--run-dir", str(tmp_path / "whole")]) == 0
+    run = tmp_path / "run"
+    assert main(["train", str(QUICK), *common, "grid.schedule=[3]", "--run-dir", str(run)]) == 0
+    assert _metrics(run)["step"] == 10 and _history_steps(run)[-1] == 10
+
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "grid.schedule=[3,5]", "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip().splitlines()[-1] == str(run.resolve())
+    assert f"resuming from step 10 of {run.resolve() / 'checkpoints' / 'last.ckpt'}" in out.err
+    metrics, whole = _metrics(run), _metrics(tmp_path / "whole")
+    assert metrics["status"] == "completed" and metrics["step"] == 20
+    assert metrics["resumed_from"]["step"] == 10
+    assert list(load_config(run / "config.yaml").grid.schedule) == [3, 5]
+    steps = _history_steps(run)
+    assert steps == sorted(set(steps)) and steps[-1] == 20 and steps[0] == 1
+    assert steps == _history_steps(tmp_path / "whole")
+    assert [(s["stage"], s["step"], s["grid_size"]) for s in metrics["stages"]] == \
+        [(0, 10, 3), (1, 20, 5)]
+    # same seed, full batch, restored LBFGS state: the same arithmetic (see test_fit)
+    for key, value in whole["final"].items():
+        assert metrics["final"][key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_resume_without_a_checkpoint_fails_naming_it(tmp_path, capsys):
+    run = tmp_path / "never-ran"
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert capsys.readouterr().err.strip() == \
+        f"cannot resume: checkpoint file not found: {ckpt}"
+    assert not run.exists()
+    assert main(["train", "--quiet"]) == 2
+    assert "needs a CONFIG file (or --resume RUN_DIR)" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a subprocess (~4 s of imports) and 3 x 200 steps
+def test_a_run_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path, capsys):
+    """`kill PID` stops after the step in progress; `--resume` finishes the same run."""
+    args = [f"output_dir={tmp_path}", "trainer.num_threads=1", "grid.steps_per_stage=100",
+            "--quiet"]
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "kanplatform", "train", str(QUICK), *args,
+                             "--run-dir", str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # the first grid's spline snapshot is written when stage 0 ends (step 100 of 200)
+        deadline = time.monotonic() + 60
+        while not (run / "figures" / "splines_stage0_G3.npz").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert out.strip() == str(run.resolve()) and "run stopped: interrupted (SIGTERM)" in err
+    stopped = _metrics(run)
+    step = int(re.search(r"interrupted \(SIGTERM\) at step (\d+)", stopped["reason"])[1])
+    assert stopped["status"] == "failed" and 100 <= step < 200, stopped["reason"]
+    assert f"kanplatform train --resume {run.resolve()}" in stopped["reason"]
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert main(["train", str(QUICK), *args, "--run-dir", str(tmp_path / "whole")]) == 0
+    capsys.readouterr()
+    metrics, whole = _metrics(run), _metrics(tmp_path / "whole")
+    assert metrics["status"] == "completed" and metrics["step"] == 200
+    assert metrics["resumed_from"]["step"] == step
+    assert _history_steps(run) == _history_steps(tmp_path / "whole")  # 1, 10, 15, ..., 200
+    assert [s["step"] for s in metrics["stages"]] == [100, 200]
+    # SIGTERM lets the step in progress finish, so the checkpoint sits on a step boundary and
+    # the resumed run repeats the uninterrupted arithmetic (tolerance: see test_fit)
+    for key, value in whole["final"].items():
+        assert metrics["final"][key] == pytest.approx(value, rel=1e-9), key
