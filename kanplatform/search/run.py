@@ -125,6 +125,18 @@ def _search_alg(spec: SearchSpec, concurrency: int | None) -> Any:
     return ConcurrencyLimiter(alg, max_concurrent=concurrency) if concurrency else alg
 
 
+def _check_optuna(configs: Sequence[Mapping[str, Any]] | None) -> None:
+    """What Ray's OptunaSearch would only report once Ray is up."""
+    import importlib.util
+
+    if configs is not None:
+        raise SearchSpecError("search_alg: optuna samples the space itself and cannot run a "
+                              "fixed list of configs; use search_alg: random")
+    if importlib.util.find_spec("optuna") is None:
+        raise SearchSpecError("search_alg: optuna needs the optuna package: "
+                              "pip install 'kanplatform[optuna]'")
+
+
 def _stage_count(cfg: Any, spec: SearchSpec) -> int:
     """Most grid stages a trial can walk (ASHA's default ``max_t`` in ``grid/stage``)."""
     from kanplatform.search.spec import domain_values
@@ -182,6 +194,8 @@ def run_search(
     from kanplatform.search.ray_cluster import connect
 
     check_against_config(spec, base_cfg)
+    if spec.search_alg == "optuna":
+        _check_optuna(configs)
     if configs is not None:
         configs = [dict(c) for c in configs]
         if not configs:

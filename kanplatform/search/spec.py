@@ -11,7 +11,7 @@ A search file says *how* to search; the run config says *what* a trial trains::
       optim.lr: {loguniform: [1.0e-3, 1.0]}
       model.width: {grid_search: [[2, 1, 1], [2, 2, 1]]}
     scheduler: {kind: asha, grace_period: 1, reduction_factor: 2}
-    search_alg: random        # random | grid | optuna
+    search_alg: random        # random | grid | optuna (TPE; choice/uniform/... but no grid_search)
     max_concurrent_trials: 2
     resources: {cpu: 1, gpu: 0, workers: 1}
     max_failures: 2           # a crashed trial restarts from its last checkpoint
@@ -231,8 +231,8 @@ def _check_spec(spec: SearchSpec) -> None:
             "search_alg: grid needs every space entry to be grid_search or choice, "
             f"got {sorted(kinds - {'grid_search', 'choice'})}"
         )
-    if spec.search_alg == "optuna" and "grid_search" in kinds:
-        raise SearchSpecError("search_alg: optuna cannot sample grid_search; use choice")
+    if spec.search_alg == "optuna":
+        _check_optuna_space(spec)
     res = spec.resources
     if res.cpu < 0 or res.gpu < 0 or res.workers < 1:
         raise SearchSpecError(f"resources: need cpu >= 0, gpu >= 0, workers >= 1, got {res}")
@@ -240,6 +240,26 @@ def _check_spec(spec: SearchSpec) -> None:
         raise SearchSpecError(f"resources.gpu: fractions only below 1, got {res.gpu}")
     if spec.max_concurrent_trials is not None and spec.max_concurrent_trials < 1:
         raise SearchSpecError("max_concurrent_trials: must be >= 1 (or omitted)")
+
+
+def _check_optuna_space(spec: SearchSpec) -> None:
+    """Optuna samples every key itself: no grid to expand, and at least one key to sample.
+
+    Ray's OptunaSearch would otherwise fail only once Ray is up (``Grid search parameters
+    cannot be automatically converted``; ``no search space has been defined``).
+    """
+    grid = [f"space.{k}" for k, v in spec.space.items()
+            if _is_domain(v) and next(iter(v)) == "grid_search"]
+    if grid:
+        raise SearchSpecError(
+            f"search_alg: optuna cannot sample grid_search ({', '.join(grid)}); use choice, "
+            "or search_alg: random to expand the grid"
+        )
+    if not any(_is_domain(v) for v in spec.space.values()):
+        raise SearchSpecError(
+            "search_alg: optuna needs at least one sampled key in space (choice, uniform, "
+            "loguniform or randint); the space holds only constants"
+        )
 
 
 def load_search(path: str | os.PathLike[str]) -> SearchSpec:

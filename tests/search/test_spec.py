@@ -63,6 +63,9 @@ def test_every_domain_becomes_a_tune_domain():
     ({"space": {"a": 1}, "resources": {"gpus": 1}}, "unknown key"),
     ({"space": {"a": {"uniform": [0, 1]}}, "search_alg": "grid"}, "grid_search or choice"),
     ({"space": {"a": 1}, "mode": "minimum"}, "mode"),
+    ({"space": {"a": {"grid_search": [1, 2]}, "b": {"choice": [1]}}, "search_alg": "optuna"},
+     r"optuna cannot sample grid_search \(space.a\); use choice"),
+    ({"space": {"a": 1, "b": [3, 5]}, "search_alg": "optuna"}, "optuna needs at least one sampled"),
 ])
 def test_malformed_search_files_fail_with_the_key_named(data, match):
     with pytest.raises(SearchSpecError, match=match):
@@ -173,3 +176,27 @@ def test_kanplatform_validate_checks_search_files(tmp_path, capsys):
     bad.write_text("space:\n  model.foo: {choice: [1, 2]}\n")
     assert cli_main(["validate", str(bad)]) == 1
     assert "model.foo" in capsys.readouterr().out
+
+
+def test_an_optuna_search_it_cannot_run_fails_before_ray(cfg, tmp_path, capsys, monkeypatch):
+    """Each of these would only fail inside Ray's OptunaSearch, after Ray had started."""
+    import sys
+
+    import ray
+
+    bad = tmp_path / "optuna_grid.yaml"
+    bad.write_text("search_alg: optuna\nspace:\n  optim.lr: {grid_search: [0.1, 1.0]}\n"
+                   "  model.grid_size: {choice: [3, 5]}\n")
+    assert cli_main(["tune", str(QUICK), str(bad), f"output_dir={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "optuna cannot sample grid_search (space.optim.lr)" in err
+    assert str(bad) in err
+
+    optuna = _spec(search_alg="optuna")
+    with pytest.raises(SearchSpecError, match="cannot run a fixed list of configs"):
+        run_search(cfg, optuna, configs=[{"optim.lr": 0.1}], storage_path=tmp_path / "tune")
+    monkeypatch.setitem(sys.modules, "optuna", None)  # how Python marks a package as absent
+    with pytest.raises(SearchSpecError, match=r"pip install 'kanplatform\[optuna\]'"):
+        run_search(cfg, optuna, storage_path=tmp_path / "tune")
+    assert not ray.is_initialized()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "tune").exists()
