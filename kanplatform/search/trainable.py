@@ -14,6 +14,7 @@ Ray Train ``TorchTrainer`` whose workers run the same ``fit`` under Lightning DD
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -131,7 +132,7 @@ class TuneReporter(pl.Callback):
         """Report now, with a checkpoint to restart from."""
         metrics = self.metrics(trainer, status, extra)
         with tempfile.TemporaryDirectory(prefix="kanplatform-ckpt-") as tmp:
-            trainer.save_checkpoint(os.path.join(tmp, CKPT_NAME))
+            trainer.save_checkpoint(os.path.join(tmp, CKPT_NAME), weights_only=False)
             Path(tmp, STATE_NAME).write_text(json.dumps({"stage": self.stage}))
             if self.keep_dir and Path(tmp, CKPT_NAME).exists():
                 # Ray Train's Tune bridge forwards metrics only: keep our own restart point
@@ -227,6 +228,9 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """The Tune function: one ``kanplatform train`` run with ``config``'s keys applied."""
     from ray import tune
 
+    # one INFO line per stage checkpoint ("Checkpoint successfully created at ..."); Tune's
+    # results already record every checkpoint
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     trial_id = tune.get_context().get_trial_id()
     cfg = build_config(setup, config, trial_id)
     run_dir = Path(setup.experiment_dir) / "runs" / trial_id
@@ -241,9 +245,27 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     reporter = TuneReporter(setup, _tune_report, n_stages, stage_offset=stage,
                             restores=restores, extra={"trial/run_dir": str(run_dir)})
     trainer_kwargs = {"enable_progress_bar": False}
-    result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
-                 ckpt_path=ckpt, verbose=False)
+    try:
+        result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
+                     ckpt_path=ckpt, verbose=False)
+    finally:
+        _stop_wandb_service()
     _final_report(setup, reporter, result.metrics, _tune_report)
+
+
+def _stop_wandb_service() -> None:
+    """Shut down this worker's W&B service once the trial's run is finished. Left to W&B's own
+    exit hook, it races Ray killing the worker at the end of the search and prints a
+    ``ConnectionResetError`` traceback for a run that was written completely. The next trial in
+    a reused worker starts a new service (~0.3 s)."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None:
+        try:
+            wandb.teardown()
+        except Exception:  # noqa: BLE001 - the run is already written; nothing to lose
+            pass
 
 
 def make_trainable(setup: TrialSetup) -> Any:

@@ -9,6 +9,7 @@ Ray Tune trials and tracking plug in through ``callbacks``, ``loggers`` and
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import time
 import warnings
@@ -154,6 +155,7 @@ def fit(
     started = time.perf_counter()
     run = _Run(cfg, run_dir)
     run.resumed_from = resumed
+    run.verbose = verbose
     try:
         with _local_torch_state(cfg.seed, cfg.trainer.num_threads):
             run.train(callbacks, loggers, trainer_kwargs, ckpt_path)
@@ -173,6 +175,36 @@ def step_budget(cfg: Any) -> int:
     schedule = list(cfg.grid.schedule)
     steps_per_stage = cfg.grid.steps_per_stage if schedule else cfg.trainer.max_steps
     return int(steps_per_stage) * max(1, len(schedule))
+
+
+class _LightningNoise(logging.Filter):
+    """Drops Lightning's advertisement for its cloud logger, printed by every Trainer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_lightning(verbose: bool) -> Iterator[None]:
+    """While a run trains: :class:`_LightningNoise` on the handlers Lightning's records reach
+    and, unless ``verbose``, no INFO lines from Lightning at all (the accelerator summary,
+    "`Trainer.fit` stopped": search trials report their own results)."""
+    noise = _LightningNoise()
+    loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning.pytorch")]
+    handlers = {h for lg in [*loggers, logging.getLogger()] for h in lg.handlers}
+    levels = [lg.level for lg in loggers]
+    for h in handlers:
+        h.addFilter(noise)
+    if not verbose:
+        for lg in loggers:
+            lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(noise)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 class _Run:
@@ -235,10 +267,12 @@ class _Run:
         kwargs["callbacks"] = [self.grid, self.recorder, *track_callbacks, *callbacks,
                                *kwargs.get("callbacks", [])]
         kwargs["logger"] = [*self.loggers, *_as_list(kwargs.get("logger"))] or False
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_lightning(self.verbose):
             # the full-batch loader is an endless iterator by design
             warnings.filterwarnings("ignore", ".*(does not have many workers|has no `__len__`|"
                                     "infinite|`IterableDataset`).*")
+            # Lightning's own pytree helper, on torch >= 2.10: nothing a user can act on
+            warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\).*")
             self.trainer = pl.Trainer(**kwargs)
             started, cpu_started = time.perf_counter(), time.process_time()
             self.trainer.fit(self.module, datamodule=datamodule,
@@ -305,7 +339,7 @@ class _Run:
         save_model(self.module.model, self.run_dir / "model.pt")
         ckpt = self.run_dir / "checkpoints" / "last.ckpt"
         ckpt.parent.mkdir(exist_ok=True)
-        self.trainer.save_checkpoint(ckpt)
+        self.trainer.save_checkpoint(ckpt, weights_only=False)  # optimiser state too: resumable
 
     def finish(self, exit_code: int) -> None:
         if self.finish_tracking is not None:
