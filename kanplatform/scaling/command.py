@@ -18,6 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="study keys (seeds=[0], families.mlp.depths=[2], fit.n_boot=200) or run-config "
              "keys for every trial (grid.steps_per_stage=100)",
     )
+    parser.set_defaults(_rest="overrides")  # key=value words after an option are overrides too
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted study; completed sizes are not retrained")
     parser.add_argument("--address", default=None,

@@ -17,6 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("search", help="search YAML, e.g. configs/search/asha_kan.yaml")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides applied before the search (model.width=[2,2,1])")
+    parser.set_defaults(_rest="overrides")  # key=value words after an option are overrides too
     parser.add_argument("--address", default=None,
                         help="Ray cluster head HOST:PORT (default: start a local Ray)")
     parser.add_argument("--resume", action="store_true",

@@ -1,0 +1,31 @@
+"""The CLI's shared wiring (kanplatform/cli.py): every subcommand that takes ``key=value``
+overrides accepts them after its options too, and unknown options still fail."""
+
+import pytest
+
+from kanplatform.cli import main
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tune", "configs/experiment/quick.yaml", "configs/search/asha_kan.yaml",
+         "--num-cpus", "1", "model.no_such_key=1"],
+        ["scale", "configs/scaling/tiny.yaml", "--resume", "model.no_such_key=1"],
+    ],
+    ids=["tune", "scale"],  # train: tests/train/test_command.py (after --resume)
+)
+def test_overrides_after_options_reach_the_command(argv, capsys) -> None:
+    """The override is parsed and checked by the command (its unknown key is named), not
+    rejected by the parser; nothing starts (the config check comes first)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments" not in err
+    assert "no_such_key" in err
+
+
+def test_unknown_options_still_fail(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", "configs/experiment/quick.yaml", "configs/search/asha_kan.yaml", "--bogus"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
