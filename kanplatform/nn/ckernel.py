@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -206,6 +207,14 @@ def library() -> ctypes.CDLL | None:
     return lib  # type: ignore[return-value]
 
 
+def _loaded() -> ctypes.CDLL:
+    """The library :func:`library` built, for the wrappers below (their callers checked it)."""
+    lib = _state.get("lib")
+    if lib is None:
+        raise RuntimeError("the compiled KAN kernel is not loaded: call ckernel.library() first")
+    return lib  # type: ignore[return-value]
+
+
 def library_error() -> str | None:
     """Why the library could not be built (after :func:`library` returned ``None``)."""
     return _state.get("error")  # type: ignore[return-value]
@@ -232,16 +241,18 @@ def _workspace(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.T
     """An uninitialised ``shape`` tensor in a buffer this thread keeps across calls under
     ``name``. The tables of a large layer are tens of MB: a fresh allocation of that size is a
     fresh ``mmap`` whose first touch page-faults on every call (it cost as much as the
-    arithmetic); reused, it stays mapped and cached. Valid until the next request of ``name``."""
+    arithmetic); reused, it stays mapped and cached. Valid until the next request of ``name``.
+    The view of each shape is kept too: small models call this thousands of times a second."""
     store = _local.__dict__.setdefault("buffers", {})
-    numel = 1
-    for n in shape:
-        numel *= n
-    buf = store.get((name, dtype))
-    if buf is None or buf.numel() < numel:
-        buf = torch.empty(numel, dtype=dtype)
-        store[(name, dtype)] = buf
-    return buf[:numel].view(shape)
+    entry = store.get((name, dtype))
+    if entry is not None and shape in entry[1]:
+        return entry[1][shape]
+    numel = math.prod(shape)
+    if entry is None or entry[0].numel() < numel:
+        entry = (torch.empty(numel, dtype=dtype), {})
+        store[(name, dtype)] = entry
+    view = entry[1][shape] = entry[0][:numel].view(shape)
+    return view
 
 
 def release_workspace() -> None:
@@ -286,7 +297,7 @@ def _check(rc: int) -> None:
 
 def forward(x: torch.Tensor, plan, tables: torch.Tensor, y: torch.Tensor, k: int) -> None:  # noqa: ANN001
     """``y += spline term`` of ``x (B, I)`` with ``tables (I * G, k + 1, O)`` on ``plan``'s grid."""
-    lib = library()
+    lib = _loaded()
     n_b, n_in = x.shape
     n_out = y.shape[1]
     threads = _threads(n_b * n_in * n_out)
@@ -299,7 +310,7 @@ def forward(x: torch.Tensor, plan, tables: torch.Tensor, y: torch.Tensor, k: int
 def backward_x(x: torch.Tensor, plan, tables: torch.Tensor, grad_y: torch.Tensor,  # noqa: ANN001
                k: int) -> torch.Tensor:
     """The spline term's gradient w.r.t. ``x``: ``(B, I)``."""
-    lib = library()
+    lib = _loaded()
     n_b, n_in = x.shape
     n_out = grad_y.shape[1]
     gx = torch.empty_like(x)
@@ -313,7 +324,7 @@ def backward_x(x: torch.Tensor, plan, tables: torch.Tensor, grad_y: torch.Tensor
 
 def backward_tables(x: torch.Tensor, plan, grad_y: torch.Tensor, k: int) -> torch.Tensor:  # noqa: ANN001
     """The gradient w.r.t. the tables: ``(I * G, k + 1, O)``."""
-    lib = library()
+    lib = _loaded()
     n_b, n_in = x.shape
     n_out = grad_y.shape[1]
     g = plan.polys.shape[1]
@@ -333,7 +344,7 @@ def tables(coef: torch.Tensor, sc: torch.Tensor, polys: torch.Tensor,
 
     The result lives in this thread's workspace ``name``: valid until the next call with that
     name (callers use it and drop it within one forward or backward)."""
-    lib = library()
+    lib = _loaded()
     n_in, _, n_out = coef.shape
     g, kp1 = polys.shape[1], polys.shape[2]
     out = _workspace(name, (n_in * g, kp1, n_out), coef.dtype)
@@ -347,7 +358,7 @@ def tables(coef: torch.Tensor, sc: torch.Tensor, polys: torch.Tensor,
 def tables_backward(coef: torch.Tensor, sc: torch.Tensor, polys: torch.Tensor,
                     grad_tables: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients w.r.t. ``coef`` and ``sc`` from the tables' gradient."""
-    lib = library()
+    lib = _loaded()
     n_in, _, n_out = coef.shape
     g, kp1 = polys.shape[1], polys.shape[2]
     gcoef, gsc = torch.empty_like(coef), torch.empty_like(sc)

@@ -632,7 +632,7 @@ def kan_linear(
         backend == "auto" and use_compiled(x, grid, coef, scale_sp, scale_base)
     )
     if compiled:
-        if ckernel.library() is None:
+        if backend == "c" and ckernel.library() is None:
             raise RuntimeError(
                 f"backend='c' but the compiled kernel is off ({ckernel.KERNEL_ENV}=torch) or "
                 f"cannot be built: {ckernel.library_error()}"
