@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("kanplatform.tracking.command", "static HTML dashboard of a run/experiment"),
     "interpret": ("kanplatform.interpret.command", "prune a trained KAN, fit a formula"),
     "demo": ("kanplatform.demo", "small KAN-vs-MLP study end to end"),
+    "info": ("kanplatform.info", "versions, threads, devices, compiled kernels, W&B mode"),
 }
 
 

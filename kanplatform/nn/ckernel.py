@@ -40,6 +40,7 @@ __all__ = [
     "KERNEL_ENV",
     "backward_tables",
     "backward_x",
+    "describe",
     "forward",
     "kernel_mode",
     "library",
@@ -164,10 +165,12 @@ def _load() -> ctypes.CDLL:
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (looked for $CC, cc and gcc)")
-    lib = ctypes.CDLL(str(_build(cc)))
+    path = _build(cc)
+    lib = ctypes.CDLL(str(path))
     if lib.kan_kernel_abi() != _ABI:
         raise RuntimeError("the cached kernel library is from another version")
     _declare(lib)
+    _state["path"] = str(path)
     return lib
 
 
@@ -213,6 +216,30 @@ def _loaded() -> ctypes.CDLL:
     if lib is None:
         raise RuntimeError("the compiled KAN kernel is not loaded: call ckernel.library() first")
     return lib  # type: ignore[return-value]
+
+
+def describe() -> dict[str, object]:
+    """What the kernels are here: ``{"mode", "compiled", "path", "openmp", "vector_bits",
+    "error"}`` (builds the library first if the mode allows)."""
+    mode = kernel_mode()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the reason is returned instead
+        lib = library() if mode != "c" else _try_required()
+    return {
+        "mode": mode,
+        "compiled": lib is not None,
+        "path": _state.get("path") if lib is not None else None,
+        "openmp": bool(lib.kan_kernel_openmp()) if lib is not None else None,
+        "vector_bits": 8 * lib.kan_kernel_vector_bytes() if lib is not None else None,
+        "error": None if lib is not None else (library_error() or f"{KERNEL_ENV}={mode}"),
+    }
+
+
+def _try_required() -> ctypes.CDLL | None:
+    try:
+        return library()
+    except RuntimeError:
+        return None
 
 
 def library_error() -> str | None:

@@ -63,6 +63,8 @@ static inline double hsum_f64(vec_f64 v)
 
 int kan_kernel_abi(void) { return 1; }
 
+int kan_kernel_vector_bytes(void) { return VBYTES; }
+
 int kan_kernel_openmp(void)
 {
 #ifdef _OPENMP

@@ -1,0 +1,60 @@
+"""``kanplatform info``: what this installation uses — versions, threads and devices, the
+compiled KAN kernels, W&B's mode. ``--build`` builds the kernels now (in an image, or once on
+each cluster node) and fails if they cannot be built.
+
+Exit status: 0, or 1 when ``--build`` could not build the kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``info`` arguments."""
+    parser.add_argument("--build", action="store_true",
+                        help="build the compiled KAN kernels now; exit 1 if they cannot be built")
+
+
+def main(args: argparse.Namespace) -> int:
+    import os
+    import platform
+
+    import torch
+
+    from kanplatform import __version__
+    from kanplatform.nn import ckernel
+    from kanplatform.tracking.wandb_run import resolve_mode
+    from kanplatform.train.rundir import versions
+
+    if args.build:
+        os.environ[ckernel.KERNEL_ENV] = "c"
+    try:
+        kernels = ckernel.describe()
+    except ValueError as err:  # a bad KANPLATFORM_KERNEL value
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    pkgs = versions()
+    cuda = (f"{torch.cuda.device_count()} GPU(s), CUDA {torch.version.cuda}"
+            if torch.cuda.is_available() else "no GPU")
+    if kernels["compiled"]:
+        how = (f"compiled ({kernels['vector_bits']}-bit SIMD, "
+               f"{'OpenMP' if kernels['openmp'] else 'no OpenMP'}): {kernels['path']}")
+    else:
+        how = f"PyTorch path ({kernels['error']})"
+    rows = [
+        ("kanplatform", __version__),
+        ("python", platform.python_version()),
+        ("torch", f"{torch.__version__}, {torch.get_num_threads()} CPU threads, {cuda}"),
+        ("ray", pkgs.get("ray", "not installed")),
+        ("wandb", f"{pkgs.get('wandb', 'not installed')}, default mode {resolve_mode()}"),
+        ("KAN kernels", f"{how} [{ckernel.KERNEL_ENV}={kernels['mode']}]"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    if args.build and not kernels["compiled"]:
+        print(f"error: the KAN kernels cannot be built here: {kernels['error']}", file=sys.stderr)
+        return 1
+    return 0
