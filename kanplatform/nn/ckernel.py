@@ -15,6 +15,8 @@ numbers (tested). Environment:
   PyTorch), ``c`` (the compiled kernel or an error saying why not), ``torch`` (never compile).
 * ``KANPLATFORM_CACHE``: where built libraries go.
 * ``CC``: the C compiler (default ``cc``, then ``gcc``).
+* ``KANPLATFORM_KERNEL_ARCH``: the ``-march=`` to build for (default ``native``; e.g.
+  ``x86-64-v3`` for AVX2 machines when building a library to ship).
 
 The kernels use OpenMP threads, as many as :func:`torch.get_num_threads`; being linked
 against ``libgomp.so.1`` they share the OpenMP runtime torch has already loaded.
@@ -55,8 +57,8 @@ MODES = ("auto", "c", "torch")
 _ABI = 1
 _SRC_DIR = Path(__file__).parent / "csrc"
 _SOURCES = ("spline_kernel.c", "spline_body.h")
-_BASE_FLAGS = ["-O3", "-march=native", "-std=gnu99", "-ffp-contract=fast", "-fPIC", "-shared"]
-_FLAG_SETS = (["-fopenmp"], ["-fopenmp-simd"], [])  # tried in order
+_BASE_FLAGS = ["-O3", "-std=gnu99", "-ffp-contract=fast", "-fPIC", "-shared"]
+ARCH_ENV = "KANPLATFORM_KERNEL_ARCH"  # -march= value; default native (e.g. x86-64-v3: AVX2)
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "lib": CDLL | None, "error": str, once tried
@@ -116,6 +118,14 @@ def _writable_dir(path: Path) -> Path:
     return fallback
 
 
+def _flag_sets() -> list[list[str]]:
+    """Compiler flags to try in order: this CPU's vector units (``-march=native``, or
+    ``$KANPLATFORM_KERNEL_ARCH``) with OpenMP threads, without them (no libgomp), and for
+    compilers that reject the architecture flag, the portable baseline."""
+    march = f"-march={os.environ.get(ARCH_ENV) or 'native'}"
+    return [[march, "-fopenmp"], [march, "-fopenmp-simd"], ["-fopenmp"], []]
+
+
 def _build(cc: str) -> Path:
     """Compile the library (or find it already built) and return its path."""
     digest = hashlib.sha256()
@@ -126,7 +136,7 @@ def _build(cc: str) -> Path:
         digest.update(part.encode())
     out_dir = _writable_dir(_cache_dir())
     errors = []
-    for extra in _FLAG_SETS:
+    for extra in _flag_sets():
         tag = digest.copy()
         tag.update(" ".join(extra).encode())
         target = out_dir / f"kanspline-{tag.hexdigest()[:16]}.so"

@@ -217,3 +217,42 @@ def test_workspace_is_reused_and_results_survive_it() -> None:
     assert torch.equal(layer.forward_fast(x, backend="c"), y1)
     ckernel.release_workspace()
     assert torch.equal(layer.forward_fast(x, backend="c"), y1)
+
+
+VARIANT = """
+    import torch
+    from kanplatform.nn import KANLayer, ckernel
+    info = ckernel.describe()
+    assert info["compiled"], info
+    worst = 0.0
+    for dtype, tol in ((torch.float32, 2e-5), (torch.float64, 1e-11)):
+        for n_in, n_out, g, k in ((3, 64, 5, 3), (5, 70, 9, 3), (2, 5, 5, 3), (4, 33, 6, 2)):
+            layer = KANLayer(n_in, n_out, grid_size=g, spline_order=k).to(dtype)
+            with torch.no_grad():
+                layer.coef.normal_()
+            x = (1.4 * torch.randn(700, n_in, dtype=dtype)).requires_grad_()
+            outs = []
+            for fn in (lambda v: layer.forward_fast(v, backend="c"), layer.forward_dense):
+                y = fn(x)
+                outs.append([y, *torch.autograd.grad(y.square().sum(), [x, layer.coef])])
+            for a, b in zip(*outs):
+                err = float((a - b).abs().max() / b.abs().max().clamp_min(1.0))
+                assert err <= tol, (dtype, n_in, n_out, g, k, err)
+                worst = max(worst, err / tol)
+    print("BITS", info["vector_bits"], "WORST", worst)
+"""
+
+
+@pytest.mark.skipif(
+    os.uname().machine != "x86_64" or "avx2" not in open("/proc/cpuinfo").read(),
+    reason="builds x86 variants; needs an x86-64 CPU with AVX2",
+)
+@pytest.mark.parametrize(("arch", "bits"), [("x86-64-v3", 256), ("x86-64", 128)])
+def test_other_vector_widths_give_the_same_numbers(arch, bits, tmp_path) -> None:
+    """The kernels' AVX2 (2 x 256-bit chunks) and SSE2 (128-bit) variants, built here with
+    KANPLATFORM_KERNEL_ARCH, equal the dense reference like the native build does."""
+    env = {**os.environ, ckernel.ARCH_ENV: arch, ckernel.CACHE_ENV: str(tmp_path),
+           ckernel.KERNEL_ENV: "c"}
+    res = _python(VARIANT, env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"BITS {bits} " in res.stdout, res.stdout
