@@ -30,15 +30,32 @@ def current_model(pl_module: Any) -> Any:
     return getattr(pl_module, "model", pl_module)
 
 
+def stage_schedule(trainer: Any) -> Any:
+    """The trainer's grid-schedule callback (``kanplatform.train.GridSchedule``: anything with
+    ``stage_of(step)``), or None."""
+    for callback in getattr(trainer, "callbacks", None) or ():
+        if callable(getattr(callback, "stage_of", None)):
+            return callback
+    return None
+
+
 class SplineSnapshotCallback(pl.Callback):
     """Spline snapshots every ``every_n_steps`` steps, at the end of every grid stage, at the end.
 
     Robust to grid extension replacing ``pl_module.model`` mid-fit: the callback keeps a
     reference to the model it saw last; when ``pl_module.model`` is a different object, the
     old one (as trained to the end of its stage) is snapshotted as ``stage<k>_G<size>``.
-    ``on_train_end`` snapshots the current model as a stage end (logged to W&B) and writes
-    it again as ``final`` (files only), so a ``fit`` that uses one Trainer per grid stage
-    gets the same files (the last trainer's ``final`` wins).
+    ``on_train_end`` snapshots the current model as a stage end (logged to W&B) unless it has
+    not trained a step yet (a grid just extended), and writes it again as ``final`` (files
+    only), so a ``fit`` that uses one Trainer per grid stage gets the same files (the last
+    trainer's ``final`` wins).
+
+    The stage ``k`` of a model is the stage of the global step it started training at, as
+    the trainer's grid schedule (``GridSchedule``) divides steps, so a run resumed from a
+    checkpoint, at any step, names its stages as an uninterrupted run does (a run stopped
+    mid-stage writes that stage's tag at its stop, and the resumed run again at the stage's
+    end, as ``metrics.json`` measures that stage again). Without a grid schedule (one
+    trainer per stage) stages are counted.
 
     Tags: ``step<NNNNNN>`` (periodic, on the monotone step axis), ``stage<k>_G<size>``,
     ``final``. Files and W&B keys: see :func:`kanplatform.tracking.snapshot`. In W&B the
@@ -55,8 +72,9 @@ class SplineSnapshotCallback(pl.Callback):
         self.run_dir = Path(run_dir)
         self.every_n_steps = int(every_n_steps or 0)
         self.n_points = n_points
-        self.stage = 0
+        self.stage = 0  # stage-end snapshots taken (the next stage, without a schedule)
         self._model: Any = None
+        self._model_step = 0  # the global step self._model was first seen at
         self._stage_done: Any = None  # the model object whose stage end was snapshotted
         self._steps = MonotoneStep()
         self._last_logged: tuple[int, int] | None = None
@@ -82,20 +100,26 @@ class SplineSnapshotCallback(pl.Callback):
     def _stage_end(self, model: Any, trainer: Any, step: int | None) -> None:
         if model is None or model is self._stage_done:
             return
+        schedule = stage_schedule(trainer)
+        stage = self.stage if schedule is None else int(schedule.stage_of(self._model_step))
         size = grid_size(model)
-        tag = f"stage{self.stage}" + (f"_G{size}" if size is not None else "")
+        tag = f"stage{stage}" + (f"_G{size}" if size is not None else "")
         self._snap(model, tag, trainer, step)
         self._stage_done = model
-        self.stage += 1
+        self.stage = stage + 1
 
     def _watch(self, pl_module: Any, trainer: Any, step: int | None) -> None:
         model = current_model(pl_module)
-        if self._model is not None and model is not self._model:
+        if model is self._model:
+            return
+        if self._model is not None:
             self._stage_end(self._model, trainer, step)
-        self._model = model
+        self._model, self._model_step = model, int(trainer.global_step)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._steps.restart()
+        # a next trainer (one per stage) may count from 0 again: the model trains from there
+        self._model_step = min(self._model_step, int(trainer.global_step))
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
@@ -115,7 +139,8 @@ class SplineSnapshotCallback(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._watch(pl_module, trainer, None)
         model = current_model(pl_module)
-        self._stage_end(model, trainer, None)
+        if trainer.global_step > self._model_step:  # else: not trained yet, no stage end
+            self._stage_end(model, trainer, None)
         # the same picture as the stage end just logged: files only, no second W&B image
         self._snap(model, "final", trainer, None, log=False)
 
