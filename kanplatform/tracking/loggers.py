@@ -112,7 +112,7 @@ class SafeWandbLogger(WandbLogger):
         self._guard("finalize", super().finalize, status)
 
 
-def make_loggers(cfg: Any, run_dir: str | Path) -> list[Any]:
+def make_loggers(cfg: Any, run_dir: str | Path, resume: bool = False) -> list[Any]:
     """The Lightning loggers for a run, as configured by ``cfg.tracking``.
 
     Starts the W&B run now (not lazily at the first log call) so that a W&B failure is found
@@ -123,6 +123,8 @@ def make_loggers(cfg: Any, run_dir: str | Path) -> list[Any]:
         cfg: the resolved RunConfig. Reads ``tracking.{mode, project, entity, group, tags,
             name, log_checkpoints, init_timeout}`` (defaults where absent).
         run_dir: the run directory; the W&B run lives in ``run_dir/wandb``.
+        resume: continue the W&B run recorded in ``run_dir`` (a run resumed from its
+            checkpoint; see :func:`kanplatform.tracking.init_run`).
 
     Returns:
         ``[SafeWandbLogger]`` or ``[]``. Call :func:`kanplatform.tracking.finish` with it
@@ -133,7 +135,7 @@ def make_loggers(cfg: Any, run_dir: str | Path) -> list[Any]:
         >>> trainer = pl.Trainer(logger=loggers, ...)  # doctest: +SKIP
     """
     mode = resolve_mode(cfg)
-    run = init_run(cfg, run_dir, mode)
+    run = init_run(cfg, run_dir, mode, resume=resume)
     if run is None:
         return []
     return [SafeWandbLogger(run, run_dir,

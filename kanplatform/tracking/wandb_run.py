@@ -10,10 +10,13 @@ touches the network. To upload them later, from a machine with network access::
     wandb sync --yes -p PROJECT -e ENTITY RUN_DIR/wandb/offline-run-*   # another project
 
 Run without paths inside a ``wandb`` folder, ``wandb sync --yes`` uploads every run there that
-is not synced yet. Checkpoint artifacts (``tracking.log_checkpoints``) are staged under
-``WANDB_DATA_DIR`` until then. Use ``tracking.mode=online`` to stream live; if the W&B server
-cannot be reached (``tracking.init_timeout`` seconds) the run falls back to offline with one
-warning. ``wandb leet RUN_DIR/wandb/offline-run-*`` browses an offline run in the terminal.
+is not synced yet. A run continued with ``kanplatform train --resume`` has one
+``offline-run-*`` directory per process, all with the same run id: ``wandb sync`` uploads
+them in order of start time into one W&B run. Checkpoint artifacts
+(``tracking.log_checkpoints``) are staged under ``WANDB_DATA_DIR`` until then. Use
+``tracking.mode=online`` to stream live; if the W&B server cannot be reached
+(``tracking.init_timeout`` seconds) the run falls back to offline with one warning.
+``wandb leet RUN_DIR/wandb/offline-run-*`` browses an offline run in the terminal.
 
 W&B itself is imported lazily, inside the functions that need it.
 """
@@ -46,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 _OPEN_RUNS: list[Any] = []  # runs started here and not finished yet
+
+RUN_ID_FILE = "run-id"  # in RUN_DIR/wandb: the id of the run's W&B run, for resuming it
 
 
 class TrackingWarning(UserWarning):
@@ -207,16 +212,34 @@ def _why(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[:200]}"
 
 
-def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None) -> Any | None:
+def recorded_run_id(run_dir: str | Path) -> str | None:
+    """The W&B run id :func:`init_run` recorded in ``run_dir/wandb/run-id``, None if none."""
+    try:
+        run_id = (Path(run_dir) / "wandb" / RUN_ID_FILE).read_text().strip()
+    except OSError:
+        return None
+    return run_id or None
+
+
+def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None,
+             resume: bool = False) -> Any | None:
     """Start the W&B run of a training run; a failure becomes one warning, never an error.
 
     An ``online`` run that cannot reach the server (no network, bad key) falls back to an
     ``offline`` run in the same place, so nothing is lost: ``wandb sync`` uploads it later.
+    The run's id is recorded in ``run_dir/wandb/run-id``.
+
+    With ``resume`` (``kanplatform train --resume``) the run recorded there is continued
+    (``wandb.init(id=..., resume="allow")``): online, W&B appends to it; offline, W&B cannot
+    append to the earlier ``offline-run-*`` directory, so it writes a new one with the same
+    run id, marked as resumed, and ``wandb sync`` uploads the directories of one id in order
+    of start time into that one run. Without a recorded id a new run starts.
 
     Args:
         cfg: the resolved RunConfig (its ``tracking`` section names project, group, tags...).
         run_dir: the run directory; W&B writes ``run_dir/wandb/``.
         mode: overrides :func:`resolve_mode`.
+        resume: continue the W&B run recorded in ``run_dir``.
 
     Returns:
         The ``wandb`` Run, or ``None`` when tracking is disabled or W&B could not start.
@@ -225,9 +248,10 @@ def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None) -> Any | No
     if mode == "disabled":
         return None
     run_dir = Path(run_dir)
+    run_id = recorded_run_id(run_dir) if resume else None
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        return _init(cfg, run_dir, mode)
+        return _init(cfg, run_dir, mode, run_id)
     except Exception as err:  # noqa: BLE001 - any W&B failure must not stop training
         if mode != "online":
             warn_once(f"W&B could not start ({_why(err)}); training goes on "
@@ -236,7 +260,7 @@ def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None) -> Any | No
             return None
         first = err
     try:
-        run = _init(cfg, run_dir, "offline")
+        run = _init(cfg, run_dir, "offline", run_id)
     except Exception as err:  # noqa: BLE001
         warn_once(f"W&B online run failed ({_why(first)}) and the offline "
                   f"fallback too ({_why(err)}); training goes on without W&B.",
@@ -248,7 +272,7 @@ def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None) -> Any | No
     return run
 
 
-def _init(cfg: Any, run_dir: Path, mode: str) -> Any:
+def _init(cfg: Any, run_dir: Path, mode: str, run_id: str | None = None) -> Any:
     import wandb
 
     tags = tracking_option(cfg, "tags")
@@ -267,8 +291,11 @@ def _init(cfg: Any, run_dir: Path, mode: str) -> Any:
         settings=settings,
         # never finish or take over a run the user (or another trial) has open
         reinit="create_new",
+        id=run_id,
+        resume="allow" if run_id else None,
     )
     _OPEN_RUNS.append(run)
+    (run_dir / "wandb" / RUN_ID_FILE).write_text(f"{run.id}\n")  # what a resume continues
     # One x axis for everything: the trainer's (monotone) global step.
     run.define_metric("trainer/global_step")
     run.define_metric("*", step_metric="trainer/global_step", step_sync=True)

@@ -40,9 +40,24 @@ def offline_run_dir(run_dir: Path) -> Path:
 
 def leet_records(run_dir: Path) -> list[dict]:
     """Every record of the offline run, read by ``wandb leet inspect --json``."""
-    out = subprocess.run([wandb_cli(), "leet", "inspect", "--json", str(offline_run_dir(run_dir))],
+    return leet_records_at(offline_run_dir(run_dir))
+
+
+def leet_records_at(path: Path) -> list[dict]:
+    """Every record of one ``offline-run-*`` directory (``wandb leet inspect --json``)."""
+    out = subprocess.run([wandb_cli(), "leet", "inspect", "--json", str(path)],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def offline_runs(run_dir: Path) -> list[tuple[dict, list[dict]]]:
+    """``(run record, all records)`` of every ``offline-run-*`` directory under
+    ``run_dir/wandb`` (one per process of a resumed run), in order of start time."""
+    out = []
+    for path in (Path(run_dir) / "wandb").glob("offline-run-*"):
+        records = leet_records_at(path)
+        out.append((next(r["run"] for r in records if r.get("type") == "run"), records))
+    return sorted(out, key=lambda item: item[0]["start_time"])
 
 
 def leet_summary(run_dir: Path) -> dict:

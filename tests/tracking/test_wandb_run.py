@@ -100,3 +100,35 @@ def test_a_users_open_run_is_left_alone(wandb_env):
     with pytest.raises(Exception, match="finished"):
         ours.log({"x": 1.0})
     mine.finish()
+
+
+def test_resume_continues_the_run_recorded_in_the_run_dir(wandb_env):
+    """Offline, W&B writes one directory per process; a resume gives it the same run id,
+    marked resumed, which `wandb sync` uploads into that one run."""
+    from kanplatform import tracking
+    from kanplatform.tracking.wandb_run import recorded_run_id
+
+    from .conftest import history, offline_runs
+
+    cfg = {"tracking": {"mode": "offline", "project": "p"}}
+    run_dir = wandb_env / "run"
+    assert recorded_run_id(run_dir) is None
+    first = init_run(cfg, run_dir)
+    assert recorded_run_id(run_dir) == first.id
+    for step in (1, 2):
+        first.log({"x": float(step), "trainer/global_step": step})
+    tracking.finish()
+    second = init_run(cfg, run_dir, resume=True)
+    assert second.id == first.id
+    second.log({"x": 3.0, "trainer/global_step": 3})
+    tracking.finish()
+
+    runs = offline_runs(run_dir)
+    assert [r["run_id"] for r, _ in runs] == [first.id, first.id]
+    assert not runs[0][0].get("resume") and runs[1][0]["resume"] is True
+    steps = [row["trainer/global_step"] for _, records in runs for row in history(records)]
+    assert steps == [1, 2, 3]
+
+    fresh = init_run(cfg, run_dir)  # not a resume: a new run, recorded for the next resume
+    assert fresh.id != first.id and recorded_run_id(run_dir) == fresh.id
+    tracking.finish()
