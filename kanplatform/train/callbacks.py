@@ -1,4 +1,5 @@
-"""Training callbacks: the grid schedule (update and extension by stage) and the run recorder.
+"""Training callbacks: the grid schedule (update and extension by stage), the run recorder
+and the periodic checkpoint.
 
 One Trainer runs every stage, so the global step is monotone across grid extensions:
 stage ``s`` covers steps ``[s * steps_per_stage, (s + 1) * steps_per_stage)``.
@@ -6,7 +7,10 @@ stage ``s`` covers steps ``[s * steps_per_stage, (s + 1) * steps_per_stage)``.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -209,3 +213,91 @@ class RunRecorder(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         for step, row in state_dict.get("history", {}).items():
             self.history.setdefault(int(step), {}).update(row)
+
+
+def write_checkpoint(trainer: pl.Trainer, path: str | Path) -> None:
+    """Write ``trainer``'s resumable checkpoint (weights, optimiser, loops, callback state) to
+    ``path`` atomically: into ``.<name>.tmp`` in the same folder, flushed to disk, then
+    ``os.replace``d, so ``path`` always holds a whole checkpoint, whenever the process dies.
+
+    Call it on every process of a distributed run (Lightning's ``save_checkpoint`` has a
+    barrier); only global rank 0 writes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(tmp, weights_only=False)  # optimiser state too: resumable
+    if trainer.is_global_zero:
+        with open(tmp, "rb+") as f:  # on disk before the rename: a lost node keeps one too
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def _validates_now(trainer: pl.Trainer) -> bool:
+    """Whether Lightning runs validation right after the current batch (asked at batch end)."""
+    loop = trainer.fit_loop.epoch_loop
+    try:
+        return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+    except Exception:  # noqa: BLE001 - another Lightning: save at batch end, lose one val row
+        return False
+
+
+class PeriodicCheckpoint(pl.Callback):
+    """Write the run's ``checkpoints/last.ckpt`` during training, so that a run killed without
+    warning (SIGKILL, out of memory, a lost node) can be resumed (``--resume``) from it.
+
+    The file is the one :func:`kanplatform.train.fit` writes when a run ends (see
+    :func:`write_checkpoint`), written every ``every_n_steps`` global steps and at the end of
+    every grid stage (after the grid extension, so a resume continues with the finer grid).
+    At a step where Lightning validates, it is written once validation has ended (its
+    ``val/rmse`` row is then in the checkpoint's history, and a resume does not validate
+    again); otherwise at the end of the batch, after the other callbacks (keep it last in the
+    callback list). Not at the last step: ``fit`` writes that checkpoint itself.
+
+    Args:
+        path: the checkpoint file (``RUN_DIR/checkpoints/last.ckpt``).
+        every_n_steps: N > 0 writes every N steps and at stage ends; 0 (or less) never.
+        grid: the run's :class:`GridSchedule` (stage ends); ``None``: every N steps only.
+
+    Attributes:
+        times: seconds each checkpoint took to write, in order.
+    """
+
+    def __init__(self, path: str | Path, every_n_steps: int, grid: GridSchedule | None = None
+                 ) -> None:
+        self.path = Path(path)
+        self.every_n_steps = int(every_n_steps or 0)
+        self.grid = grid
+        self.times: list[float] = []
+        self._pending: int | None = None
+
+    def due(self, step: int) -> bool:
+        """Whether a checkpoint is written after global step ``step``."""
+        if self.every_n_steps <= 0 or step <= 0:
+            return False
+        if step % self.every_n_steps == 0:
+            return True
+        return self.grid is not None and step % self.grid.steps_per_stage == 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: RegressionModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        self._pending = None
+        if not self.due(step) or trainer.should_stop or 0 < (trainer.max_steps or 0) <= step:
+            return
+        if _validates_now(trainer):
+            self._pending = step
+        else:
+            self.save(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: RegressionModule) -> None:
+        if self._pending is not None and self._pending == trainer.global_step \
+                and not trainer.sanity_checking:
+            self._pending = None
+            self.save(trainer)
+
+    def save(self, trainer: pl.Trainer) -> None:
+        """Write the checkpoint now (and time it)."""
+        started = time.perf_counter()
+        write_checkpoint(trainer, self.path)
+        self.times.append(time.perf_counter() - started)

@@ -2,8 +2,9 @@
 
 ``kanplatform train --resume RUN_DIR [key=value ...]`` continues the run in ``RUN_DIR`` from
 its ``checkpoints/last.ckpt`` with its ``config.yaml`` (or the CONFIG files given), e.g. after
-``kill PID`` (SIGTERM stops after the step in progress) or with a larger budget
-(``trainer.max_steps=...``, ``grid.schedule=[...]``).
+``kill PID`` (SIGTERM stops after the step in progress), after ``kill -9`` or a crash (from the
+checkpoint written every ``trainer.checkpoint_every_n_steps`` steps and at stage ends) or with
+a larger budget (``trainer.max_steps=...``, ``grid.schedule=[...]``). The run's W&B run goes on.
 
 Exit status: 0 completed, 1 diverged (the reason is printed), 2 invalid config or checkpoint,
 143 stopped by SIGTERM / 130 by Ctrl-C (``metrics.json`` says where; ``--resume`` goes on).

@@ -76,16 +76,17 @@ def _local_torch_state(seed: int, num_threads: int | None) -> Iterator[None]:
             torch.use_deterministic_algorithms(deterministic)
 
 
-def _tracking(cfg: Any, run_dir: Path) -> tuple[list[Any], list[Any], Any]:
+def _tracking(cfg: Any, run_dir: Path, resume: bool = False) -> tuple[list[Any], list[Any], Any]:
     """Loggers and callbacks from :mod:`kanplatform.tracking`, and its ``finish``.
 
     The callbacks (spline snapshots into ``run_dir/figures``) are added whatever the mode:
-    ``tracking.mode=disabled`` switches W&B off, not the run directory's figures.
+    ``tracking.mode=disabled`` switches W&B off, not the run directory's figures. A resumed
+    run (``resume``) continues the W&B run recorded in ``run_dir``.
     """
     from kanplatform import tracking
 
-    return tracking.make_loggers(cfg, run_dir), tracking.make_callbacks(cfg, run_dir), \
-        tracking.finish
+    return tracking.make_loggers(cfg, run_dir, resume=resume), \
+        tracking.make_callbacks(cfg, run_dir), tracking.finish
 
 
 def fit(
@@ -111,9 +112,11 @@ def fit(
         trainer_kwargs: extra ``pl.Trainer`` arguments, overriding the config's (e.g.
             ``strategy``, ``plugins`` for Ray Train workers).
         ckpt_path: resume from this Lightning checkpoint (e.g. ``RUN_DIR/checkpoints/last.ckpt``
-            of an interrupted run, or of a finished one with a larger budget in ``cfg``). The
-            global step, optimiser state, grid stage and history continue from it; on the
-            CPU with full-batch data the result matches an uninterrupted run. Checked before
+            of an interrupted run, written when it stopped or, for a killed one, by the last
+            ``trainer.checkpoint_every_n_steps`` save; or of a finished one with a larger
+            budget in ``cfg``). The global step, optimiser state, grid stage and history
+            continue from it; on the CPU with full-batch data the result matches an
+            uninterrupted run. The W&B run recorded in ``run_dir`` goes on. Checked before
             anything is written.
         verbose: print the run directory.
 
@@ -222,13 +225,14 @@ class _Run:
         self.cpu_time_s: float | None = None
         self.datamodule: Any = None
         self.resumed_from: dict[str, Any] | None = None
+        self.checkpoint: Any = None
 
     def train(self, callbacks: Sequence[Any], loggers: Sequence[Any],
               trainer_kwargs: Mapping[str, Any] | None, ckpt_path: str | Path | None) -> None:
         import pytorch_lightning as pl
 
         from kanplatform.data import KANDataModule
-        from kanplatform.train.callbacks import GridSchedule, RunRecorder
+        from kanplatform.train.callbacks import GridSchedule, PeriodicCheckpoint, RunRecorder
         from kanplatform.train.models import build_model_from_config
         from kanplatform.train.module import RegressionModule
 
@@ -246,7 +250,10 @@ class _Run:
         g = cfg.grid
         self.grid = GridSchedule(schedule, steps_per_stage, g.update_every, g.update_until)
         self.recorder = RunRecorder(cfg.trainer.log_every_n_steps, self.grid)
-        track_loggers, track_callbacks, self.finish_tracking = _tracking(cfg, self.run_dir)
+        self.checkpoint = PeriodicCheckpoint(self.run_dir / "checkpoints" / "last.ckpt",
+                                             cfg.trainer.checkpoint_every_n_steps, self.grid)
+        track_loggers, track_callbacks, self.finish_tracking = _tracking(
+            cfg, self.run_dir, resume=ckpt_path is not None)
         self.loggers = [*track_loggers, *loggers]
         kwargs: dict[str, Any] = dict(
             max_steps=max_steps,
@@ -264,8 +271,9 @@ class _Run:
             default_root_dir=str(self.run_dir),
         )
         kwargs.update(trainer_kwargs or {})
+        # the periodic checkpoint last: it saves what the others did at the same step
         kwargs["callbacks"] = [self.grid, self.recorder, *track_callbacks, *callbacks,
-                               *kwargs.get("callbacks", [])]
+                               *kwargs.get("callbacks", []), self.checkpoint]
         kwargs["logger"] = [*self.loggers, *_as_list(kwargs.get("logger"))] or False
         with warnings.catch_warnings(), _quiet_lightning(self.verbose):
             # the full-batch loader is an endless iterator by design
@@ -334,12 +342,12 @@ class _Run:
                 **_model_counts(module.model)}
 
     def _save_model(self) -> None:
+        from kanplatform.train.callbacks import write_checkpoint
         from kanplatform.train.checkpoint import save_model
 
         save_model(self.module.model, self.run_dir / "model.pt")
-        ckpt = self.run_dir / "checkpoints" / "last.ckpt"
-        ckpt.parent.mkdir(exist_ok=True)
-        self.trainer.save_checkpoint(ckpt, weights_only=False)  # optimiser state too: resumable
+        # atomically: a kill while it is written leaves the last periodic checkpoint intact
+        write_checkpoint(self.trainer, self.run_dir / "checkpoints" / "last.ckpt")
 
     def finish(self, exit_code: int) -> None:
         if self.finish_tracking is not None:

@@ -120,3 +120,51 @@ def test_a_run_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path, 
     # the resumed run repeats the uninterrupted arithmetic (tolerance: see test_fit)
     for key, value in whole["final"].items():
         assert metrics["final"][key] == pytest.approx(value, rel=1e-9), key
+
+
+@pytest.mark.slow  # a subprocess (~4 s of imports) and 3 x 80 steps
+def test_a_run_killed_by_sigkill_resumes_from_its_periodic_checkpoint(tmp_path, capsys):
+    """SIGKILL leaves no chance to write anything: `--resume` continues from the last periodic
+    checkpoint (every 15 steps and at the stage end, step 40) to the uninterrupted result."""
+    import torch
+
+    args = [f"output_dir={tmp_path}", "trainer.num_threads=1", "grid.steps_per_stage=40",
+            "trainer.checkpoint_every_n_steps=15", "--quiet"]
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "kanplatform", "train", str(QUICK), *args,
+                             "--run-dir", str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # killed once stage 0 has ended: its snapshot is written at step 40 just before the
+        # stage-end checkpoint, so last.ckpt holds step 30 (usually: the resume crosses the
+        # grid extension), 40 or, polled late, a later one
+        deadline = time.monotonic() + 60
+        while not (run / "figures" / "splines_stage0_G3.npz").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        proc.kill()
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it was killed"
+    assert not (run / "metrics.json").exists()  # nothing was written at the end
+    ckpt = run / "checkpoints" / "last.ckpt"
+    step = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+    assert step in (30, 40, 45, 60, 75), step
+
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert main(["train", str(QUICK), *args, "--run-dir", str(tmp_path / "whole")]) == 0
+    capsys.readouterr()
+    metrics, whole = _metrics(run), _metrics(tmp_path / "whole")
+    assert metrics["status"] == "completed" and metrics["step"] == 80
+    assert metrics["resumed_from"] == {"checkpoint": str(ckpt.resolve()), "step": step}
+    assert _history_steps(run) == _history_steps(tmp_path / "whole")
+    assert metrics["stages"] == whole["stages"]
+    assert sorted(p.name for p in (run / "figures").glob("splines_stage*.npz")) == \
+        ["splines_stage0_G3.npz", "splines_stage1_G5.npz"]
+    # the periodic checkpoint is the one a run's end writes, on a step boundary: the resumed
+    # run repeats the uninterrupted arithmetic (tolerance: see test_fit)
+    for key, value in whole["final"].items():
+        assert metrics["final"][key] == pytest.approx(value, rel=1e-9), key

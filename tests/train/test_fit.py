@@ -198,3 +198,58 @@ def test_resume_refuses_a_checkpoint_of_another_model_or_past_the_budget(quick_c
         fit(apply_overrides(quick_cfg, ["grid.schedule=[3]"]), run_dir=tmp_path / "short",
             ckpt_path=ckpt, verbose=False)
     assert not (tmp_path / "other").exists() and not (tmp_path / "short").exists()
+
+
+class _KeepCheckpoints(pl.Callback):
+    """Copies ``last.ckpt`` whenever it holds a new step: what a kill would have left."""
+
+    def __init__(self, run_dir: Path, keep: Path) -> None:
+        self.ckpt, self.keep, self.kept = run_dir / "checkpoints" / "last.ckpt", keep, {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        import shutil
+
+        if self.ckpt.is_file():
+            step = torch.load(self.ckpt, map_location="cpu", weights_only=False)["global_step"]
+            if step not in self.kept:
+                self.kept[step] = self.keep / f"step{step}.ckpt"
+                shutil.copyfile(self.ckpt, self.kept[step])
+
+
+def _history(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_periodic_checkpoints_each_resume_to_the_uninterrupted_run(quick_cfg, tmp_path):
+    """Every 3 steps and at the stage end (step 10), during training; at a validation step
+    (every 5) once validation has ended. Each one continues to the uninterrupted result."""
+    cfg = apply_overrides(quick_cfg, ["trainer.log_every_n_steps=1",
+                                      "trainer.checkpoint_every_n_steps=3"])
+    keep = tmp_path / "kept"
+    keep.mkdir()
+    kept = _KeepCheckpoints(tmp_path / "whole", keep)
+    whole = fit(cfg, run_dir=tmp_path / "whole", callbacks=[kept], verbose=False)
+    # not at step 20: fit writes that one when the run ends
+    assert sorted(kept.kept) == [3, 6, 9, 10, 12, 15, 18]
+    assert [p.name for p in (whole.run_dir / "checkpoints").iterdir()] == ["last.ckpt"]
+    rows = _history(whole.run_dir)
+    assert [r["step"] for r in rows if r["val/rmse"]] == ["5", "10", "15", "20"]
+    for step, ckpt in sorted(kept.kept.items()):
+        resumed = fit(cfg, run_dir=tmp_path / f"from{step}", ckpt_path=ckpt, verbose=False)
+        assert resumed.metrics["resumed_from"]["step"] == step
+        # the whole history, validation rows included (a checkpoint written before the
+        # validation of its step would lose that row: a resume does not validate again)
+        assert _history(resumed.run_dir) == rows, step
+        assert resumed.metrics["stages"] == whole.metrics["stages"], step
+        # same arithmetic as the uninterrupted run (tolerance: see the test above)
+        for key, value in whole.metrics["final"].items():
+            assert resumed.metrics["final"][key] == pytest.approx(value, rel=1e-9), (step, key)
+
+
+def test_no_periodic_checkpoint_with_zero(quick_cfg, tmp_path):
+    cfg = apply_overrides(quick_cfg, ["trainer.checkpoint_every_n_steps=0"])
+    kept = _KeepCheckpoints(tmp_path / "run", tmp_path)
+    result = fit(cfg, run_dir=tmp_path / "run", callbacks=[kept], verbose=False)
+    assert kept.kept == {}  # none while training...
+    assert (result.run_dir / "checkpoints" / "last.ckpt").is_file()  # ...one at the end
