@@ -50,20 +50,24 @@ def leet_records_at(path: Path) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def offline_runs(run_dir: Path) -> list[tuple[dict, list[dict]]]:
-    """``(run record, all records)`` of every ``offline-run-*`` directory under
+def offline_runs(run_dir: Path) -> list[tuple[Path, dict, list[dict]]]:
+    """``(directory, run record, all records)`` of every ``offline-run-*`` directory under
     ``run_dir/wandb`` (one per process of a resumed run), in order of start time."""
     out = []
     for path in (Path(run_dir) / "wandb").glob("offline-run-*"):
         records = leet_records_at(path)
-        out.append((next(r["run"] for r in records if r.get("type") == "run"), records))
-    return sorted(out, key=lambda item: item[0]["start_time"])
+        out.append((path, next(r["run"] for r in records if r.get("type") == "run"), records))
+    return sorted(out, key=lambda item: item[1]["start_time"])
 
 
 def leet_summary(run_dir: Path) -> dict:
     """The run's config, summary and state, read by ``wandb leet inspect --summary --json``."""
-    out = subprocess.run([wandb_cli(), "leet", "inspect", "--summary", "--json",
-                          str(offline_run_dir(run_dir))],
+    return leet_summary_at(offline_run_dir(run_dir))
+
+
+def leet_summary_at(path: Path) -> dict:
+    """Config, summary and state of one ``offline-run-*`` directory."""
+    out = subprocess.run([wandb_cli(), "leet", "inspect", "--summary", "--json", str(path)],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     return json.loads(out)
 

@@ -122,3 +122,40 @@ def test_fit_offline_run_is_ready_for_wandb_sync(fitted_run, tmp_path):
                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "Would sync 1 run" in out.stdout + out.stderr
+
+
+def test_a_resumed_fit_continues_its_wandb_run(fitted_run, wandb_env):
+    """Stopped at step 7 and resumed: the same W&B run (one offline directory per process,
+    same id), whose history continues past the resume point to the uninterrupted run's."""
+    from kanplatform.tracking.wandb_run import recorded_run_id
+    from kanplatform.train import fit
+
+    from .conftest import leet_summary_at, offline_runs
+
+    whole_dir, cfg = fitted_run
+    run = wandb_env / "run"
+    fit(cfg, run_dir=run, trainer_kwargs={"max_steps": 7}, verbose=False)
+    resumed = fit(cfg, run_dir=run, ckpt_path=run / "checkpoints" / "last.ckpt", verbose=False)
+    assert resumed.status == "completed" and resumed.metrics["resumed_from"]["step"] == 7
+
+    runs = offline_runs(run)
+    assert len(runs) == 2  # offline W&B cannot append to the first process's directory
+    (_, first, before), (last_dir, second, after) = runs
+    assert first["run_id"] == second["run_id"] == recorded_run_id(run)
+    assert second["resume"] is True and second["display_name"] == first["display_name"]
+    axis = [[r["trainer/global_step"] for r in history(records) if "trainer/global_step" in r]
+            for records in (before, after)]
+    assert max(axis[0]) <= 7 < min(axis[1])  # continues past the resume point...
+    assert axis[0] + axis[1] == sorted(axis[0] + axis[1])  # ...on one monotone axis
+    # together: the uninterrupted run's history, step for step and value for value
+    rows = history(before) + history(after)
+    whole = history(leet_records(whole_dir))
+    for key in ("train/loss", "val/rmse"):
+        got = [(r["trainer/global_step"], r[key]) for r in rows if key in r]
+        want = [(r["trainer/global_step"], r[key]) for r in whole if key in r]
+        assert [s for s, _ in got] == [s for s, _ in want], key
+        for (_, a), (_, b) in zip(got, want):
+            assert math.isclose(a, b, rel_tol=1e-9), key
+    summary = leet_summary_at(last_dir)
+    assert summary["state"] == "finished"
+    assert summary["summary"]["test/rmse"] == pytest.approx(resumed.metrics["final"]["test/rmse"])

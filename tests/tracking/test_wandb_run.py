@@ -124,9 +124,9 @@ def test_resume_continues_the_run_recorded_in_the_run_dir(wandb_env):
     tracking.finish()
 
     runs = offline_runs(run_dir)
-    assert [r["run_id"] for r, _ in runs] == [first.id, first.id]
-    assert not runs[0][0].get("resume") and runs[1][0]["resume"] is True
-    steps = [row["trainer/global_step"] for _, records in runs for row in history(records)]
+    assert [r["run_id"] for _, r, _ in runs] == [first.id, first.id]
+    assert not runs[0][1].get("resume") and runs[1][1]["resume"] is True
+    steps = [row["trainer/global_step"] for _, _, records in runs for row in history(records)]
     assert steps == [1, 2, 3]
 
     fresh = init_run(cfg, run_dir)  # not a resume: a new run, recorded for the next resume
