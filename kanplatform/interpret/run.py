@@ -72,6 +72,7 @@ def _lbfgs(params: Sequence[torch.nn.Parameter], loss_fn: Callable[[], torch.Ten
 def _wandb_run(cfg: Any, run_dir: Path, mode: str | None) -> Any:
     """Re-open the run's W&B run (same id) when tracking is on; None otherwise."""
     from kanplatform.tracking import resolve_mode
+    from kanplatform.tracking.wandb_run import recorded_run_id
 
     mode = mode or resolve_mode(cfg)
     if mode == "disabled":
@@ -79,9 +80,12 @@ def _wandb_run(cfg: Any, run_dir: Path, mode: str | None) -> Any:
     try:
         import wandb
 
-        ids = sorted(p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("*run-*")
-                     if p.is_dir())
-        return wandb.init(dir=str(run_dir), mode=mode, id=ids[-1] if ids else None,
+        run_id = recorded_run_id(run_dir)
+        if run_id is None:  # runs written before the id was recorded: from the directory name
+            ids = sorted(p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("*run-*")
+                         if p.is_dir())
+            run_id = ids[-1] if ids else None
+        return wandb.init(dir=str(run_dir), mode=mode, id=run_id,
                           resume="allow", project=cfg.tracking.project,
                           entity=cfg.tracking.entity, group=cfg.tracking.group,
                           name=cfg.tracking.name or run_dir.name, job_type="interpret",

@@ -43,8 +43,10 @@ def test_interpret_writes_formula_snapshots_and_wandb(kan_run, capsys):
     for tag in ("before", "pruned", "symbolic"):
         assert (kan_run / "figures" / f"splines_interpret_{tag}_layer0.png").is_file()
     # the W&B run was re-opened (same id, resume) rather than a new one started
+    from kanplatform.tracking.wandb_run import recorded_run_id
+
     runs = sorted((kan_run / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and len({r.name.rsplit("-", 1)[1] for r in runs}) == 1
+    assert len(runs) == 2 and all(r.name.endswith(f"-{recorded_run_id(kan_run)}") for r in runs)
 
     import kanplatform
     pruned = kanplatform.load(d / "pruned_model.pt")
