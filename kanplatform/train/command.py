@@ -6,7 +6,11 @@ its ``checkpoints/last.ckpt`` with its ``config.yaml`` (or the CONFIG files give
 checkpoint written every ``trainer.checkpoint_every_n_steps`` steps and at stage ends) or with
 a larger budget (``trainer.max_steps=...``, ``grid.schedule=[...]``). The run's W&B run goes on.
 
-Exit status: 0 completed, 1 diverged (the reason is printed), 2 invalid config or checkpoint,
+``--interpret`` then prunes the trained KAN and fits a formula (``kanplatform interpret``'s
+defaults; its files go to ``RUN_DIR/interpret/``).
+
+Exit status: 0 completed, 1 diverged or ``--interpret`` failed (the reason is printed), 2
+invalid config or checkpoint (or ``--interpret`` with a model that is not a KAN),
 143 stopped by SIGTERM / 130 by Ctrl-C (``metrics.json`` says where; ``--resume`` goes on).
 """
 
@@ -28,6 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="continue this run from RUN_DIR/checkpoints/last.ckpt, with "
                              "RUN_DIR/config.yaml unless config files are given")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--interpret", action="store_true",
+                        help="then prune the trained KAN and fit a symbolic formula, as "
+                             "`kanplatform interpret RUN_DIR` with its defaults does")
     parser.set_defaults(_rest="config")  # words after the options are configs/overrides too
 
 
@@ -61,6 +68,9 @@ def main(args: argparse.Namespace) -> int:
         cfg = load_config(files, overrides)
     except ConfigError as err:
         print(f"invalid config: {err}", file=sys.stderr)
+        return 2
+    if args.interpret and cfg.model.kind != "kan":  # before any training
+        print(f"--interpret needs a KAN; model.kind is {cfg.model.kind!r}", file=sys.stderr)
         return 2
     from kanplatform.train import fit
 
@@ -96,8 +106,20 @@ def main(args: argparse.Namespace) -> int:
         final = metrics["final"]
         print(f"test/rmse {final['test/rmse']:.3e}  wall time {metrics['wall_time_s']:.1f} s",
               file=sys.stderr)
-    print(result.run_dir)
-    return 0 if result.status == "completed" else 1
+    interpreted = 0
+    if args.interpret and result.status == "completed":
+        interpreted = _interpret(result.run_dir)
+    print(result.run_dir)  # the last line: scripts take the run dir from it
+    return 0 if result.status == "completed" and interpreted == 0 else 1
+
+
+def _interpret(run_dir: Path) -> int:
+    """``kanplatform interpret RUN_DIR`` with its default options; its exit code."""
+    from kanplatform.interpret import command
+
+    parser = argparse.ArgumentParser(prog="kanplatform interpret")
+    command.configure(parser)
+    return command.main(parser.parse_args([str(run_dir)]))
 
 
 def _reason(run_dir: Path) -> str | None:

@@ -168,3 +168,24 @@ def test_a_run_killed_by_sigkill_resumes_from_its_periodic_checkpoint(tmp_path, 
     # run repeats the uninterrupted arithmetic (tolerance: see test_fit)
     for key, value in whole["final"].items():
         assert metrics["final"][key] == pytest.approx(value, rel=1e-9), key
+
+
+@pytest.mark.slow
+def test_train_then_interpret(tmp_path, capsys):
+    """`--interpret` prunes the trained KAN and fits a formula into RUN_DIR/interpret; the run
+    dir stays the last line of stdout."""
+    code = main(["train", str(QUICK), f"output_dir={tmp_path}", "model.width=[2,3,1]",
+                 "tracking.mode=disabled", "--quiet", "--interpret"])
+    assert code == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    run_dir = Path(out[-1])
+    summary = json.loads((run_dir / "interpret" / "interpret.json").read_text())
+    assert summary["width_before"] == [2, 3, 1]
+    assert any(line.startswith("width [2, 3, 1] -> ") for line in out)
+    assert (run_dir / "interpret" / "formula.txt").read_text().strip()
+
+
+def test_interpret_with_an_mlp_fails_before_training(tmp_path, capsys):
+    assert main(["train", str(QUICK), f"output_dir={tmp_path}", "model=mlp", "--interpret"]) == 2
+    assert "--interpret needs a KAN; model.kind is 'mlp'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
