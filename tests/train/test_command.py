@@ -79,28 +79,35 @@ def test_resume_without_a_checkpoint_fails_naming_it(tmp_path, capsys):
     assert "needs a CONFIG file (or --resume RUN_DIR)" in capsys.readouterr().err
 
 
+def _train_until_stage0_ends(run: Path, args: list[str], sig: int) -> tuple[str, str, int]:
+    """Run `kanplatform train QUICK ARGS --run-dir RUN` in a subprocess, send it ``sig`` once
+    stage 0's spline snapshot exists; return (stdout, stderr, exit status)."""
+    proc = subprocess.Popen([sys.executable, "-m", "kanplatform", "train", str(QUICK), *args,
+                             "--run-dir", str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / "figures" / "splines_stage0_G3.npz").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out, err, proc.returncode
+
+
 @pytest.mark.slow  # a subprocess (~4 s of imports) and 3 x 200 steps
 def test_a_run_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path, capsys):
     """`kill PID` stops after the step in progress; `--resume` finishes the same run."""
     args = [f"output_dir={tmp_path}", "trainer.num_threads=1", "grid.steps_per_stage=100",
             "--quiet"]
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "kanplatform", "train", str(QUICK), *args,
-                             "--run-dir", str(run)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        # the first grid's spline snapshot is written when stage 0 ends (step 100 of 200)
-        deadline = time.monotonic() + 60
-        while not (run / "figures" / "splines_stage0_G3.npz").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 143, err
+    # the first grid's spline snapshot is written when stage 0 ends (step 100 of 200)
+    out, err, returncode = _train_until_stage0_ends(run, args, signal.SIGTERM)
+    assert returncode == 143, err
     assert out.strip() == str(run.resolve()) and "run stopped: interrupted (SIGTERM)" in err
     stopped = _metrics(run)
     step = int(re.search(r"interrupted \(SIGTERM\) at step (\d+)", stopped["reason"])[1])
@@ -131,24 +138,11 @@ def test_a_run_killed_by_sigkill_resumes_from_its_periodic_checkpoint(tmp_path, 
     args = [f"output_dir={tmp_path}", "trainer.num_threads=1", "grid.steps_per_stage=40",
             "trainer.checkpoint_every_n_steps=15", "--quiet"]
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "kanplatform", "train", str(QUICK), *args,
-                             "--run-dir", str(run)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        # killed once stage 0 has ended: its snapshot is written at step 40 just before the
-        # stage-end checkpoint, so last.ckpt holds step 30 (usually: the resume crosses the
-        # grid extension), 40 or, polled late, a later one
-        deadline = time.monotonic() + 60
-        while not (run / "figures" / "splines_stage0_G3.npz").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.01)
-        proc.kill()
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it was killed"
+    # killed once stage 0 has ended: its snapshot is written at step 40 just before the
+    # stage-end checkpoint, so last.ckpt holds step 30 (usually: the resume crosses the grid
+    # extension), 40 or, polled late, a later one
+    _, _, returncode = _train_until_stage0_ends(run, args, signal.SIGKILL)
+    assert returncode == -signal.SIGKILL, "the run finished before it was killed"
     assert not (run / "metrics.json").exists()  # nothing was written at the end
     ckpt = run / "checkpoints" / "last.ckpt"
     step = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
