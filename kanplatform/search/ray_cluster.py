@@ -82,7 +82,8 @@ def connect(
         check_address(address)
     elif started_here:
         # A local instance: check before paying for ray.init.
-        check_resources(spec, local_resources(num_cpus, num_gpus))
+        local = local_resources(num_cpus, num_gpus)
+        check_resources(spec, local, [local])
 
     kwargs: dict[str, Any] = {
         "include_dashboard": False,

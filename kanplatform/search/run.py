@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kanplatform.search.resources import TrialPlacement, placement_wait
 from kanplatform.search.spec import (
     SearchSpec,
     SearchSpecError,
@@ -230,7 +231,7 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], experiment_dir: 
     from ray import tune
 
     experiment_dir.mkdir(parents=True, exist_ok=True)
-    concurrency = default_concurrency(spec, conn.resources)
+    concurrency = default_concurrency(spec, conn.resources, conn.nodes)
     setup = TrialSetup(
         base_config=base,
         experiment_dir=str(experiment_dir),
@@ -248,6 +249,8 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], experiment_dir: 
     (experiment_dir / SEARCH_JSON).write_text(json.dumps(
         {"search": spec.to_dict(), "configs": configs}, indent=2, default=str))
 
+    watch, stop = placement_wait(spec.resources.placement_timeout_s,
+                                 TrialPlacement.of(spec.resources))
     start = time.perf_counter()
     if resume:
         tuner = tune.Tuner.restore(str(experiment_dir), trainable, resume_errored=True,
@@ -271,16 +274,23 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], experiment_dir: 
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints),
                 verbose=verbose,
+                callbacks=[watch],
+                stop=stop,
             ),
         )
     grid = tuner.fit()
     wall = time.perf_counter() - start
     trials = trials_table(grid, spec, configs)
+    for row in trials:
+        if watch.state.message and row["status"] == "not_run":
+            row["reason"] = watch.state.message
     result = _write_results(experiment_dir, trials, spec, wall)
     print(format_table(result.trials, spec))
     if result.best_config:
         print(f"best config: {result.best_config}")
     print(f"experiment: {experiment_dir}")
+    if watch.state.message:
+        raise SearchSpecError(f"{watch.state.message} (tables so far: {experiment_dir})")
     return result
 
 
@@ -313,7 +323,7 @@ def trials_table(grid: Any, spec: SearchSpec,
             status, reason = "error", _error_reason(res.error)
         elif m.get(STATUS_KEY) not in (None, "running"):
             status, reason = m[STATUS_KEY], m.get(REASON_KEY)
-        elif m:  # its last report said "running": the scheduler stopped it there
+        elif m.get("training_iteration"):  # its last report said "running": stopped there
             status = "stopped"
             reason = f"stopped by the scheduler at {spec.time_attr()}={m.get(spec.time_attr())}"
         else:
@@ -324,7 +334,8 @@ def trials_table(grid: Any, spec: SearchSpec,
             **{spec.metric: _finite(m.get(spec.metric))},
         )
         for key in ("grid/stage", "grid/size", "train/loss", "val/rmse", "test/rmse",
-                    "model/params", "training_iteration"):
+                    "model/params", "trainer/workers", "trainer/backend",
+                    "training_iteration"):
             if key in m and key not in row:
                 row[key] = m[key]
         row["restores"] = int(m.get("trial/restores", 0) or 0)

@@ -243,7 +243,8 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     from kanplatform.train import fit
 
     reporter = TuneReporter(setup, _tune_report, n_stages, stage_offset=stage,
-                            restores=restores, extra={"trial/run_dir": str(run_dir)})
+                            restores=restores, extra={"trial/run_dir": str(run_dir),
+                                                      "trainer/workers": 1})
     trainer_kwargs = {"enable_progress_bar": False}
     try:
         result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
@@ -272,16 +273,14 @@ def make_trainable(setup: TrialSetup) -> Any:
     """``search_trial`` bound to ``setup`` with the trial's resources (for ``tune.Tuner``).
 
     A single-worker trial holds ``cpu``/``gpu``. A multi-worker trial's Tune function only
-    coordinates (a token 0.01 CPU); its Ray Train workers hold the resources.
+    coordinates: it holds no CPU (a little memory, since Tune places nothing that asks for
+    nothing); its Ray Train workers hold the resources (see :mod:`~kanplatform.search.resources`).
     """
     from ray import tune
 
-    res = setup.resources
-    workers = int(res.get("workers", 1) or 1)
-    if workers > 1:
-        resources = {"cpu": 0.01, "gpu": 0}
-    else:
-        resources = {"cpu": float(res.get("cpu", 1)), "gpu": float(res.get("gpu", 0))}
+    from kanplatform.search.resources import TrialPlacement
+
+    resources = TrialPlacement.of(setup.resources).tune_resources()
     return tune.with_resources(tune.with_parameters(search_trial, setup=setup), resources)
 
 
@@ -294,6 +293,16 @@ def _train_report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
     if ckpt_dir and ray.train.get_context().get_world_rank() == 0:
         checkpoint = ray.train.Checkpoint.from_directory(ckpt_dir)
     ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def _distributed_info() -> dict[str, Any]:
+    """The worker group as it really runs: its size and collective backend (gloo, nccl)."""
+    import ray.train
+    import torch.distributed as dist
+
+    backend = str(dist.get_backend()) if dist.is_available() and dist.is_initialized() else None
+    return {"trainer/workers": ray.train.get_context().get_world_size(),
+            "trainer/backend": backend}
 
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
@@ -309,7 +318,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     reporter = TuneReporter(setup, _train_report, loop_config["n_stages"],
                             stage_offset=loop_config["stage"], restores=loop_config["restores"],
                             extra={"trial/run_dir": loop_config["run_dir"],
-                                   "trial/workers": ray.train.get_context().get_world_size()},
+                                   **_distributed_info()},
                             keep_dir=Path(loop_config["run_dir"]) / "checkpoints" / "tune"
                             if rank == 0 else None)
     use_gpu = loop_config["use_gpu"]
@@ -356,6 +365,38 @@ def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str,
             name=f"train-{trial_id}",
             storage_path=str(Path(setup.experiment_dir) / "ray_train"),
             callbacks=[TuneReportCallback()],
+            # a worker group that cannot be placed in time is an answer, not a retry loop
+            failure_config=ray.train.FailureConfig(controller_failure_limit=0),
         ),
     )
-    trainer.fit()
+    timeout = float(res.get("placement_timeout_s") or 600)
+    os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = f"{timeout:g}"
+    try:
+        trainer.fit()
+    except Exception as err:  # noqa: BLE001 - re-raised unless it is the placement timeout
+        if not _startup_timed_out(err):
+            raise
+        from kanplatform.search.resources import TrialPlacement
+
+        reason = (f"placement timed out: the trial's {TrialPlacement.of(res).describe()} "
+                  f"could not all be placed within resources.placement_timeout_s={timeout:g} "
+                  "s (the cluster is busy, or smaller than it looked); free resources, "
+                  "raise the timeout, or use fewer workers")
+        _tune_report({setup.metric: setup.worst(), STATUS_KEY: "failed", REASON_KEY: reason,
+                      "grid/stage": stage, "trial/restores": restores,
+                      "trial/run_dir": str(run_dir)}, None)
+
+
+def _startup_timed_out(err: BaseException) -> bool:
+    """True when Ray Train gave up placing the worker group (anywhere in the cause chain)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [err]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if type(e).__name__ == "WorkerGroupStartupTimeoutError":
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "controller_failure", None)]
+    return False
