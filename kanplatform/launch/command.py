@@ -42,12 +42,8 @@ def main(args: argparse.Namespace) -> int:
     """
     from kanplatform.launch import slurm, submit
     from kanplatform.launch.check import check_runnable
-    from kanplatform.launch.jobfile import (
-        JobFileError,
-        load_job,
-        resolve_storage_path,
-        runtime_env,
-    )
+    from kanplatform.launch.jobfile import JobFileError, load_job, runtime_env
+    from kanplatform.launch.storage import job_storage
 
     try:
         job = load_job(args.job)
@@ -61,8 +57,9 @@ def main(args: argparse.Namespace) -> int:
             print(slurm.sbatch(script))
             return 0
         if args.dry_run:
-            plan = {"address": submit.resolve_address(args.address, job),
-                    "entrypoint": job.entrypoint(resolve_storage_path(job.storage_path)),
+            address = submit.resolve_address(args.address, job)
+            plan = {"address": address,
+                    "entrypoint": job.entrypoint(job_storage(job, "ray", address)),
                     "runtime_env": runtime_env(job),
                     "entrypoint_num_cpus": job.resources.entrypoint_cpus,
                     "entrypoint_num_gpus": job.resources.entrypoint_gpus}

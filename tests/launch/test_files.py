@@ -24,7 +24,8 @@ import yaml
 from kanplatform.cli import COMMANDS, build_parser
 from kanplatform.launch import slurm
 from kanplatform.launch.check import check_runnable
-from kanplatform.launch.jobfile import load_job, resolve_storage_path
+from kanplatform.launch.jobfile import load_job
+from kanplatform.launch.storage import job_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_FILES = sorted((ROOT / "jobs").glob("*.yaml"))
@@ -129,7 +130,7 @@ def test_sbatch_template_renders_and_passes_bash_n(template, path, tmp_path):
     done = subprocess.run(["bash", "-n", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     runs = [c for c in commands_in(script) if c[0] == job.run.command]
-    assert runs == [job.argv(resolve_storage_path(job.storage_path))]
+    assert runs == [job.argv(job_storage(job, "slurm"))]
     assert_parses(runs[0], f"{_rel(template)} rendered with {_rel(path)}")
 
 
