@@ -220,8 +220,10 @@ def logs(address: str, job_id: str) -> str:
     return client(address).get_job_logs(job_id)
 
 
-def follow(address: str, job_id: str, out: TextIO = sys.stdout) -> str:
-    """Stream the job's logs to ``out`` until it ends; return its final status."""
+def follow(address: str, job_id: str, out: TextIO | None = None) -> str:
+    """Stream the job's logs to ``out`` (default: the current stdout) until it ends; return
+    its final status."""
+    out = out or sys.stdout  # looked up now, not when the module was imported
     jobs = client(address)
 
     async def _tail() -> None:

@@ -82,6 +82,12 @@ def enable_token_auth() -> bool:
     if auth_token()[0] is None:
         return False
     os.environ["RAY_AUTH_MODE"] = "token"
+    try:  # Ray caches its config at first use; re-read it as Ray's own auto-enable does
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except (ImportError, AttributeError):  # pragma: no cover - a Ray without token auth
+        pass
     return True
 
 
@@ -137,6 +143,7 @@ def connect(
     if started_here and address:
         check_address(address)
         enable_token_auth()
+        _check_token(address)
     elif started_here:
         # A local instance: check before paying for ray.init.
         local = local_resources(num_cpus, num_gpus)
@@ -174,22 +181,44 @@ def connect(
     return conn
 
 
+def _auth_refused(address: str | None) -> SearchSpecError:
+    token, where = auth_token()
+    mode = os.environ.get("RAY_AUTH_MODE", "unset")
+    found = f"from {where}" if token else f"none found in $RAY_AUTH_TOKEN or {where}"
+    return SearchSpecError(
+        f"the Ray cluster at {address} refused this driver (token authentication; "
+        f"RAY_AUTH_MODE={mode}, token {found}): put the cluster's token (`ray get-auth-token` "
+        "on its head node) in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+    )
+
+
+def _check_token(address: str) -> None:
+    """Ask the head's GCS once, with a short timeout, whether it accepts us.
+
+    ``ray.init`` would retry a refused token for a minute, printing a warning each second;
+    this answers in milliseconds. Uses Ray's own GCS client (skipped if Ray moved it).
+    """
+    if address == "auto" or address.startswith("ray://"):
+        return
+    try:
+        from ray._raylet import InnerGcsClient
+    except ImportError:  # pragma: no cover - depends on the Ray version
+        return
+    try:
+        InnerGcsClient.standalone(address, None, 5000)
+    except Exception as err:  # noqa: BLE001 - anything but auth is left to ray.init
+        if type(err).__name__ == "AuthenticationError":
+            raise _auth_refused(address) from None
+
+
 def _init(ray: Any, kwargs: dict[str, Any], address: str | None) -> None:
     """``ray.init``, with a refused or missing token turned into one line."""
     try:
         ray.init(**kwargs)
-    except Exception as err:  # noqa: BLE001 - only the authentication failures are ours
-        text = f"{type(err).__name__}: {err}"
-        if "AuthenticationError" not in text and "auth" not in text.lower():
+    except Exception as err:
+        if type(err).__name__ != "AuthenticationError":
             raise
-        token, where = auth_token()
-        mode = os.environ.get("RAY_AUTH_MODE", "unset")
-        raise SearchSpecError(
-            f"the Ray cluster at {address} refused this driver (token authentication; "
-            f"RAY_AUTH_MODE={mode}, token {'from ' + where if token else 'none found at ' + where})"
-            ": put the cluster's token (`ray get-auth-token` on the head) in ~/.ray/auth_token "
-            "or RAY_AUTH_TOKEN, and RAY_AUTH_MODE=token"
-        ) from None
+        raise _auth_refused(address) from None
 
 
 def _ask_autoscaler(spec: SearchSpec, err: SearchSpecError) -> None:
