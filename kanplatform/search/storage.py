@@ -48,12 +48,6 @@ def check_uri(uri: str, key: str = "storage_path") -> str:
     return uri
 
 
-def local_path(uri: str) -> Path | None:
-    """The directory a ``file://`` URI names (None for object storage)."""
-    parsed = urlparse(uri)
-    return Path(parsed.path) if parsed.scheme == "file" else None
-
-
 def node_local_root(path: str | os.PathLike[str]) -> str | None:
     """The node-local root ``path`` lies under (``/tmp``...), or None.
 
@@ -135,3 +129,159 @@ def check_shared(storage: str | os.PathLike[str], nodes: Sequence[dict[str, Any]
             f"storage path {storage} is not shared: node(s) {', '.join(blind)} do not see a "
             f"file written there by the driver; use {SHARED_HINT}"
         )
+
+
+# -- experiments on a URI ----------------------------------------------------------------------
+
+def _fs(uri: str) -> tuple[Any, str]:
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(uri)
+
+
+def join(uri: str, *parts: str) -> str:
+    """``uri/part/...`` (a URI keeps its query string, e.g. ``?region=``, at the end)."""
+    base, sep, query = uri.partition("?")
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)]) + sep + query
+
+
+class ExperimentStore:
+    """Where one search lives: a directory, or a URI Ray Tune writes through pyarrow.
+
+    With a URI, Tune keeps its state, results and checkpoints there (so a trial restarted on
+    any node finds its checkpoint); each trial trains in a node-local scratch run directory
+    and uploads it to ``<uri>/runs/<trial id>`` when it ends; the driver writes the tables
+    into :attr:`local` (a mirror on its own disk) and uploads them next to Tune's files.
+
+    Attributes:
+        local: the experiment directory on this machine (everything, for a path).
+        uri: the experiment's URI, or None for a path.
+    """
+
+    def __init__(self, local: Path, uri: str | None = None) -> None:
+        self.local = local
+        self.uri = uri
+
+    @property
+    def name(self) -> str:
+        return self.local.name
+
+    @property
+    def tune_root(self) -> str:
+        """``RunConfig(storage_path=...)``: the folder holding the experiment."""
+        if self.uri is None:
+            return str(self.local.parent)
+        return self.uri.partition("?")[0].rstrip("/").rsplit("/", 1)[0] + \
+            ("?" + self.uri.partition("?")[2] if "?" in self.uri else "")
+
+    @property
+    def where(self) -> str:
+        """The experiment as the user names it (the URI, else the directory)."""
+        return self.uri or str(self.local)
+
+    def has(self, rel: str) -> bool:
+        """True when ``rel`` exists in the experiment (on the URI when there is one)."""
+        if self.uri is None:
+            return (self.local / rel).exists()
+        import pyarrow.fs
+
+        fs, path = _fs(join(self.uri, rel))
+        return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+    def publish(self, *names: str) -> None:
+        """Upload these files of :attr:`local` to the URI (nothing to do for a path)."""
+        if self.uri is None:
+            return
+        for name in names:
+            if (self.local / name).is_file():
+                upload(self.local / name, join(self.uri, name))
+
+
+def experiment_store(storage: str | os.PathLike[str], name: str,
+                     mirror_root: str | os.PathLike[str]) -> ExperimentStore:
+    """The store of experiment ``name`` under ``storage`` (a path, or a URI mirrored locally
+    under ``mirror_root``)."""
+    if is_uri(storage):
+        # every URI alike, file:// included: pyarrow writes it, the driver mirrors the tables
+        uri = check_uri(str(storage), "storage path")
+        return ExperimentStore(Path(mirror_root).expanduser().resolve() / name, join(uri, name))
+    return ExperimentStore(Path(storage).expanduser().resolve() / name)
+
+
+def newest_experiment(storage: str | os.PathLike[str], prefix: str) -> str | None:
+    """Name of the newest ``prefix*`` experiment (with a ``tuner.pkl``) under ``storage``."""
+    if not is_uri(storage):
+        root = Path(storage).expanduser().resolve()
+        found = sorted((p for p in root.glob(f"{prefix}*") if (p / "tuner.pkl").is_file()),
+                       key=lambda p: p.stat().st_mtime)
+        return found[-1].name if found else None
+    import pyarrow.fs
+
+    fs, root = _fs(str(storage))
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return None
+    found = []
+    for info in infos:
+        name = info.path.rstrip("/").rsplit("/", 1)[-1]
+        if info.type == pyarrow.fs.FileType.Directory and name.startswith(prefix):
+            pkl = fs.get_file_info(f"{info.path}/tuner.pkl")
+            if pkl.type == pyarrow.fs.FileType.File:
+                found.append((pkl.mtime_ns or 0, name))
+    return max(found)[1] if found else None
+
+
+def upload(local: Path, uri: str) -> None:
+    """Copy a file or a directory tree to ``uri``."""
+    import pyarrow.fs
+
+    fs, path = _fs(uri)
+    if local.is_dir():
+        fs.create_dir(path, recursive=True)
+        pyarrow.fs.copy_files(str(local), path, source_filesystem=pyarrow.fs.LocalFileSystem(),
+                              destination_filesystem=fs)
+        return
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with local.open("rb") as src, fs.open_output_stream(path) as dst:
+        dst.write(src.read())
+
+
+def copy_file(src: str, dst: Path) -> bool:
+    """Copy ``src`` (a path or a URI) to the local file ``dst``; False when it is missing."""
+    if not is_uri(src):
+        if not Path(src).is_file():
+            return False
+        dst.write_bytes(Path(src).read_bytes())
+        return True
+    fs, path = _fs(src)
+    try:
+        with fs.open_input_stream(path) as fh:
+            data = fh.read()
+    except (FileNotFoundError, OSError):
+        return False
+    dst.write_bytes(data)
+    return True
+
+
+def trial_run_dir(experiment_dir: str, results_uri: str | None, experiment_name: str,
+                  trial_id: str) -> tuple[Path, str | None]:
+    """``(where the trial writes its run directory, where it is published)``.
+
+    On shared storage the run directory is ``<experiment>/runs/<trial>`` itself. With object
+    storage it is node-local scratch, uploaded to ``<uri>/runs/<trial>`` by
+    :func:`publish_run_dir`; a restarted trial restores from Tune's checkpoint (on the URI),
+    not from this scratch.
+    """
+    if results_uri is None:
+        return Path(experiment_dir) / "runs" / trial_id, None
+    import tempfile
+
+    scratch = Path(tempfile.gettempdir()) / "kanplatform-trials" / experiment_name / trial_id
+    return scratch, join(results_uri, "runs", trial_id)
+
+
+def publish_run_dir(run_dir: Path, remote: str | None) -> None:
+    """Upload a trial's scratch run directory to object storage (no-op on shared storage)."""
+    if remote is not None and run_dir.is_dir():
+        upload(run_dir, remote)

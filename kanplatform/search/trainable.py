@@ -25,6 +25,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from kanplatform.search.storage import join, publish_run_dir, trial_run_dir
+
 CONFIG_INDEX_KEY = "config_index"
 STATUS_KEY = "trial/status"
 REASON_KEY = "trial/reason"
@@ -44,6 +46,7 @@ class TrialSetup:
     report_on: str = "stage"
     resources: dict[str, Any] = field(default_factory=dict)
     configs: list[dict[str, Any]] | None = None
+    results_uri: str | None = None  # object storage: run dirs are published there
 
     def overrides(self, config: dict[str, Any]) -> dict[str, Any]:
         """The dotted-key overrides of one trial (its sampled keys, or its listed config)."""
@@ -233,7 +236,8 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     trial_id = tune.get_context().get_trial_id()
     cfg = build_config(setup, config, trial_id)
-    run_dir = Path(setup.experiment_dir) / "runs" / trial_id
+    run_dir, remote = trial_run_dir(setup.experiment_dir, setup.results_uri,
+                                    setup.experiment_name, trial_id)
     ckpt, stage, restores = _restore_point(run_dir)
     n_stages = max(1, len(cfg.grid.schedule))
     workers = int(setup.resources.get("workers", 1) or 1)
@@ -243,7 +247,7 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     from kanplatform.train import fit
 
     reporter = TuneReporter(setup, _tune_report, n_stages, stage_offset=stage,
-                            restores=restores, extra={"trial/run_dir": str(run_dir),
+                            restores=restores, extra={"trial/run_dir": remote or str(run_dir),
                                                       "trainer/workers": 1})
     trainer_kwargs = {"enable_progress_bar": False}
     try:
@@ -251,6 +255,7 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
                      ckpt_path=ckpt, verbose=False)
     finally:
         _stop_wandb_service()
+        publish_run_dir(run_dir, remote)
     _final_report(setup, reporter, result.metrics, _tune_report)
 
 
@@ -315,9 +320,10 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     setup: TrialSetup = loop_config["setup"]
     cfg = loop_config["cfg"]
     rank = ray.train.get_context().get_world_rank()
+    remote = loop_config.get("remote")
     reporter = TuneReporter(setup, _train_report, loop_config["n_stages"],
                             stage_offset=loop_config["stage"], restores=loop_config["restores"],
-                            extra={"trial/run_dir": loop_config["run_dir"],
+                            extra={"trial/run_dir": remote or loop_config["run_dir"],
                                    **_distributed_info()},
                             keep_dir=Path(loop_config["run_dir"]) / "checkpoints" / "tune"
                             if rank == 0 else None)
@@ -336,8 +342,12 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
         cfg = apply_overrides(cfg, {"tracking.mode": "disabled"})
         run_dir = tempfile.mkdtemp(prefix="kanplatform-")
-    result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
-                 ckpt_path=loop_config["ckpt"], verbose=False)
+    try:
+        result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
+                     ckpt_path=loop_config["ckpt"], verbose=False)
+    finally:
+        if rank == 0:
+            publish_run_dir(Path(run_dir), remote)
     _final_report(setup, reporter, result.metrics, _train_report)
 
 
@@ -356,6 +366,8 @@ def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str,
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"setup": setup, "cfg": cfg, "run_dir": str(run_dir),
+                           "remote": trial_run_dir(setup.experiment_dir, setup.results_uri,
+                                                   setup.experiment_name, trial_id)[1],
                            "ckpt": str(ckpt) if ckpt else None, "stage": stage,
                            "restores": restores, "n_stages": n_stages, "use_gpu": use_gpu},
         scaling_config=ray.train.ScalingConfig(num_workers=int(res["workers"]),
@@ -363,7 +375,8 @@ def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str,
                                                resources_per_worker=per_worker),
         run_config=ray.train.RunConfig(
             name=f"train-{trial_id}",
-            storage_path=str(Path(setup.experiment_dir) / "ray_train"),
+            storage_path=join(setup.results_uri, "ray_train") if setup.results_uri
+            else str(Path(setup.experiment_dir) / "ray_train"),
             callbacks=[TuneReportCallback()],
             # a worker group that cannot be placed in time is an answer, not a retry loop
             failure_config=ray.train.FailureConfig(controller_failure_limit=0),
