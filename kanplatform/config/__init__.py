@@ -6,11 +6,11 @@ Example:
     >>> cfg = apply_overrides(cfg, {"model.grid_size": 10})          # doctest: +SKIP
 """
 
+from kanplatform._util.dotted import flatten
 from kanplatform.config.load import (
     ConfigError,
     apply_overrides,
     config_root,
-    flatten,
     load_config,
     save_config,
     to_dict,

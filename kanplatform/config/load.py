@@ -32,8 +32,9 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from kanplatform._util.dotted import Overrides, parse_overrides
+from kanplatform._util.yamlfile import read_yaml
 from kanplatform.config.schema import GROUPS, RunConfig
-from kanplatform.yamlfile import read_yaml
 
 
 class ConfigError(ValueError):
@@ -41,7 +42,6 @@ class ConfigError(ValueError):
 
 
 PathLike = str | Path
-Overrides = Mapping[str, Any] | Iterable[str] | None
 
 
 def config_root(start: PathLike | None = None) -> Path:
@@ -122,7 +122,7 @@ def apply_overrides(
         ConfigError: unknown key, wrong type, unknown group file.
     """
     cfg = copy.deepcopy(cfg)
-    pairs = _parse_overrides(overrides)
+    pairs = parse_overrides(overrides, ConfigError)
     groups = [(k, v) for k, v in pairs if _is_group_select(cfg, k, v)]
     keys = [(k, v) for k, v in pairs if not _is_group_select(cfg, k, v)]
     root = Path(root) if root is not None else config_root()
@@ -147,18 +147,6 @@ def to_dict(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
 def save_config(cfg: DictConfig, path: PathLike) -> None:
     """Write ``cfg`` resolved as YAML; :func:`load_config` reads it back unchanged."""
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dicts into dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        full = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and "." not in str(key):
-            out.update(flatten(value, prefix=f"{full}."))
-        else:
-            out[full] = value
-    return out
 
 
 # --- internals -------------------------------------------------------------------------
@@ -244,24 +232,6 @@ def _valid_keys(section: str) -> list[str]:
     for part in filter(None, section.split(".")):
         node = node.get(part) if isinstance(node, DictConfig) else None
     return list(node.keys()) if isinstance(node, DictConfig) else []
-
-
-def _parse_overrides(overrides: Overrides) -> list[tuple[str, Any]]:
-    if overrides is None:
-        return []
-    if isinstance(overrides, Mapping):
-        return list(flatten(overrides).items())
-    pairs = []
-    for item in overrides:
-        if not isinstance(item, str) or "=" not in item:
-            raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. model.grid_size=10)")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
-        pairs.append((key.strip(), value))
-    return pairs
 
 
 def _is_group_select(cfg: DictConfig, key: str, value: Any) -> bool:

@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from kanplatform.yamlfile import read_yaml
+from kanplatform._util.yamlfile import read_yaml
 
 COMMANDS = ("train", "tune", "scale")
 # How each command takes the results root: a run-config override or a flag.

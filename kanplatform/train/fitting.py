@@ -290,7 +290,8 @@ class _Run:
 
     def write(self, status: str, reason: str | None, total_time_s: float) -> dict[str, Any]:
         """Write metrics.json (always), and the model, checkpoint and history if there is one."""
-        from kanplatform.train.rundir import git_sha, versions, write_history, write_json
+        from kanplatform._util.runinfo import git_sha, versions
+        from kanplatform.train.rundir import write_history, write_json
 
         metrics: dict[str, Any] = {"status": status, "reason": reason, "name": self.cfg.name,
                                    "seed": int(self.cfg.seed), "final": {}, "stages": [],
