@@ -25,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
 
     from kanplatform import __version__
     from kanplatform._util.runinfo import versions
-    from kanplatform.nn import ckernel
+    from kanplatform.kernels import ckernel
     from kanplatform.tracking.wandb_run import resolve_mode
 
     if args.build:

@@ -16,7 +16,7 @@ where ``W = coef * (scale_sp * mask)`` is the spline weight table ``(in, G + k, 
   ``sum_p sum_i sigma_i^p C_p[i * G + j_i]``: ``batch * in * (k + 1) * out`` multiply-adds
   instead of ``batch * in * (G + k) * out``. Two backends compute it:
 
-  - ``"c"``: the compiled CPU kernels of :mod:`kanplatform.nn.ckernel` (``csrc/``: per input
+  - ``"c"``: the compiled CPU kernels of :mod:`kanplatform.kernels.ckernel` (``csrc/``: per input
     column, samples sorted by interval, table rows in SIMD registers; the default on CPU
     where a C compiler exists, 2-4x faster than the PyTorch backend);
   - ``"torch"``: pure PyTorch, any device: ``k + 1`` weighted row gather-sums
@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from kanplatform.nn import ckernel
+from kanplatform.kernels import ckernel
 from kanplatform.nn.basis import bspline_basis, bspline_local, grid_size_of
 
 __all__ = [
@@ -519,7 +519,7 @@ class _KANLinear(torch.autograd.Function):
 
 
 class _KANLinearC(torch.autograd.Function):
-    """The fast path on the compiled CPU kernels (:mod:`kanplatform.nn.ckernel`): tables, the
+    """The fast path on the compiled CPU kernels (:mod:`kanplatform.kernels.ckernel`): tables, the
     forward gather-sum, the input gradient and the table gradient are single C loops over the
     ``(batch, in)`` points, each reading or writing ``k + 1`` table rows of length ``out``;
     the base term stays three GEMMs. Saves only ``x``, like :class:`_KANLinear`."""
@@ -615,7 +615,7 @@ def kan_linear(
     ``bias: (out,)`` added to the result, ``plan`` (:func:`grid_plan` of ``grid``, which a
     caller may cache while the grid holds) and ``backend``:
 
-    * ``"c"``: the compiled CPU kernels (:mod:`kanplatform.nn.ckernel`); CPU tensors of one
+    * ``"c"``: the compiled CPU kernels (:mod:`kanplatform.kernels.ckernel`); CPU tensors of one
       float dtype only;
     * ``"torch"``: pure PyTorch (``embedding_bag`` gathers; any device);
     * ``"auto"``: ``"c"`` where it applies and the kernel library builds, else ``"torch"``

@@ -23,7 +23,7 @@ from kanplatform.nn.grid import adaptive_grid, interval_points, refine_grid, ref
 
 __all__ = ["KANLayer", "check_kan_args"]
 
-# Where the compiled CPU kernels run (kanplatform.nn.ckernel) they take every size: even at
+# Where the compiled CPU kernels run (kanplatform.kernels.ckernel) they take every size: even at
 # [2, 1, 1] and 1000 samples they beat the compact path (0.63 vs 0.83 ms per LBFGS closure).
 # Otherwise (no compiler, KANPLATFORM_KERNEL=torch, CUDA) layers whose gathered table rows
 # ``batch * in * out * (k + 1)`` stay below this many elements take the compact path (plain
