@@ -90,7 +90,7 @@ def _missing(*modules: str) -> str | None:
     return None
 
 
-_TUNE_MISSING = _missing("kanplatform.search.command")
+_TUNE_MISSING = _missing("kanplatform.cli.tune")
 
 
 @pytest.mark.slow

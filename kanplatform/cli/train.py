@@ -115,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _interpret(run_dir: Path) -> int:
     """``kanplatform interpret RUN_DIR`` with its default options; its exit code."""
-    from kanplatform.interpret import command
+    from kanplatform.cli import interpret as command
 
     parser = argparse.ArgumentParser(prog="kanplatform interpret")
     command.configure(parser)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEMO_STUDY = Path(__file__).resolve().parent.parent / "configs" / "scaling" / "demo.yaml"
+DEMO_STUDY = Path(__file__).resolve().parents[2] / "configs" / "scaling" / "demo.yaml"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

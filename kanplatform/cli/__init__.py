@@ -14,16 +14,16 @@ from collections.abc import Sequence
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("kanplatform.train.command", "train one model from a config; prints the run dir"),
-    "validate": ("kanplatform.config.command", "check configs, searches and job files"),
-    "tune": ("kanplatform.search.command", "Ray Tune search over a config"),
-    "scale": ("kanplatform.scaling.command", "size sweep with fitted scaling curves"),
-    "submit": ("kanplatform.launch.command", "submit a job file to a Ray cluster"),
-    "jobs": ("kanplatform.launch.jobs_command", "status, logs, stop and list cluster jobs"),
-    "report": ("kanplatform.tracking.command", "static HTML dashboard of a run/experiment"),
-    "interpret": ("kanplatform.interpret.command", "prune a trained KAN, fit a formula"),
-    "demo": ("kanplatform.demo", "small KAN-vs-MLP study end to end"),
-    "info": ("kanplatform.info", "versions, threads, devices, compiled kernels, W&B mode"),
+    "train": ("kanplatform.cli.train", "train one model from a config; prints the run dir"),
+    "validate": ("kanplatform.cli.validate", "check configs, searches and job files"),
+    "tune": ("kanplatform.cli.tune", "Ray Tune search over a config"),
+    "scale": ("kanplatform.cli.scale", "size sweep with fitted scaling curves"),
+    "submit": ("kanplatform.cli.submit", "submit a job file to a Ray cluster"),
+    "jobs": ("kanplatform.cli.jobs", "status, logs, stop and list cluster jobs"),
+    "report": ("kanplatform.cli.report", "static HTML dashboard of a run/experiment"),
+    "interpret": ("kanplatform.cli.interpret", "prune a trained KAN, fit a formula"),
+    "demo": ("kanplatform.cli.demo", "small KAN-vs-MLP study end to end"),
+    "info": ("kanplatform.cli.info", "versions, threads, devices, compiled kernels, W&B mode"),
 }
 
 
