@@ -1,8 +1,9 @@
-"""The ``kanplatform`` command line: a thin shell over the package's functions.
+"""The ``kanplatform`` command line: a thin shell over the package's typed functions.
 
-Each subcommand lives in its own module, which defines ``configure(parser)`` (arguments,
-light imports only) and ``main(args) -> int`` (the work, heavy imports inside). This file
-only wires them together, so ``kanplatform --help`` stays fast.
+Each subcommand is one module here, which defines ``configure(parser)`` (arguments, light
+imports only) and ``main(args) -> int`` (parse, call the logic package's function, print;
+heavy imports inside). This file only wires them together, so ``kanplatform --help`` stays
+fast. Nothing in the package imports ``kanplatform.cli``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every subcommand that can be imported."""
+    """Return the top-level parser with every subcommand."""
     from kanplatform import __version__
 
     parser = argparse.ArgumentParser(
@@ -38,21 +39,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kanplatform {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name and err.name.startswith("kanplatform"):
-                continue  # subcommand not built yet
-            raise
+        module = importlib.import_module(module_name)  # a subcommand that fails to import is a bug
         p = sub.add_parser(name, help=help_text, description=help_text)
         module.configure(p)
         p.set_defaults(_main=module.main)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``kanplatform`` script. Returns the process exit code."""
-    parser = build_parser()
+def check_argv(argv: Sequence[str]) -> None:
+    """Raise ``ValueError`` when ``kanplatform ARGV`` would not parse (argparse's message goes
+    to stderr), e.g. a job file's command line, checked before it reaches a cluster."""
+    import contextlib
+    import io
+    import shlex
+
+    argv = list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        raise ValueError(f"`kanplatform {shlex.join(argv)}` names no command; known: "
+                         f"{', '.join(COMMANDS)}")
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            parse(build_parser(), argv)
+    except SystemExit:
+        why = err.getvalue().strip().splitlines()[-1:] or ["(no message)"]
+        raise ValueError(f"`kanplatform {shlex.join(argv)}` does not parse: {why[0]}") from None
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` as ``kanplatform`` does (argparse's own exit on an error)."""
     args, extra = parser.parse_known_args(argv)
     # argparse fills a `nargs="*"` positional with [] when an option comes first
     # (`train --resume RUN key=value`); a subcommand names it in `_rest` to collect the words
@@ -61,6 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         setattr(args, rest, [*getattr(args, rest), *extra])
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kanplatform`` script. Returns the process exit code."""
+    parser = build_parser()
+    args = parse(parser, argv)
     if not getattr(args, "_main", None):
         parser.print_help()
         return 2

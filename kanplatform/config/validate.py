@@ -1,15 +1,11 @@
-"""Semantic checks of a run config, and the registry of file validators behind ``validate``.
+"""Semantic checks of a run config.
 
 :func:`validate` runs before any work starts and raises one :class:`ConfigError` naming the
-key and what would be valid. Other subpackages register validators for their own file kinds
-(search spaces, job files) with :func:`register_validator`; ``kanplatform validate FILE...``
-runs the first validator whose ``detect`` accepts the file.
+key and what would be valid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,49 +150,11 @@ def _activations() -> tuple[str, ...]:
     return tuple(sorted(ACTIVATIONS))
 
 
-# --- file validators: `kanplatform validate FILE...` -----------------------------------
+# --- checks of single files, for `kanplatform validate` (its file-kind table is in cli) -----
 
 
-@dataclass(frozen=True)
-class FileValidator:
-    """A kind of file ``kanplatform validate`` knows how to check.
-
-    Attributes:
-        kind: short name shown in the report (``run config``, ``search``, ``job``).
-        detect: ``detect(path, data) -> bool``; ``data`` is the parsed YAML mapping (or None).
-        check: ``check(path) -> str | None``; raises on an invalid file, may return a note.
-    """
-
-    kind: str
-    detect: Callable[[Path, Any], bool]
-    check: Callable[[Path], str | None]
-
-
-VALIDATORS: list[FileValidator] = []
-
-
-def register_validator(
-    kind: str,
-    detect: Callable[[Path, Any], bool],
-    check: Callable[[Path], str | None],
-    *,
-    first: bool = True,
-) -> None:
-    """Teach ``kanplatform validate`` a file kind.
-
-    Validators registered later are tried first (``first=True``), so specific kinds (a
-    search space, a job file) win over the run-config fallback.
-
-    Example:
-        >>> register_validator("search", lambda p, d: isinstance(d, dict) and "space" in d,
-        ...                    check_search_file)  # doctest: +SKIP
-    """
-    entry = FileValidator(kind, detect, check)
-    VALIDATORS[:] = [v for v in VALIDATORS if v.kind != kind]
-    VALIDATORS.insert(0, entry) if first else VALIDATORS.append(entry)
-
-
-def _is_group_file(path: Path) -> bool:
+def is_group_file(path: Path, data: Any = None) -> bool:
+    """Whether ``path`` is a config group file (``configs/model/mlp.yaml``...)."""
     from kanplatform.config.load import config_root
     from kanplatform.config.schema import GROUPS
 
@@ -204,12 +162,13 @@ def _is_group_file(path: Path) -> bool:
     return path.resolve().parent.parent == root.resolve() and path.parent.name in GROUPS
 
 
-def _check_group_file(path: Path) -> str:
+def check_group_file(path: Path) -> str:
+    """A group file is valid when the default run config selecting it validates."""
     from kanplatform.config.load import config_root, load_config
     from kanplatform.data import dataset_dims
 
-    # a group file is valid when the default run config selecting it validates; the model's
-    # in/out widths follow the dataset for this check (a data group changes the dims)
+    # the model's in/out widths follow the dataset for this check (a data group changes
+    # the dims)
     group = path.parent.name
     cfg = load_config([], [f"{group}={path.stem}"], validate=False)
     if group in ("data", "model"):
@@ -223,90 +182,14 @@ def _check_group_file(path: Path) -> str:
     return f"{group} group ({config_root(path).name}/{group})"
 
 
-def _check_run_config(path: Path) -> str | None:
+def is_run_config(path: Path, data: Any = None) -> bool:
+    """Any other YAML file is taken for a run config."""
+    return path.suffix in (".yaml", ".yml")
+
+
+def check_run_config_file(path: Path) -> str | None:
+    """A run config is valid when it loads and validates."""
     from kanplatform.config.load import load_config
 
     load_config(path)
     return None
-
-
-def _detect_run_config(path: Path, data: Any) -> bool:
-    return path.suffix in (".yaml", ".yml")
-
-
-register_validator("run config", _detect_run_config, _check_run_config)
-register_validator("config group", lambda p, d: _is_group_file(p), _check_group_file)
-
-
-def validate_file(path: str | Path) -> tuple[str, str | None]:
-    """Validate one file with the first matching registered validator.
-
-    Returns:
-        ``(kind, note)``.
-
-    Raises:
-        ConfigError: unknown file kind or an invalid file (other validators may raise
-            their own ``ValueError`` subclasses).
-    """
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML: {err}") from None
-    for validator in VALIDATORS:
-        if validator.detect(path, data):
-            return validator.kind, validator.check(path)
-    kinds = ", ".join(v.kind for v in VALIDATORS)
-    raise ConfigError(f"{path}: no validator for this file; known kinds: {kinds}")
-
-
-def _detect_job_file(path: Path, data: Any) -> bool:
-    from kanplatform.launch.jobfile import is_job_file
-
-    return is_job_file(path, data)
-
-
-def _check_job_file(path: Path) -> str:
-    from kanplatform.launch.jobfile import check_job_file
-
-    return check_job_file(path)
-
-
-# job files (jobs/*.yaml): a mapping with `run: {command: ...}`; see kanplatform.launch.jobfile
-register_validator("job", _detect_job_file, _check_job_file)
-
-
-def _detect_study_file(path: Path, data: Any) -> bool:
-    from kanplatform.scaling.spec import is_study_file
-
-    return is_study_file(path, data)
-
-
-def _check_study_file(path: Path) -> str:
-    from kanplatform.scaling.spec import check_study_file
-
-    return check_study_file(path)
-
-
-# scaling studies (configs/scaling/*.yaml): a mapping with `families`; see kanplatform.scaling
-register_validator("scaling study", _detect_study_file, _check_study_file)
-
-
-def _detect_search_file(path: Path, data: Any) -> bool:
-    from kanplatform.search.spec import is_search_file
-
-    return is_search_file(path, data)
-
-
-def _check_search_file(path: Path) -> str:
-    from kanplatform.search.spec import check_search_file
-
-    return check_search_file(path)
-
-
-# Ray Tune searches (configs/search/*.yaml): a mapping with `space`; see kanplatform.search
-register_validator("search", _detect_search_file, _check_search_file)

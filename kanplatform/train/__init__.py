@@ -15,6 +15,7 @@ from typing import Any
 _EXPORTS = {
     "fit": "kanplatform.train.fitting",
     "FitResult": "kanplatform.train.fitting",
+    "ResumeError": "kanplatform.train.checkpoint",
     "RegressionModule": "kanplatform.train.module",
     "GridSchedule": "kanplatform.train.callbacks",
     "RunRecorder": "kanplatform.train.callbacks",

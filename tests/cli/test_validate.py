@@ -2,11 +2,13 @@
 
 from pathlib import Path
 
+import pytest
+
 from kanplatform.cli import main
-from kanplatform.config import register_validator
-from kanplatform.config.validate import VALIDATORS
+from kanplatform.cli.validate import FILE_KINDS, validate_file
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+JOBS = CONFIGS.parent / "jobs"
 
 
 def test_validate_ok(capsys):
@@ -27,14 +29,23 @@ def test_validate_reports_each_file_and_fails(tmp_path, capsys):
     assert "file not found" in out
 
 
-def test_registered_validators_take_precedence(tmp_path, capsys):
-    special = tmp_path / "thing.yaml"
-    special.write_text("thing: 1\n")
-    saved = list(VALIDATORS)
-    try:
-        register_validator("thing", lambda p, d: isinstance(d, dict) and "thing" in d,
-                           lambda p: "a thing")
-        assert main(["validate", str(special)]) == 0
-        assert "(a thing)" in capsys.readouterr().out
-    finally:
-        VALIDATORS[:] = saved
+# the kind each folder's files are, as `kanplatform validate` reports them
+KINDS = {"search": "search", "scaling": "scaling study", "experiment": "run config",
+         "configs": "run config", "model": "config group", "data": "config group",
+         "trainer": "config group"}
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")) + sorted(JOBS.glob("*.yaml")),
+                         ids=lambda p: str(p.relative_to(CONFIGS.parent)))
+def test_every_shipped_yaml_validates_as_its_kind(path):
+    kind, _ = validate_file(path)
+    assert kind == (KINDS[path.parent.name] if path.parent.name != "jobs" else "job")
+
+
+def test_a_file_of_no_kind_and_an_empty_one_fail_with_the_reason(tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    assert main(["validate", str(text)]) == 1
+    assert "not a file kind `kanplatform validate` knows (search, scaling study, job, " \
+        "config group, run config)" in capsys.readouterr().out
+    assert [k.kind for k in FILE_KINDS][-1] == "run config"  # the fallback comes last

@@ -1,10 +1,10 @@
-"""Every shipped YAML validates; each broken config fails with its own message."""
+"""Every shipped run config loads; each broken config fails with its own message."""
 
 from pathlib import Path
 
 import pytest
 
-from kanplatform.config import VALIDATORS, ConfigError, load_config, validate_file
+from kanplatform.config import ConfigError, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ALL_YAML = sorted(CONFIGS.rglob("*.yaml"))
@@ -14,19 +14,6 @@ MINE = [p for p in ALL_YAML if p.parent.name in ("model", "data", "trainer", "ex
 
 def test_configs_are_found():
     assert len(MINE) >= 10
-
-
-@pytest.mark.parametrize("path", ALL_YAML, ids=lambda p: str(p.relative_to(CONFIGS)))
-def test_every_shipped_yaml_validates(path):
-    """Run configs and groups here; other kinds (search, scaling) through their validators."""
-    import yaml
-
-    data = yaml.safe_load(path.read_text())
-    kinds = [v.kind for v in VALIDATORS if v.detect(path, data)]
-    if path not in MINE and kinds[:1] == ["run config"]:
-        pytest.skip(f"no validator registered for {path.parent.name}/ files yet")
-    kind, _ = validate_file(path)
-    assert kind == kinds[0]
 
 
 @pytest.mark.parametrize("path", [p for p in MINE if p.parent.name in ("experiment",)
