@@ -47,7 +47,8 @@ def split_args(items: list[str]) -> tuple[list[str], list[str]]:
 
 def main(args: argparse.Namespace) -> int:
     """Load, validate, train; print the run directory and the final metrics."""
-    from kanplatform.config import ConfigError, load_config
+    from kanplatform.config import ConfigError
+    from kanplatform.train.resolve import load_run_config
 
     files, overrides = split_args(args.config)
     run_dir, ckpt = args.run_dir, None
@@ -65,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
     if args.quiet:
         overrides.append("trainer.enable_progress_bar=false")
     try:
-        cfg = load_config(files, overrides)
+        cfg = load_run_config(files, overrides)
     except ConfigError as err:
         print(f"invalid config: {err}", file=sys.stderr)
         return 2

@@ -40,9 +40,9 @@ FILE_KINDS: list[FileKind] = [
     FileKind("job", "kanplatform.launch.jobfile:is_job_file",
              "kanplatform.cli.validate:check_job_file"),
     FileKind("config group", "kanplatform.config.validate:is_group_file",
-             "kanplatform.config.validate:check_group_file"),
+             "kanplatform.train.resolve:check_group_file"),
     FileKind("run config", "kanplatform.config.validate:is_run_config",
-             "kanplatform.config.validate:check_run_config_file"),
+             "kanplatform.train.resolve:check_run_config_file"),
 ]
 
 

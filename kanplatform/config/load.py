@@ -15,10 +15,15 @@ Overrides (CLI arguments and Ray Tune samples alike, via :func:`apply_overrides`
 - ``model.grid_size=10`` sets one key (values parse as YAML: ``model.width=[2,5,1]``);
 - ``model=mlp`` selects a group file: the section is reset to its schema defaults and
   ``configs/model/mlp.yaml`` merged on top (group selections are applied before keys).
-  For ``model=...`` the input/output widths of the replaced model are kept, and a group
-  file with ``match: params`` is matched to the replaced KAN's parameter count;
+  For ``model=...`` the input/output widths of the replaced model are kept (a group file
+  with ``match: params`` is matched to the replaced KAN's parameter count by
+  :func:`kanplatform.train.resolve.apply_run_overrides`, which counts it);
 - ``data=NAME`` falls back to ``data.dataset=NAME`` when there is no ``configs/data/NAME.yaml``
-  but NAME is a registered dataset.
+  (whether NAME is a dataset is checked with the registry, by
+  :func:`kanplatform.train.resolve.check_run_config`).
+
+This module knows the schema and the files, nothing of models or datasets: the run config
+``kanplatform train`` trains is :func:`kanplatform.train.resolve.load_run_config`'s.
 """
 
 from __future__ import annotations
@@ -71,7 +76,8 @@ def load_config(
     Args:
         files: one path or several, merged left to right (later files win).
         overrides: ``["model.grid_size=10", "model=mlp"]`` or ``{"model.grid_size": 10}``.
-        validate: run :func:`kanplatform.config.validate` on the result.
+        validate: run :func:`kanplatform.config.validate` (the checks that need no
+            registry) on the result.
 
     Returns:
         A struct-mode ``DictConfig`` typed by :class:`RunConfig`.
@@ -255,11 +261,8 @@ def _set_key(cfg: DictConfig, key: str, value: Any) -> None:
 
 def _select_group(cfg: DictConfig, group: str, name: str, root: Path) -> None:
     if group == "data" and not (root / group / f"{name}.yaml").is_file():
-        from kanplatform.data import TARGETS
-
-        if name in TARGETS:
-            cfg.data.dataset = name
-            return
+        cfg.data.dataset = name  # a dataset name (checked against the registry later)
+        return
     content = _read_group_file(root, group, name)
     fresh = OmegaConf.structured(RunConfig)[group]
     OmegaConf.set_struct(fresh, True)
@@ -270,24 +273,9 @@ def _select_group(cfg: DictConfig, group: str, name: str, root: Path) -> None:
 
 
 def _carry_model_dims(cfg: DictConfig, new: DictConfig) -> None:
-    """Keep the replaced model's input/output widths; fill ``match_params`` if asked."""
+    """Keep the replaced model's input/output widths."""
     old = cfg.model
     width = list(new.width)
     if len(width) >= 2:
         width[0], width[-1] = old.width[0], old.width[-1]
         new.width = width
-    if new.match == "params" and new.match_params is None and old.kind == "kan":
-        new.match_params = kan_param_count(old, cfg.grid.schedule)
-
-
-def kan_param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
-    """Parameter count of the KAN ``model`` describes, at the last grid of ``schedule``."""
-    from kanplatform.train.models import build_model_from_config
-
-    schedule = list(schedule)
-    model = copy.deepcopy(model)
-    if schedule:
-        model.grid_size = schedule[-1]
-    from kanplatform.nn import count_params
-
-    return int(count_params(build_model_from_config(model)))

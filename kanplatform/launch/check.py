@@ -46,7 +46,7 @@ def check_runnable(job: JobSpec, parse_argv: ArgvCheck | None = None) -> str:
     base = job.working_dir or (None if job.runtime_env.image else Path.cwd())
     if base is None:
         return f"job: {job.run.command} (config inside image {job.runtime_env.image})"
-    from kanplatform.config import load_config
+    from kanplatform.train.resolve import load_run_config
 
     positional = 3 if job.run.search else 2
     overrides = [a for a in argv[positional:] if "=" in a and not a.startswith("-")]
@@ -56,7 +56,7 @@ def check_runnable(job: JobSpec, parse_argv: ArgvCheck | None = None) -> str:
 
             load_study(base / job.run.config, overrides)
         else:
-            cfg = load_config(base / job.run.config, overrides)
+            cfg = load_run_config(base / job.run.config, overrides)
         if job.run.search:
             from kanplatform.search.spec import check_against_config, load_search
 

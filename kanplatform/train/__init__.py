@@ -25,6 +25,9 @@ _EXPORTS = {
     "build_model_from_config": "kanplatform.train.models",
     "model_spec": "kanplatform.train.models",
     "new_run_dir": "kanplatform.train.rundir",
+    "apply_run_overrides": "kanplatform.train.resolve",
+    "check_run_config": "kanplatform.train.resolve",
+    "load_run_config": "kanplatform.train.resolve",
 }
 
 __all__ = sorted(_EXPORTS)
