@@ -171,6 +171,17 @@ class _Client:
         return call
 
 
+def plan(job: JobSpec, address: str | None = None) -> dict[str, Any]:
+    """What :func:`submit` would send, contacting nothing: address, entrypoint, runtime_env
+    and the driver's resources."""
+    address = resolve_address(address, job)
+    return {"address": address,
+            "entrypoint": job.entrypoint(job_storage(job, "ray", address)),
+            "runtime_env": runtime_env(job),
+            "entrypoint_num_cpus": job.resources.entrypoint_cpus,
+            "entrypoint_num_gpus": job.resources.entrypoint_gpus}
+
+
 def submission_id(job: JobSpec) -> str:
     """A readable, unique id: ``kanplatform-<job name>-<time>-<random>``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
