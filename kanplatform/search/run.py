@@ -41,13 +41,6 @@ from kanplatform.search.storage import (
     join,
     newest_experiment,
 )
-from kanplatform.search.trainable import (
-    CONFIG_INDEX_KEY,
-    REASON_KEY,
-    STATUS_KEY,
-    TrialSetup,
-    make_trainable,
-)
 
 TRIALS_CSV = "trials.csv"
 TRIALS_JSON = "trials.json"
@@ -244,6 +237,10 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: Experimen
          verbose: int) -> SearchResult:
     from ray import tune
 
+    # Lightning comes with the trainable: imported only once the search is known to fit the
+    # cluster, so a refused search fails in the time torch and the config take to load
+    from kanplatform.search.trainable import CONFIG_INDEX_KEY, TrialSetup, make_trainable
+
     experiment_dir = store.local
     experiment_dir.mkdir(parents=True, exist_ok=True)
     concurrency = default_concurrency(spec, conn.resources, conn.nodes)
@@ -333,6 +330,8 @@ def _error_reason(error: BaseException) -> str:
 def trials_table(grid: Any, spec: SearchSpec,
                  configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per trial of a Tune ``ResultGrid``: config keys, metric, status, reason."""
+    from kanplatform.search.trainable import CONFIG_INDEX_KEY, REASON_KEY, STATUS_KEY
+
     rows = []
     for res in grid:
         m = dict(res.metrics or {})
