@@ -51,6 +51,9 @@ import triton.language as tl
 
 __all__ = [
     "SUPPORTED_DTYPES",
+    "backward_w_config",
+    "backward_x_config",
+    "forward_config",
     "interpreted",
     "kan_linear_triton",
     "spline_backward_w",
@@ -138,33 +141,35 @@ def _forward(x_ptr, sxb, sxi, w_ptr, p_ptr, lo_ptr, sc_ptr, kn_ptr, sih_ptr, ini
 
 @triton.jit
 def _backward_x(x_ptr, sxb, sxi, w_ptr, p_ptr, lo_ptr, sc_ptr, kn_ptr, sih_ptr, g_ptr, gx_ptr,
-                B, I, O, G, K: tl.constexpr, UNIFORM: tl.constexpr, LOG_G: tl.constexpr,
-                BB: tl.constexpr, BO: tl.constexpr, IC: tl.constexpr):
+                B, I, O, G, K: tl.constexpr, KP: tl.constexpr, UNIFORM: tl.constexpr,
+                LOG_G: tl.constexpr, BB: tl.constexpr, BO: tl.constexpr, IC: tl.constexpr):
     acc_t = w_ptr.dtype.element_ty
     offs_b = tl.program_id(0) * BB + tl.arange(0, BB)
     mb = offs_b < B
     xb = offs_b.to(tl.int64) * sxb
     gb = offs_b.to(tl.int64) * O
+    kk = tl.arange(0, KP)[None, :]  # (1, KP): which of the k + 1 rows
     nb = G + K - 1
     i0 = tl.program_id(1) * IC
     for i in range(i0, tl.minimum(i0 + IC, I)):
         xv = tl.load(x_ptr + xb + i * sxi, mask=mb, other=0.0).to(acc_t)
         j, sigma, dsig = _locate(xv, i, lo_ptr, sc_ptr, kn_ptr, sih_ptr, G, UNIFORM, LOG_G)
-        s = tl.minimum(tl.maximum(sigma, -1.0), 1.0)
-        d = sigma - s
         row0 = (tl.cast(i, tl.int64) * nb + j) * O
-        t = tl.zeros((BB,), acc_t)
+        dots = tl.zeros((BB, KP), acc_t)  # dots[b, r] = <grad y[b], W[i, j_b + r]>
         for o0 in range(0, O, BO):
             offs_o = o0 + tl.arange(0, BO)
             m2 = mb[:, None] & (offs_o < O)[None, :]
-            v = tl.zeros((BB, BO), acc_t)  # sum_r B'_r(x) W[i, j + r, o]
+            gy = tl.load(g_ptr + gb[:, None] + offs_o[None, :], mask=m2, other=0.0).to(acc_t)
             for r in tl.static_range(K):
-                _, dbr = _basis(_p_row(p_ptr, i, j, r, G, K, UNIFORM), s, d, K)
                 w = tl.load(w_ptr + (row0 + r * O)[:, None] + offs_o[None, :], mask=m2,
                             other=0.0)
-                v += dbr[:, None] * w
-            gy = tl.load(g_ptr + gb[:, None] + offs_o[None, :], mask=m2, other=0.0)
-            t += tl.sum(v * gy.to(acc_t), axis=1)
+                dots += tl.where(kk == r, tl.sum(w * gy, axis=1)[:, None], 0.0)
+        s = tl.minimum(tl.maximum(sigma, -1.0), 1.0)
+        d = sigma - s
+        t = tl.zeros((BB,), acc_t)
+        for r in tl.static_range(K):  # the bases' slopes, after the loop: fewer live values
+            _, dbr = _basis(_p_row(p_ptr, i, j, r, G, K, UNIFORM), s, d, K)
+            t += dbr * tl.sum(tl.where(kk == r, dots, 0.0), axis=1)
         tl.store(gx_ptr + offs_b.to(tl.int64) * I + i, t * dsig, mask=mb)
 
 
@@ -235,10 +240,47 @@ def _log2(g: int) -> int:
     return max(0, math.ceil(math.log2(g))) if g > 1 else 0
 
 
+# Block sizes: chosen so that ptxas (sm_90, Triton 3.9) allocates every variant for k <= 5
+# without spilling registers (tests/kernels checks the compiled kernels); not yet tuned on a GPU.
 def _out_blocks(n_out: int) -> tuple[int, int]:
-    """(samples, outputs) per program of the forward and input-gradient kernels."""
-    bo = min(64, _np2(n_out))
-    return max(32, min(256, 4096 // bo)), bo
+    """(samples, outputs) per program of the forward and input-gradient kernels: 1024-value
+    tiles, ``k + 1`` of them gathered per input."""
+    bo = min(32, _np2(n_out))
+    return min(256, 1024 // bo), bo
+
+
+def forward_config(n_out: int, k: int, g: int, uniform: bool, has_init: bool) -> dict[str, Any]:
+    """The constexpr arguments and ``num_warps`` of one :func:`spline_forward` launch."""
+    bb, bo = _out_blocks(n_out)
+    return {"K": k + 1, "UNIFORM": uniform, "LOG_G": _log2(g), "HAS_INIT": has_init,
+            "BB": bb, "BO": bo, "num_warps": 4}
+
+
+def backward_x_config(n_b: int, n_in: int, n_out: int, k: int, g: int, uniform: bool,
+                      inputs_per_program: int | None = None) -> dict[str, Any]:
+    """The constexpr arguments and ``num_warps`` of one :func:`spline_backward_x` launch."""
+    bb, bo = _out_blocks(n_out)
+    n_blocks = triton.cdiv(max(n_b, 1), bb)
+    ic = inputs_per_program or max(1, min(16, (n_blocks * n_in) // 2048))  # >= ~2k programs
+    return {"K": k + 1, "KP": _np2(k + 1), "UNIFORM": uniform, "LOG_G": _log2(g), "BB": bb,
+            "BO": bo, "IC": ic, "num_warps": 4}
+
+
+def backward_w_config(n_in: int, n_out: int, k: int, g: int, uniform: bool,
+                      grad_dtype: torch.dtype) -> dict[str, Any]:
+    """The constexpr arguments and ``num_warps`` of one :func:`spline_backward_w` launch: tiles
+    of ``C`` inputs x ``RP >= G + k`` rows (~64, at least the 16 ``tl.dot`` needs)."""
+    rp = _np2(g + k)
+    c = max(1, min(64 // rp, _np2(n_in)))
+    rp = max(rp, 16 // c)
+    wide = c * rp <= 128 and grad_dtype != torch.float64
+    bo = min(64 if wide else 32, max(16, _np2(n_out)))
+    # float32 grad y: three TF32 passes (float32-accurate); 16-bit grad y is exact in TF32
+    prec = "ieee" if grad_dtype == torch.float64 else (
+        "tf32x3" if grad_dtype == torch.float32 else "tf32")
+    return {"K": k + 1, "UNIFORM": uniform, "LOG_G": _log2(g), "C": c, "RP": rp,
+            "BK": 32 if wide else 16, "BO": bo, "PREC": prec,
+            "num_warps": 8 if c * rp * bo >= 2048 else 4}
 
 
 def spline_forward(x: torch.Tensor, w: torch.Tensor, plan: Any, k: int,
@@ -261,31 +303,28 @@ def spline_forward(x: torch.Tensor, w: torch.Tensor, plan: Any, k: int,
     n_out = w.shape[2]
     y = torch.empty(n_b, n_out, dtype=out_dtype or x.dtype, device=x.device)
     if n_b == 0:
-        return y
-    bb, bo = _out_blocks(n_out)
-    _forward[(triton.cdiv(n_b, bb), triton.cdiv(n_out, bo))](
+        return y if init is None else y.copy_(init)
+    cfg = forward_config(n_out, k, g, uniform, init is not None)
+    _forward[(triton.cdiv(n_b, cfg["BB"]), triton.cdiv(n_out, cfg["BO"]))](
         x, x.stride(0), x.stride(1), w, *args, init if init is not None else y, y,
-        n_b, n_in, n_out, g, K=k + 1, UNIFORM=uniform, LOG_G=_log2(g),
-        HAS_INIT=init is not None, BB=bb, BO=bo)
+        n_b, n_in, n_out, g, **cfg)
     return y
 
 
 def spline_backward_x(x: torch.Tensor, w: torch.Tensor, plan: Any, grad_y: torch.Tensor,
-                      k: int) -> torch.Tensor:
+                      k: int, inputs_per_program: int | None = None) -> torch.Tensor:
     """The spline term's gradient w.r.t. ``x``: ``(B, I)`` in ``w``'s dtype (``grad_y (B, O)``
-    contiguous; other arguments as in :func:`spline_forward`)."""
+    contiguous; other arguments as in :func:`spline_forward`; ``inputs_per_program``
+    overrides the launch heuristic, for tests and tuning)."""
     args, uniform, g = _grid_args(plan, w.dtype)
     n_b, n_in = x.shape
     n_out = w.shape[2]
     gx = torch.empty(n_b, n_in, dtype=w.dtype, device=x.device)
     if n_b == 0:
         return gx
-    bb, bo = _out_blocks(n_out)
-    n_blocks = triton.cdiv(n_b, bb)
-    ic = max(1, min(16, (n_blocks * n_in) // 2048))  # inputs per program: >= ~2k programs
-    _backward_x[(n_blocks, triton.cdiv(n_in, ic))](
-        x, x.stride(0), x.stride(1), w, *args, grad_y, gx, n_b, n_in, n_out, g,
-        K=k + 1, UNIFORM=uniform, LOG_G=_log2(g), BB=bb, BO=bo, IC=ic)
+    cfg = backward_x_config(n_b, n_in, n_out, k, g, uniform, inputs_per_program)
+    _backward_x[(triton.cdiv(n_b, cfg["BB"]), triton.cdiv(n_in, cfg["IC"]))](
+        x, x.stride(0), x.stride(1), w, *args, grad_y, gx, n_b, n_in, n_out, g, **cfg)
     return gx
 
 
@@ -298,34 +337,31 @@ def _programs_wanted(device: torch.device) -> int:
     return 1  # the interpreter runs programs one after another: never split
 
 
-def spline_backward_w(x: torch.Tensor, plan: Any, grad_y: torch.Tensor, k: int) -> torch.Tensor:
+def spline_backward_w(x: torch.Tensor, plan: Any, grad_y: torch.Tensor, k: int,
+                      split: int | None = None) -> torch.Tensor:
     """``grad W``: the gradient w.r.t. the scaled table ``W``, ``(I, G + k, O)`` in the plan's
-    dtype (``grad_y (B, O)`` contiguous; other arguments as in :func:`spline_forward`)."""
+    dtype (``grad_y (B, O)`` contiguous; other arguments as in :func:`spline_forward`;
+    ``split`` overrides how many parts the batch is cut into, for tests and tuning)."""
     acc = plan.polys.dtype
     args, uniform, g = _grid_args(plan, acc)
     n_b, n_in = x.shape
     n_out = grad_y.shape[1]
     nb = g + k
-    rp = _np2(nb)
-    c = max(1, min(64 // rp, _np2(n_in)))  # inputs per tile: tiles of ~64 rows
-    rp = max(rp, 16 // c)  # tl.dot needs >= 16 rows
-    bk, bo = 32, min(64, max(16, _np2(n_out)))
-    tiles = triton.cdiv(n_in, c) * triton.cdiv(n_out, bo)
+    cfg = backward_w_config(n_in, n_out, k, g, uniform,
+                            torch.float64 if acc == torch.float64 else grad_y.dtype)
+    tiles = triton.cdiv(n_in, cfg["C"]) * triton.cdiv(n_out, cfg["BO"])
+    bk = cfg["BK"]
     table_bytes = n_in * nb * n_out * torch.finfo(acc).bits // 8
-    split = max(1, min(-(-_programs_wanted(x.device) // tiles), triton.cdiv(n_b, 8 * bk),
-                       _SPLIT_BYTES // max(1, table_bytes)))
+    split = split or max(1, min(-(-_programs_wanted(x.device) // tiles),
+                                triton.cdiv(n_b, 8 * bk), _SPLIT_BYTES // max(1, table_bytes)))
     per_split = triton.cdiv(triton.cdiv(max(n_b, 1), split), bk) * bk
     split = triton.cdiv(max(n_b, 1), per_split)
     out = torch.empty(split, n_in, nb, n_out, dtype=acc, device=x.device)
     if n_b == 0:
         return out.zero_()[0]
     xt = x.t().contiguous()  # (I, B): a program streams its inputs' columns
-    # float32 grad y: three TF32 passes (float32-accurate); 16-bit grad y is exact in TF32
-    prec = "ieee" if acc == torch.float64 else (
-        "tf32x3" if grad_y.dtype == torch.float32 else "tf32")
-    _backward_w[(triton.cdiv(n_in, c), triton.cdiv(n_out, bo), split)](
-        xt, grad_y, *args, out, n_b, n_in, n_out, g, per_split, K=k + 1, UNIFORM=uniform,
-        LOG_G=_log2(g), C=c, RP=rp, BK=bk, BO=bo, PREC=prec)
+    _backward_w[(triton.cdiv(n_in, cfg["C"]), triton.cdiv(n_out, cfg["BO"]), split)](
+        xt, grad_y, *args, out, n_b, n_in, n_out, g, per_split, **cfg)
     return out[0] if split == 1 else out.sum(0)
 
 

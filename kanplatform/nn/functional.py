@@ -35,6 +35,7 @@ where ``W = coef * (scale_sp * mask)`` is the spline weight table ``(in, G + k, 
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from collections.abc import Callable
 from typing import NamedTuple
@@ -57,6 +58,7 @@ __all__ = [
     "kan_linear_compact",
     "kan_linear_dense",
     "use_compiled",
+    "use_triton",
 ]
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -596,7 +598,50 @@ def use_compiled(x, grid, coef, scale_sp, scale_base) -> bool:  # noqa: ANN001
     return ckernel.supports(*tensors) and ckernel.library() is not None
 
 
-BACKENDS = ("auto", "c", "torch")
+_warned: set[str] = set()
+
+
+def use_triton(x: torch.Tensor) -> bool:
+    """Whether :func:`kan_linear`'s ``auto`` backend runs ``x`` on the Triton kernel: always
+    under ``KANPLATFORM_KERNEL=triton`` (where it cannot run, the call then says why), and
+    under ``auto`` for CUDA tensors where ``triton`` is installed (without it the PyTorch path
+    runs, after one warning)."""
+    mode = ckernel.kernel_mode()
+    if mode == "triton":
+        return True
+    if mode != "auto" or x.device.type != "cuda":
+        return False
+    if importlib.util.find_spec("triton") is None:
+        if "triton" not in _warned:
+            _warned.add("triton")
+            warnings.warn(
+                "kanplatform: triton is not installed, so KAN layers on CUDA take the (slower) "
+                "PyTorch path; pip install 'kanplatform[gpu]', or set "
+                f"{ckernel.KERNEL_ENV}=torch to silence this", RuntimeWarning, stacklevel=3)
+        return False
+    return True
+
+
+def _kan_linear_triton(x, grid, coef, scale_sp, scale_base, k, activation, plan, bias):  # noqa: ANN001, ANN202
+    """:func:`kan_linear` on :mod:`kanplatform.kernels.triton_spline` (imported here: it needs
+    triton); the grid plan in the kernels' accumulation dtype, rebuilt when the cached one is
+    in another (e.g. a bfloat16 model's grid)."""
+    try:
+        from kanplatform.kernels import triton_spline
+    except ImportError as err:
+        raise RuntimeError(
+            f"the Triton KAN kernel needs triton, which cannot be imported ({err}): pip "
+            f"install 'kanplatform[gpu]', or set {ckernel.KERNEL_ENV}=auto or torch"
+        ) from None
+    acc = torch.float64 if torch.float64 in (x.dtype, coef.dtype, scale_sp.dtype) else \
+        torch.float32
+    if plan is None or plan.polys.dtype != acc or plan.polys.device != x.device:
+        plan = grid_plan(grid.to(device=x.device, dtype=acc), k)
+    return triton_spline.kan_linear_triton(x, coef, scale_sp, scale_base, k,
+                                           get_activation(activation), plan, bias)
+
+
+BACKENDS = ("auto", "c", "torch", "triton")
 
 
 def kan_linear(
@@ -618,23 +663,31 @@ def kan_linear(
     * ``"c"``: the compiled CPU kernels (:mod:`kanplatform.nn.ckernel`); CPU tensors of one
       float dtype only;
     * ``"torch"``: pure PyTorch (``embedding_bag`` gathers; any device);
-    * ``"auto"``: ``"c"`` where it applies and the kernel library builds, else ``"torch"``
-      (``KANPLATFORM_KERNEL=torch`` forces PyTorch everywhere).
+    * ``"triton"``: the Triton kernels (:mod:`kanplatform.kernels.triton_spline`): CUDA
+      tensors, or CPU ones in Triton's interpreter (``TRITON_INTERPRET=1``); float32,
+      bfloat16, float16 or float64, accumulating in float32 (float64);
+    * ``"auto"``: ``"triton"`` on CUDA (:func:`use_triton`), else ``"c"`` where it applies
+      and the kernel library builds, else ``"torch"`` (``KANPLATFORM_KERNEL=torch`` forces
+      PyTorch everywhere, ``KANPLATFORM_KERNEL=triton`` Triton everywhere).
 
-    Both compute the same function to rounding. Differentiable once (w.r.t. ``x``, ``coef``,
+    All compute the same function to rounding. Differentiable once (w.r.t. ``x``, ``coef``,
     ``scale_sp``, ``scale_base``, ``bias``); double backward is not supported.
     """
     if grid_size_of(grid, spline_order) < 1:
         raise ValueError("grid must hold at least one interval")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "triton" or (backend == "auto" and use_triton(x)):
+        return _kan_linear_triton(x, grid, coef, scale_sp, scale_base, spline_order, activation,
+                                  plan, bias)
     compiled = backend == "c" or (
         backend == "auto" and use_compiled(x, grid, coef, scale_sp, scale_base)
     )
     if compiled:
         if backend == "c" and ckernel.library() is None:
             raise RuntimeError(
-                f"backend='c' but the compiled kernel is off ({ckernel.KERNEL_ENV}=torch) or "
+                f"backend='c' but the compiled kernel is off ({ckernel.KERNEL_ENV}="
+                f"{ckernel.kernel_mode()}) or "
                 f"cannot be built: {ckernel.library_error()}"
             )
         if not ckernel.supports(x, grid, coef, scale_sp):
