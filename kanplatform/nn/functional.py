@@ -599,6 +599,9 @@ def use_compiled(x, grid, coef, scale_sp, scale_base) -> bool:  # noqa: ANN001
 
 
 _warned: set[str] = set()
+# grid plans converted to the Triton kernels' accumulation dtype (e.g. for a bfloat16 model),
+# keyed by the caller's cached plan (held too, so its id is not reused while the entry lives)
+_acc_plans: dict[tuple[int, torch.dtype], tuple[GridPlan, GridPlan]] = {}
 
 
 def use_triton(x: torch.Tensor) -> bool:
@@ -636,7 +639,15 @@ def _kan_linear_triton(x, grid, coef, scale_sp, scale_base, k, activation, plan,
     acc = torch.float64 if torch.float64 in (x.dtype, coef.dtype, scale_sp.dtype) else \
         torch.float32
     if plan is None or plan.polys.dtype != acc or plan.polys.device != x.device:
-        plan = grid_plan(grid.to(device=x.device, dtype=acc), k)
+        key = (id(plan), acc)
+        hit = _acc_plans.get(key)
+        if plan is None or hit is None or hit[0] is not plan:
+            hit = (plan, grid_plan(grid.to(device=x.device, dtype=acc), k))
+            if plan is not None:  # a caller's cached plan: keep its converted twin
+                if len(_acc_plans) >= 64:
+                    _acc_plans.pop(next(iter(_acc_plans)))
+                _acc_plans[key] = hit
+        plan = hit[1]
     return triton_spline.kan_linear_triton(x, coef, scale_sp, scale_base, k,
                                            get_activation(activation), plan, bias)
 
