@@ -16,9 +16,9 @@ where ``W = coef * (scale_sp * mask)`` is the spline weight table ``(in, G + k, 
   ``sum_p sum_i sigma_i^p C_p[i * G + j_i]``: ``batch * in * (k + 1) * out`` multiply-adds
   instead of ``batch * in * (G + k) * out``. Two backends compute it:
 
-  - ``"c"``: the compiled CPU kernels of :mod:`kanplatform.nn.ckernel` (``csrc/``: per input
+  - ``"c"``: the compiled CPU kernels of :mod:`kanplatform.kernels.ckernel` (``csrc/``: per input
     column, samples sorted by interval, table rows in SIMD registers; the default on CPU
-    where a C compiler exists, 2-4x faster than the PyTorch backend);
+    where a C compiler exists, faster than the PyTorch backend: see benchmarks/README.md);
   - ``"torch"``: pure PyTorch, any device: ``k + 1`` weighted row gather-sums
     (``embedding_bag``); the interval is a floor on uniform grids and a ``searchsorted``
     otherwise; the table gradient is a transposed gather-sum after one integer sort, the input
@@ -29,13 +29,12 @@ where ``W = coef * (scale_sp * mask)`` is the spline weight table ``(in, G + k, 
 * :func:`kan_linear_compact` - the same per-interval polynomials with plain autograd ops on
   ``(k + 1, batch, in, out)`` gathers: a dozen small ops, so the cheapest PyTorch map for tiny
   layers (a few edges, ~1000 samples), where the PyTorch backend's per-op overhead (sort,
-  sparse products) dominates. :class:`~kanplatform.nn.KANLayer` picks it by size when the
-  compiled kernels are not in use.
+  sparse products) dominates. :func:`kanplatform.kernels.spline_backend` picks among the
+  three for :class:`~kanplatform.nn.KANLayer`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from collections.abc import Callable
 from typing import NamedTuple
@@ -44,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from kanplatform.nn import ckernel
+from kanplatform.kernels import ckernel, compiled_supports, use_triton
 from kanplatform.nn.basis import bspline_basis, bspline_local, grid_size_of
 
 __all__ = [
@@ -57,8 +56,6 @@ __all__ = [
     "kan_linear",
     "kan_linear_compact",
     "kan_linear_dense",
-    "use_compiled",
-    "use_triton",
 ]
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -521,7 +518,7 @@ class _KANLinear(torch.autograd.Function):
 
 
 class _KANLinearC(torch.autograd.Function):
-    """The fast path on the compiled CPU kernels (:mod:`kanplatform.nn.ckernel`): tables, the
+    """The fast path on the compiled CPU kernels (:mod:`kanplatform.kernels.ckernel`): tables, the
     forward gather-sum, the input gradient and the table gradient are single C loops over the
     ``(batch, in)`` points, each reading or writing ``k + 1`` table rows of length ``out``;
     the base term stays three GEMMs. Saves only ``x``, like :class:`_KANLinear`."""
@@ -592,37 +589,9 @@ def _base_backward(x, grad_out, scale_base, activation, grad_x, need_x, need_bas
     return grad_x, grad_base
 
 
-def use_compiled(x, grid, coef, scale_sp, scale_base) -> bool:  # noqa: ANN001
-    """Whether :func:`kan_linear`'s ``auto`` backend runs these tensors on the compiled kernels."""
-    tensors = [x, grid, coef, scale_sp] + ([] if scale_base is None else [scale_base])
-    return ckernel.supports(*tensors) and ckernel.library() is not None
-
-
-_warned: set[str] = set()
 # grid plans converted to the Triton kernels' accumulation dtype (e.g. for a bfloat16 model),
 # keyed by the caller's cached plan (held too, so its id is not reused while the entry lives)
 _acc_plans: dict[tuple[int, torch.dtype], tuple[GridPlan, GridPlan]] = {}
-
-
-def use_triton(x: torch.Tensor) -> bool:
-    """Whether :func:`kan_linear`'s ``auto`` backend runs ``x`` on the Triton kernel: always
-    under ``KANPLATFORM_KERNEL=triton`` (where it cannot run, the call then says why), and
-    under ``auto`` for CUDA tensors where ``triton`` is installed (without it the PyTorch path
-    runs, after one warning)."""
-    mode = ckernel.kernel_mode()
-    if mode == "triton":
-        return True
-    if mode != "auto" or x.device.type != "cuda":
-        return False
-    if importlib.util.find_spec("triton") is None:
-        if "triton" not in _warned:
-            _warned.add("triton")
-            warnings.warn(
-                "kanplatform: triton is not installed, so KAN layers on CUDA take the (slower) "
-                "PyTorch path; pip install 'kanplatform[gpu]', or set "
-                f"{ckernel.KERNEL_ENV}=torch to silence this", RuntimeWarning, stacklevel=3)
-        return False
-    return True
 
 
 def _kan_linear_triton(x, grid, coef, scale_sp, scale_base, k, activation, plan, bias):  # noqa: ANN001, ANN202
@@ -671,15 +640,16 @@ def kan_linear(
     ``bias: (out,)`` added to the result, ``plan`` (:func:`grid_plan` of ``grid``, which a
     caller may cache while the grid holds) and ``backend``:
 
-    * ``"c"``: the compiled CPU kernels (:mod:`kanplatform.nn.ckernel`); CPU tensors of one
+    * ``"c"``: the compiled CPU kernels (:mod:`kanplatform.kernels.ckernel`); CPU tensors of one
       float dtype only;
     * ``"torch"``: pure PyTorch (``embedding_bag`` gathers; any device);
     * ``"triton"``: the Triton kernels (:mod:`kanplatform.kernels.triton_spline`): CUDA
       tensors, or CPU ones in Triton's interpreter (``TRITON_INTERPRET=1``); float32,
       bfloat16, float16 or float64, accumulating in float32 (float64);
-    * ``"auto"``: ``"triton"`` on CUDA (:func:`use_triton`), else ``"c"`` where it applies
-      and the kernel library builds, else ``"torch"`` (``KANPLATFORM_KERNEL=torch`` forces
-      PyTorch everywhere, ``KANPLATFORM_KERNEL=triton`` Triton everywhere).
+    * ``"auto"``: ``"triton"`` on CUDA (:func:`kanplatform.kernels.use_triton`), else ``"c"``
+      where it applies and the kernel library builds, else ``"torch"``
+      (``KANPLATFORM_KERNEL=torch`` forces PyTorch everywhere, ``KANPLATFORM_KERNEL=triton``
+      Triton everywhere).
 
     All compute the same function to rounding. Differentiable once (w.r.t. ``x``, ``coef``,
     ``scale_sp``, ``scale_base``, ``bias``); double backward is not supported.
@@ -691,9 +661,8 @@ def kan_linear(
     if backend == "triton" or (backend == "auto" and use_triton(x)):
         return _kan_linear_triton(x, grid, coef, scale_sp, scale_base, spline_order, activation,
                                   plan, bias)
-    compiled = backend == "c" or (
-        backend == "auto" and use_compiled(x, grid, coef, scale_sp, scale_base)
-    )
+    tensors = [x, grid, coef, scale_sp] + ([] if scale_base is None else [scale_base])
+    compiled = backend == "c" or (backend == "auto" and compiled_supports(*tensors))
     if compiled:
         if backend == "c" and ckernel.library() is None:
             raise RuntimeError(

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kanplatform.kernels import triton_spline
+from kanplatform.kernels import spline_backend, triton_spline, use_triton
 from kanplatform.nn import KANLayer
-from kanplatform.nn.functional import grid_plan, use_triton
+from kanplatform.nn.functional import grid_plan
 from tests.kernels import triton_cases as tc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,6 +99,9 @@ def test_backend_choice(monkeypatch) -> None:
     assert not use_triton(cpu) and not use_triton(cpu.to(tc.DEVICE))
     monkeypatch.setenv("KANPLATFORM_KERNEL", "triton")
     assert use_triton(cpu)
+    layer = KANLayer(2, 3, grid_size=5)  # the layer's choice goes the same way
+    params = (layer.grid, layer.coef, layer.scale_sp, layer.scale_base)
+    assert spline_backend(cpu, params, 3, 3) == "triton"
 
 
 @pytest.mark.slow
