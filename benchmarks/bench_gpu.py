@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -219,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.batches:
         batches = [int(v) for v in args.batches.split(",")]
     reps = args.reps or (5 if args.quick else 10)
+    import triton
+
+    name = torch.cuda.get_device_name() if dev.type == "cuda" else "CPU (interpreter check)"
+    meta = {"device": name, "torch": torch.__version__, "triton": triton.__version__,
+            "reps": reps, "warmup": args.warmup}
     t0 = time.perf_counter()
     rows = []
     for dname in args.dtypes.split(","):
@@ -229,9 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                                            reps, dev))
                     print(f"  {dname} {n_in}->{n_out} G={g} B={batch}: "
                           f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    import triton
-
-    name = torch.cuda.get_device_name() if dev.type == "cuda" else "CPU (interpreter check)"
+                    if args.json:  # rewritten after every case: a cut-off run keeps its figures
+                        _write_json(args.json, {**meta, "complete": False, "rows": rows})
     print(f"{name}, torch {torch.__version__}, triton "
           f"{triton.__version__}; medians of {reps} reps after {args.warmup} "
           f"warm-up; {time.perf_counter() - t0:.0f} s")
@@ -242,11 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     for line in targets:
         print(line)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": name, "torch": torch.__version__,
-                       "triton": triton.__version__, "reps": reps, "warmup": args.warmup,
-                       "rows": rows, "targets": targets}, f, indent=1)
+        _write_json(args.json, {**meta, "complete": True, "rows": rows, "targets": targets})
     return 0
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.part"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

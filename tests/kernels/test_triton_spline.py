@@ -186,7 +186,9 @@ def test_gpu_benchmark_runs(tmp_path) -> None:
                            "fp32", "--json", str(out)]) == 0
     import json
 
-    (row,) = json.loads(out.read_text())["rows"]
+    data = json.loads(out.read_text())
+    assert data["complete"] and len(data["targets"]) >= 2
+    (row,) = data["rows"]
     assert set(row["models"]) == {"triton", "torch", "linear+silu", "mlp", "dense"}
     assert all("ms" in m for m in row["models"].values()), row
     assert row["max_rel_diff"] < 1e-5
