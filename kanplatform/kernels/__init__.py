@@ -12,6 +12,7 @@ from kanplatform.kernels.backend import (
     COMPACT_MAX_ELEMENTS,
     SPLINE_BACKENDS,
     compiled_supports,
+    kernel_env_problem,
     spline_backend,
     use_triton,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "SPLINE_BACKENDS",
     "ckernel",
     "compiled_supports",
+    "kernel_env_problem",
     "spline_backend",
     "use_triton",
 ]

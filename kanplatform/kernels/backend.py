@@ -19,6 +19,7 @@ behind the order and the threshold.
 from __future__ import annotations
 
 import importlib.util
+import os
 import warnings
 
 import torch
@@ -56,6 +57,32 @@ def use_triton(x: torch.Tensor) -> bool:
                 f"{ckernel.KERNEL_ENV}=torch to silence this", RuntimeWarning, stacklevel=3)
         return False
     return True
+
+
+def kernel_env_problem(device_type: str) -> str | None:
+    """Why the ``KANPLATFORM_KERNEL`` setting cannot run KAN layers on ``device_type``
+    (``"cpu"`` or ``"cuda"``), in one line for a command to print before any work starts;
+    ``None`` when it can. Does not import ``triton``."""
+    try:
+        mode = ckernel.kernel_mode()
+    except ValueError as err:
+        return str(err)
+    if mode != "triton":
+        return None
+    env = ckernel.KERNEL_ENV
+    if importlib.util.find_spec("triton") is None:
+        return (f"{env}=triton but triton is not installed: pip install 'kanplatform[gpu]', or "
+                f"set {env}=auto")
+    interpreted = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    if device_type == "cuda" and interpreted:
+        return (f"{env}=triton with TRITON_INTERPRET set: the kernels would run in Triton's "
+                "CPU interpreter, which takes CPU tensors only; unset TRITON_INTERPRET to run "
+                "them on the GPU")
+    if device_type != "cuda" and not interpreted:
+        return (f"{env}=triton but the layers run on the {device_type}: the Triton kernels "
+                "need CUDA tensors (or TRITON_INTERPRET=1 for Triton's slow CPU interpreter); "
+                f"set {env}=auto to use the CPU kernels")
+    return None
 
 
 def spline_backend(x: torch.Tensor, params: tuple[torch.Tensor, ...], out_features: int,
