@@ -108,9 +108,9 @@ EOF
 
 env_info >"$out/env.txt" 2>&1
 printf '%-14s %-44s %4d s  %s\n' env "done" "$(($(date +%s) - start))" env.txt | tee -a "$summary"
-stage kernel_tests 150 kernel_tests.log "$py" -m tests.kernels.triton_cases
-stage bench_gpu 200 bench_gpu.txt "$py" benchmarks/bench_gpu.py --quick --json "$out/bench_gpu.json"
-stage ddp_check 80 ddp_check.txt "$py" benchmarks/ddp_check.py --json "$out/ddp_check.json"
+stage kernel_tests 170 kernel_tests.log "$py" -m tests.kernels.triton_cases
+stage bench_gpu 190 bench_gpu.txt "$py" benchmarks/bench_gpu.py --quick --json "$out/bench_gpu.json"
+stage ddp_check 70 ddp_check.txt "$py" benchmarks/ddp_check.py --json "$out/ddp_check.json"
 if "$py" -c 'import pytest' >/dev/null 2>&1; then
     stage pytest 120 pytest.log "$py" -m pytest -q -p no:cacheprovider \
         tests/kernels/test_triton_spline.py
