@@ -102,8 +102,8 @@ def check_trial_resources(res: ResourceSpec) -> None:
     if res.workers > 1 and res.gpu_training and res.gpu != 1:
         raise SearchSpecError(
             f"resources.gpu: {res.gpu:g} per worker with {res.workers} workers; data-parallel "
-            "training on NCCL needs exactly one whole GPU per worker (gpu: 1); fractional GPUs "
-            "are for single-process trials (workers: 1)"
+            "training on NCCL needs exactly one GPU per worker (gpu: 1); fractional GPUs are "
+            "for single-process trials (workers: 1)"
         )
 
 

@@ -83,8 +83,8 @@ def test_gpu_requests_ray_could_never_place_are_refused_by_the_spec():
     base = {"space": {"optim.lr": 1.0}}
     for resources, match in (
         ({"gpu": 1.5}, "fractions only below 1"),
-        ({"gpu": 0.5, "workers": 2}, "one whole GPU per worker"),
-        ({"gpu": 2, "workers": 2}, "one whole GPU per worker"),
+        ({"gpu": 0.5, "workers": 2}, "exactly one GPU per worker"),
+        ({"gpu": 2, "workers": 2}, "exactly one GPU per worker"),
         ({"cpu": 0, "gpu": 0}, "needs cpu > 0 or gpu > 0"),
         ({"cpu": "two"}, "resources.cpu: must be a number"),
         ({"workers": 1.5}, "resources.workers: must be an integer"),
