@@ -41,6 +41,7 @@ from kanplatform.search.storage import (
     join,
     newest_experiment,
 )
+from kanplatform.search.watch import only_our_loggers, tune_loggers, watch_search
 
 TRIALS_CSV = "trials.csv"
 TRIALS_JSON = "trials.json"
@@ -61,6 +62,10 @@ class SearchResult:
         best: the best completed trial's row, or None when none completed.
         best_config: path of ``best_config.yaml``, or None.
         wall_time_s: seconds from Tuner start to the end of ``fit``.
+        report: the sweep page ``report.html`` (live while the search ran), or None.
+        wandb_dir: the experiment's own W&B run directory, or None (tracking disabled).
+        dashboard_url: Ray's dashboard, when one was started or the cluster has one.
+        dashboard_local: the dashboard was the local Ray's (it stopped with the search).
     """
 
     experiment_dir: Path
@@ -70,6 +75,10 @@ class SearchResult:
     best: dict[str, Any] | None
     best_config: Path | None
     wall_time_s: float
+    report: Path | None = None
+    wandb_dir: Path | None = None
+    dashboard_url: str | None = None
+    dashboard_local: bool = False
 
     def dataframe(self) -> Any:
         """The trials table as a pandas DataFrame."""
@@ -161,6 +170,7 @@ def run_search(
     verbose: int = 1,
     ray_init_kwargs: Mapping[str, Any] | None = None,
     autoscaling: bool = False,
+    dashboard: bool = False,
 ) -> SearchResult:
     """Run (or resume) a Ray Tune search whose trials are ``kanplatform train`` runs.
 
@@ -188,6 +198,11 @@ def run_search(
         ray_init_kwargs: extra ``ray.init`` arguments.
         autoscaling: the cluster at ``address`` adds nodes on demand: a trial larger than
             its current nodes waits (``resources.placement_timeout_s``) instead of failing.
+        dashboard: start Ray's dashboard with a local Ray (on 127.0.0.1; its URL is printed).
+
+    While it runs, ``EXPERIMENT/report.html`` is rewritten every few seconds (running trials
+    with their latest metrics; the path is printed at the start) and the experiment's own
+    W&B run logs its progress (see :mod:`kanplatform.search.watch`).
 
     Returns:
         The :class:`SearchResult`; the tables and ``best_config.yaml`` are also written to
@@ -222,12 +237,14 @@ def run_search(
         raise SearchSpecError(f"--resume: no search to resume at {store.where}")
 
     conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
-                   init_kwargs=ray_init_kwargs, autoscaling=autoscaling)
+                   init_kwargs=ray_init_kwargs, autoscaling=autoscaling, dashboard=dashboard)
     try:
         if store.uri is None:  # several nodes: prove they all see the path
             check_shared(store.local.parent)
-        return _run(base_cfg, spec, to_dict(base_cfg), store, configs, conn,
-                    resume=resume, verbose=verbose)
+        with watch_search(store.local, spec, to_dict(base_cfg)) as watch:
+            result = _run(base_cfg, spec, to_dict(base_cfg), store, configs, conn,
+                          resume=resume, verbose=verbose)
+        return watch.annotate(result, conn)
     finally:
         conn.shutdown()
 
@@ -287,11 +304,12 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: Experimen
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints),
                 verbose=verbose,
-                callbacks=[watch],
+                callbacks=[watch, *tune_loggers()],
                 stop=stop,
             ),
         )
-    grid = tuner.fit()
+    with only_our_loggers():
+        grid = tuner.fit()
     wall = time.perf_counter() - start
     trials = trials_table(grid, spec, configs)
     for row in trials:
@@ -300,9 +318,8 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: Experimen
     result = _write_results(experiment_dir, trials, spec, wall)
     store.publish(SEARCH_JSON, TRIALS_JSON, TRIALS_CSV, BEST_CONFIG)
     print(format_table(result.trials, spec))
-    if result.best_config:
-        print(f"best config: {result.best_config}")
-    print(f"experiment: {experiment_dir}" + (f" (results: {store.uri})" if store.uri else ""))
+    if store.uri:
+        print(f"experiment: {experiment_dir} (results: {store.uri})")
     if watch.state.message:
         raise SearchSpecError(f"{watch.state.message} (tables so far: {experiment_dir})")
     return result

@@ -130,7 +130,8 @@ class TuneReporter(pl.Callback):
         out[STATUS_KEY] = status
         out["trial/restores"] = self.restores
         out.update(self.extra)
-        return out
+        # the metric first: Tune's console table shows the first few entries of a result
+        return {self.setup.metric: out.pop(self.setup.metric), **out}
 
     def send(self, trainer: pl.Trainer, status: str, extra: dict[str, Any] | None = None) -> None:
         """Report now, with a checkpoint to restart from."""
