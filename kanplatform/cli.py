@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("kanplatform.config.command", "check configs, searches and job files"),
     "tune": ("kanplatform.search.command", "Ray Tune search over a config"),
     "scale": ("kanplatform.scaling.command", "size sweep with fitted scaling curves"),
+    "compare": ("kanplatform.compare.command", "fair KAN-vs-MLP study: verdicts, N(eps)"),
     "submit": ("kanplatform.launch.command", "submit a job file to a Ray cluster"),
     "jobs": ("kanplatform.launch.jobs_command", "status, logs, stop and list cluster jobs"),
     "report": ("kanplatform.tracking.command", "static HTML dashboard of a run/experiment"),

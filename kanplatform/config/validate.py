@@ -98,6 +98,14 @@ def _validate_data(d: DictConfig) -> None:
     _check(d.noise >= 0, "data.noise", f"must be >= 0, got {d.noise}")
     _check(d.batch_size is None or d.batch_size >= 1, "data.batch_size",
            f"must be >= 1 or null (full batch), got {d.batch_size}")
+    _check(d.n_ood >= 0, "data.n_ood", f"must be >= 0 (0 = no out-of-domain split), got {d.n_ood}")
+    shell = list(d.ood_shell)
+    _check(len(shell) == 2 and 1.0 <= shell[0] < shell[1], "data.ood_shell",
+           f"must be [r_lo, r_hi] with 1 <= r_lo < r_hi (half-widths of the training box), "
+           f"got {shell}")
+    _check(d.n_ood == 0 or d.dataset in TARGETS, "data.n_ood",
+           "an out-of-domain split needs a registered target (its training box); "
+           f"{d.dataset!r} has none: set data.n_ood: 0")
 
 
 def _validate_model(cfg: DictConfig) -> None:
@@ -294,6 +302,22 @@ def _check_study_file(path: Path) -> str:
 
 # scaling studies (configs/scaling/*.yaml): a mapping with `families`; see kanplatform.scaling
 register_validator("scaling study", _detect_study_file, _check_study_file)
+
+
+def _detect_compare_file(path: Path, data: Any) -> bool:
+    from kanplatform.compare.spec import is_compare_file
+
+    return is_compare_file(path, data)
+
+
+def _check_compare_file(path: Path) -> str:
+    from kanplatform.compare.spec import check_compare_file
+
+    return check_compare_file(path)
+
+
+# compare studies (configs/compare/*.yaml): a mapping with `tasks` and `arms`
+register_validator("compare study", _detect_compare_file, _check_compare_file)
 
 
 def _detect_search_file(path: Path, data: Any) -> bool:
