@@ -65,6 +65,7 @@ class Plan:
     cells: list[Cell]
     arm_keys: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     defaults: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    steps: dict[tuple[str, str], int] = field(default_factory=dict)  # optimiser steps per run
 
     def sizes(self) -> dict[tuple[str, str, str], Sized]:
         """Every distinct model of the study, by :attr:`Cell.size_key`, in study order."""
@@ -83,7 +84,13 @@ class Plan:
         spec = self.spec
         size_keys: dict[str, Any] = {"model.width": list(sized.model["width"])}
         if spec.arms[arm].size == "grid_size":
-            size_keys["model.grid_size"] = int(sized.model["grid_size"])
+            g = int(sized.model["grid_size"])
+            size_keys["model.grid_size"] = g
+            coarser = [c for c in spec.arms[arm].grid_schedule if c < g]
+            if coarser:  # grid extension up to g in the same number of steps as every arm
+                size_keys["grid.schedule"] = [*coarser, g]
+                size_keys["grid.steps_per_stage"] = max(1, self.steps[(task, arm)]
+                                                        // (len(coarser) + 1))
         seeds = {"seed": int(seed), **({"data.seed": int(seed)} if spec.vary_data else {})}
         overrides = {**self.tasks[task].diff, **self.arm_keys[(task, arm)], **size_keys,
                      **dict(values), **seeds}
@@ -222,6 +229,7 @@ def plan_study(spec: CompareSpec) -> Plan:
             arm can be, a tuning key the config lacks, a training that does not validate.
     """
     from kanplatform.config import ConfigError, apply_overrides, load_config
+    from kanplatform.train.fitting import step_budget
     from kanplatform.train.models import model_spec
 
     _check_arm_kinds(spec)
@@ -243,7 +251,11 @@ def plan_study(spec: CompareSpec) -> Plan:
             # the untuned values of the tuned keys, so every training has the same key set
             plan.defaults[(tname, arm)] = {k: _select(cfg, k) for k in spec.space(arm)} \
                 if spec.tuning.trials else {}
-            model = {k: v for k, v in model_spec(cfg.model).items() if k != "seed"}
+            # a grid schedule in the arm's own keys ends on the grid its counts are taken at
+            schedule = list(cfg.grid.schedule)
+            grid = schedule[-1] if schedule and "grid_size" in _accepted(cfg.model.kind) else None
+            model = {k: v for k, v in model_spec(cfg.model, grid).items() if k != "seed"}
+            plan.steps[(tname, arm)] = step_budget(cfg)
             for axis in AXES:
                 budgets = task.budgets.get(axis, [])
                 for i, budget in enumerate(budgets):

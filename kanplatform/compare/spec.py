@@ -60,6 +60,9 @@ class ArmSpec:
 
     ``size: width`` sizes the ``depth`` hidden layers (all one width); ``size: grid_size``
     sizes a grid model's grid on a fixed ``hidden`` list (``[]``: one layer ``[in, out]``).
+    ``grid_schedule`` (``size: grid_size``): coarser grids trained first, the paper's grid
+    extension -- a model sized to ``G`` trains the listed grids below ``G``, then ``G``, in
+    ``trainer.max_steps`` steps in all (split evenly), so every arm keeps the same budget.
     ``model`` holds the kind's own keys (``activation``, ``spline_order``...), ``overrides``
     any run-config keys of this arm, ``tune`` its search space (default: ``tuning.space``).
     """
@@ -68,6 +71,7 @@ class ArmSpec:
     size: str = "width"
     depth: int = 1
     hidden: list[int] = field(default_factory=list)
+    grid_schedule: list[int] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     tune: dict[str, Any] | None = None
@@ -258,6 +262,10 @@ def _parse_arm(name: str, data: Any) -> ArmSpec:
     if arm.size == "width" and (not isinstance(arm.depth, int) or arm.depth < 1):
         raise CompareError(f"{where}.depth: hidden layers sized by width, >= 1; got {arm.depth}")
     arm.hidden = _positive_ints(arm.hidden, f"{where}.hidden")
+    arm.grid_schedule = sorted(_positive_ints(arm.grid_schedule, f"{where}.grid_schedule"))
+    if arm.grid_schedule and arm.size != "grid_size":
+        raise CompareError(f"{where}.grid_schedule: grid extension up to the sized grid needs "
+                           "size: grid_size")
     arm.model = _mapping(arm.model, f"{where}.model")
     arm.overrides = _mapping(arm.overrides, f"{where}.overrides")
     if arm.tune is not None:
