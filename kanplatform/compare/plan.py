@@ -249,8 +249,7 @@ def plan_study(spec: CompareSpec) -> Plan:
                 raise CompareError(f"{where}: {err}") from None
             plan.arm_keys[(tname, arm)] = keys
             # the untuned values of the tuned keys, so every training has the same key set
-            plan.defaults[(tname, arm)] = {k: _select(cfg, k) for k in spec.space(arm)} \
-                if spec.tuning.trials else {}
+            plan.defaults[(tname, arm)] = _defaults(spec, arm, cfg) if spec.tuning.trials else {}
             # a grid schedule in the arm's own keys ends on the grid its counts are taken at
             schedule = list(cfg.grid.schedule)
             grid = schedule[-1] if schedule and "grid_size" in _accepted(cfg.model.kind) else None
@@ -267,11 +266,23 @@ def plan_study(spec: CompareSpec) -> Plan:
     return plan
 
 
-def _select(cfg: Any, key: str) -> Any:
+def _defaults(spec: CompareSpec, arm: str, cfg: Any) -> dict[str, Any]:
+    """The config's values of the keys ``arm`` tunes (refusing keys the config lacks)."""
     from omegaconf import OmegaConf
 
-    value = OmegaConf.select(cfg, key)
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    from kanplatform.config import ConfigError, apply_overrides
+    from kanplatform.search.spec import representative
+
+    where = "tuning.space" if spec.arms[arm].tune is None else f"arms.{arm}.tune"
+    out = {}
+    for key, dom in spec.space(arm).items():
+        try:
+            apply_overrides(cfg, {key: representative(dom)})
+        except (ConfigError, ValueError) as err:
+            raise CompareError(f"{where}.{key}: {err}") from None
+        value = OmegaConf.select(cfg, key)
+        out[key] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return out
 
 
 def _validate_trainings(plan: Plan) -> None:
@@ -282,15 +293,18 @@ def _validate_trainings(plan: Plan) -> None:
 
     seen: set[tuple[str, str]] = set()
     for key in plan.sizes():
-        defaults = plan.defaults[(key[0], key[1])]
-        trials = [plan.trial(key, plan.spec.seeds[0], defaults)]
-        if plan.spec.tuning.trials and key[:2] not in seen:
-            trials += [plan.trial(key, plan.spec.tuning.seed, {**defaults, k: v}, "-t0")
-                       for k, dom in plan.spec.space(key[1]).items()
-                       for v in domain_values(dom)]
-        seen.add(key[:2])
-        for trial in trials:
+        task, arm = key[0], key[1]
+        defaults = plan.defaults[(task, arm)]
+        trials = [(f"tasks.{task} / arms.{arm} ({key[2]})",
+                   plan.trial(key, plan.spec.seeds[0], defaults))]
+        if plan.spec.tuning.trials and (task, arm) not in seen:
+            space = "tuning.space" if plan.spec.arms[arm].tune is None else f"arms.{arm}.tune"
+            trials += [(f"{space}.{k}={v!r} (tasks.{task} / arms.{arm})",
+                        plan.trial(key, plan.spec.tuning.seed, {**defaults, k: v}, "-t0"))
+                       for k, dom in plan.spec.space(arm).items() for v in domain_values(dom)]
+        seen.add((task, arm))
+        for where, trial in trials:
             try:
                 apply_overrides(plan.base, trial.overrides, validate=True)
             except (ConfigError, ValueError) as err:
-                raise CompareError(f"tasks.{key[0]} / arms.{key[1]} ({key[2]}): {err}") from None
+                raise CompareError(f"{where}: {err}") from None

@@ -139,7 +139,7 @@ def paired_verdict(a: Mapping[Any, float], b: Mapping[Any, float], names: tuple[
                        "needs 2", excluded)
     d = (np.log(va) - np.log(vb)) if log_scale else (va - vb)
     mean, sd, n = float(d.mean()), float(d.std(ddof=1)), len(d)
-    if sd == 0:  # identical differences on every seed: no variation to test against
+    if sd <= 1e-12 * max(1.0, abs(mean)):  # the same difference on every seed (to rounding)
         p = 0.0 if mean != 0 else 1.0
         half = 0.0
     else:
