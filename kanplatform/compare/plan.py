@@ -98,11 +98,28 @@ class Plan:
                      "runs", overrides)
 
     def tuning_samples(self, key: tuple[str, str, str]) -> list[dict[str, Any]]:
-        """The ``tuning.trials`` sampled values of model ``key`` (reproducible)."""
+        """The ``tuning.trials`` sampled values of model ``key``: reproducible, and all
+        different (a repeated draw is drawn again: a duplicate would train the same run twice).
+
+        Raises:
+            CompareError: the space has fewer distinct values than ``tuning.trials``.
+        """
         task, arm, label = key
         salt = zlib.crc32(f"{task}/{arm}/{label}".encode())
         rng = np.random.default_rng([int(self.spec.tuning.sampler_seed), salt])
-        return [sample(self.spec.space(arm), rng) for _ in range(self.spec.tuning.trials)]
+        space, n = self.spec.space(arm), self.spec.tuning.trials
+        out: list[dict[str, Any]] = []
+        if n == 0:
+            return out
+        for _ in range(100 * n):
+            draw = sample(space, rng)
+            if draw not in out:
+                out.append(draw)
+            if len(out) == n:
+                return out
+        where = "tuning.space" if self.spec.arms[arm].tune is None else f"arms.{arm}.tune"
+        raise CompareError(f"{where}: found only {len(out)} distinct values for "
+                           f"tuning.trials={n}; widen the space or lower tuning.trials")
 
     def tuning_trials(self) -> list[Any]:
         """Every tuning training: ``tuning.trials`` per arm and size, all at ``tuning.seed``."""
@@ -293,6 +310,7 @@ def _validate_trainings(plan: Plan) -> None:
 
     seen: set[tuple[str, str]] = set()
     for key in plan.sizes():
+        plan.tuning_samples(key)  # enough distinct values for every model
         task, arm = key[0], key[1]
         defaults = plan.defaults[(task, arm)]
         trials = [(f"tasks.{task} / arms.{arm} ({key[2]})",

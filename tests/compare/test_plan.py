@@ -28,11 +28,11 @@ def study(tmp_path: Path, **changes) -> Path:
                     "tune": {"optim.lr": {"loguniform": [0.1, 1.0]},
                              "optim.max_iter": {"randint": [3, 8]}}},
             "mlp": {"kind": "mlp", "size": "width", "depth": 2,
-                    "tune": {"optim.lr": {"choice": [0.5, 1.0]}}},
+                    "tune": {"optim.lr": {"choice": [0.25, 0.5, 1.0]}}},
             "mlp_relu": {"kind": "mlp", "size": "width", "depth": 2,
                          "model": {"activation": "relu"}},
         },
-        "tuning": {"trials": 3, "space": {"optim.max_iter": {"choice": [5, 10]}}},
+        "tuning": {"trials": 3, "space": {"optim.max_iter": {"choice": [4, 6, 8, 10]}}},
         **changes,
     }
     path = tmp_path / "s.yaml"

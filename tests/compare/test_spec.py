@@ -75,6 +75,9 @@ BAD = {
     "grid_search gives unequal trial counts": (
         {"tuning": {"trials": 2, "space": {"optim.lr": {"grid_search": [0.1, 1.0]}}}},
         r"^error: tuning\.space\.optim\.lr: grid_search would give arms different"),
+    "tuning space smaller than the trials": (
+        {"tuning": {"trials": 3, "space": {"optim.lr": {"choice": [0.5, 1.0]}}}},
+        r"^error: tuning\.space: found only 2 distinct values for tuning\.trials=3"),
     "bad metric": ({"metric": "rmse"}, r"^error: metric='rmse': name a recorded metric"),
     "ood metric without an ood split": (
         {"metric": "ood/rmse", "ood": {"n": 0}},
