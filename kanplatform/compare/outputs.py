@@ -73,12 +73,12 @@ def write_figures(plan: Plan, result: Any) -> dict[str, Path]:
     return plots
 
 
-def tuning_counts(result: Any) -> dict[str, dict[str, int]]:
-    """``{task: {arm: tuning trials}}``: equal across arms by construction, shown anyway."""
-    out: dict[str, dict[str, int]] = {}
+def tuning_counts(plan: Plan, result: Any) -> dict[str, dict[str, int]]:
+    """``{task: {arm: tuning trials}}`` for every task and arm (0 with ``tuning.trials: 0``,
+    not an empty mapping): equal across arms by construction, shown anyway."""
+    out = {task: dict.fromkeys(plan.spec.arms, 0) for task in plan.tasks}
     for entry in result.tuning:
-        arms = out.setdefault(entry["task"], {})
-        arms[entry["arm"]] = arms.get(entry["arm"], 0) + len(entry["trials"])
+        out[entry["task"]][entry["arm"]] += len(entry["trials"])
     return out
 
 
@@ -101,7 +101,7 @@ def document(plan: Plan, result: Any) -> dict[str, Any]:
         "n_eps": result.n_eps,
         "extrapolation": result.extrapolation,
         "tuning": result.tuning,
-        "tuning_trials_per_arm": tuning_counts(result),
+        "tuning_trials_per_arm": tuning_counts(plan, result),
         "runs": result.runs,
         "plots": {k: str(p.relative_to(result.exp_dir)) for k, p in result.plots.items()},
         "trainings_run": result.trainings_run,

@@ -171,13 +171,14 @@ def _flat_diff(cfg: Any, base: Any) -> dict[str, Any]:
 
 
 def _resolve_task(spec: CompareSpec, name: str, base: Any) -> TaskPlan:
-    from kanplatform.config import ConfigError, load_config
+    from kanplatform.config import ConfigError
     from kanplatform.data import TARGETS, dataset_dims
+    from kanplatform.train.resolve import load_run_config
 
     task = spec.tasks[name]
     try:
-        cfg = load_config(spec.base_files(name), {**spec.overrides, **task.overrides},
-                          validate=False)
+        cfg = load_run_config(spec.base_files(name), {**spec.overrides, **task.overrides},
+                              check=False)
         io = tuple(int(v) for v in dataset_dims(cfg.data))
     except (ConfigError, KeyError, ValueError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
@@ -245,13 +246,14 @@ def plan_study(spec: CompareSpec) -> Plan:
             unknown arm kind, a budget below the smallest (or above the largest) model an
             arm can be, a tuning key the config lacks, a training that does not validate.
     """
-    from kanplatform.config import ConfigError, apply_overrides, load_config
+    from kanplatform.config import ConfigError
     from kanplatform.train.fitting import step_budget
     from kanplatform.train.models import model_spec
+    from kanplatform.train.resolve import apply_run_overrides, load_run_config
 
     _check_arm_kinds(spec)
     try:
-        base = load_config(spec.base_files(), spec.overrides, validate=False)
+        base = load_run_config(spec.base_files(), spec.overrides, check=False)
     except (ConfigError, ValueError) as err:
         raise CompareError(f"base/overrides: {err}") from None
     tasks = {name: _resolve_task(spec, name, base) for name in spec.tasks}
@@ -261,7 +263,7 @@ def plan_study(spec: CompareSpec) -> Plan:
             keys = _arm_keys(spec, task, arm)
             where = f"tasks.{tname} / arms.{arm}"
             try:
-                cfg = apply_overrides(task.cfg, keys)
+                cfg = apply_run_overrides(task.cfg, keys)
             except (ConfigError, ValueError) as err:
                 raise CompareError(f"{where}: {err}") from None
             plan.arm_keys[(tname, arm)] = keys
@@ -287,14 +289,15 @@ def _defaults(spec: CompareSpec, arm: str, cfg: Any) -> dict[str, Any]:
     """The config's values of the keys ``arm`` tunes (refusing keys the config lacks)."""
     from omegaconf import OmegaConf
 
-    from kanplatform.config import ConfigError, apply_overrides
+    from kanplatform.config import ConfigError
     from kanplatform.search.spec import representative
+    from kanplatform.train.resolve import apply_run_overrides
 
     where = "tuning.space" if spec.arms[arm].tune is None else f"arms.{arm}.tune"
     out = {}
     for key, dom in spec.space(arm).items():
         try:
-            apply_overrides(cfg, {key: representative(dom)})
+            apply_run_overrides(cfg, {key: representative(dom)})
         except (ConfigError, ValueError) as err:
             raise CompareError(f"{where}.{key}: {err}") from None
         value = OmegaConf.select(cfg, key)
@@ -305,8 +308,9 @@ def _defaults(spec: CompareSpec, arm: str, cfg: Any) -> dict[str, Any]:
 def _validate_trainings(plan: Plan) -> None:
     """Every distinct model validates at its first seed; for the first model of each task
     and arm, so does every end of every tuned key's range."""
-    from kanplatform.config import ConfigError, apply_overrides
+    from kanplatform.config import ConfigError
     from kanplatform.search.spec import domain_values
+    from kanplatform.train.resolve import apply_run_overrides
 
     seen: set[tuple[str, str]] = set()
     for key in plan.sizes():
@@ -323,6 +327,6 @@ def _validate_trainings(plan: Plan) -> None:
         seen.add((task, arm))
         for where, trial in trials:
             try:
-                apply_overrides(plan.base, trial.overrides, validate=True)
+                apply_run_overrides(plan.base, trial.overrides, check=True)
             except (ConfigError, ValueError) as err:
                 raise CompareError(f"{where}: {err}") from None

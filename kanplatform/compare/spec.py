@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from kanplatform.yamlfile import read_yaml
+from kanplatform._util.dotted import parse_overrides, set_dotted
+from kanplatform._util.strict import check_keys, field_names, from_mapping
+from kanplatform._util.yamlfile import read_yaml
 
 AXES = ("params", "flops")  # budget axes: count_params (trainable), count_flops (fairer)
 AXIS_KEYS = {"params": "model/params", "flops": "model/flops"}
@@ -219,23 +219,13 @@ class CompareSpec:
 
 
 def _fields(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    return [f for f in field_names(cls) if f != "source"]
 
 
-def _strict(cls: type, data: Any, where: str, **fixed: Any) -> Any:
-    """``cls(**data)`` refusing unknown keys and non-mappings, the key named."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise CompareError(f"{where}: expected a mapping, got {data!r}")
-    unknown = sorted(set(map(str, data)) - set(_fields(cls)))
-    if unknown:
-        raise CompareError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: "
-                           f"{', '.join(_fields(cls))}")
-    try:
-        return cls(**{**copy.deepcopy(dict(data)), **fixed})
-    except TypeError as err:  # a required key is missing
-        raise CompareError(f"{where}: {err}") from None
+def _strict(cls: type, data: Any, where: str) -> Any:
+    """``cls`` from a mapping, refusing unknown keys by name (a copy: the file stays as read)."""
+    data = copy.deepcopy(dict(data)) if isinstance(data, Mapping) else data
+    return from_mapping(cls, data, where, CompareError, exclude=("source",))
 
 
 def _positive_ints(value: Any, where: str, allow_empty: bool = True) -> list[int]:
@@ -338,10 +328,7 @@ def parse_compare(data: Mapping[str, Any], source: str | Path | None = None) -> 
     if not isinstance(data, Mapping):
         raise CompareError(f"{where}: expected a mapping with tasks, arms and budgets")
     data = copy.deepcopy(dict(data))
-    unknown = sorted(set(map(str, data)) - set(_fields(CompareSpec)))
-    if unknown:
-        raise CompareError(f"unknown key(s) {', '.join(unknown)}; valid: "
-                           f"{', '.join(_fields(CompareSpec))}")
+    check_keys(data, _fields(CompareSpec), where, CompareError)
     tasks, arms = data.pop("tasks", None), data.pop("arms", None)
     if isinstance(tasks, list):
         tasks = {str(t): t for t in tasks}
@@ -444,39 +431,21 @@ def _check_spec(spec: CompareSpec) -> None:
 
 def split_overrides(overrides: Iterable[str] | Mapping[str, Any]) -> tuple[dict, dict]:
     """Split ``key=value`` overrides into (study keys, run-config keys for every training)."""
-    if isinstance(overrides, Mapping):
-        pairs = list(overrides.items())
-    else:
-        pairs = []
-        for item in overrides:
-            if "=" not in item:
-                raise CompareError(f"override {item!r}: expected key=value")
-            key, value = item.split("=", 1)
-            try:
-                pairs.append((key.strip(), yaml.safe_load(value)))
-            except yaml.YAMLError:
-                pairs.append((key.strip(), value))
+    pairs = (list(overrides.items()) if isinstance(overrides, Mapping)
+             else parse_overrides(overrides, CompareError))
     study, run = {}, {}
     for key, value in pairs:
         (study if key.split(".")[0] in _fields(CompareSpec) else run)[key] = value
     return study, run
 
 
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``a.b.c`` in nested ``data``; below an ``overrides``, ``tune`` or ``space`` mapping
-    the rest of the key stays whole (those hold dotted run-config keys)."""
+def _set(data: dict[str, Any], key: str, value: Any) -> None:
+    """A study key; below ``overrides``, ``tune`` or ``space`` the rest is one dotted key."""
     parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        if part in ("overrides", "tune", "space"):
-            node.setdefault(part, {})[".".join(parts[i + 1:])] = value
-            return
-        if isinstance(node.get(part), str) and parts[0] == "tasks":
-            node[part] = {"overrides": {"data.dataset": node[part]}}  # expand the shorthand
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise CompareError(f"override {key}: {part} is not a section")
-    node[parts[-1]] = value
+    if parts[0] == "tasks" and len(parts) > 2 and isinstance(
+            (data.get("tasks") or {}).get(parts[1]), str):  # the shorthand `xy: xy`, expanded
+        data["tasks"][parts[1]] = {"overrides": {"data.dataset": data["tasks"][parts[1]]}}
+    set_dotted(data, key, value, whole=("overrides", "tune", "space"), error=CompareError)
 
 
 def load_compare(path: str | Path,
@@ -492,7 +461,7 @@ def load_compare(path: str | Path,
         raise CompareError(f"{path}: expected a mapping with tasks, arms and budgets")
     study_keys, run_keys = split_overrides(overrides)
     for key, value in study_keys.items():
-        set_dotted(data, key, value)
+        _set(data, key, value)
     if run_keys:
         data["overrides"] = {**(data.get("overrides") or {}), **run_keys}
     return parse_compare(data, source=path)

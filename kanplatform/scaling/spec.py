@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from kanplatform.yamlfile import read_yaml
+from kanplatform._util.yamlfile import read_yaml
 
 SIZES_FROM = ("runs", "stages")
 KINDS = ("kan", "mlp")

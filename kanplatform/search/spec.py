@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kanplatform.yamlfile import read_yaml
+from kanplatform._util.yamlfile import read_yaml
 
 DOMAINS = ("grid_search", "choice", "uniform", "loguniform", "randint")
 SCHEDULERS = ("fifo", "asha")

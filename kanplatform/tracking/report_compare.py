@@ -30,7 +30,12 @@ def compare_section(root: Path) -> tuple[str, frozenset[Path]]:
     if not isinstance(doc, dict):
         return "", frozenset()
     parts = []
+    tuned = doc.get("tuning_trials_per_arm") or {}
     for task, lines in (doc.get("summary") or {}).items():
+        counts = tuned.get(task) or {}
+        if isinstance(counts, dict) and counts:  # equal by construction: shown, not assumed
+            lines = [*lines, "tuning trials per arm: "
+                     + ", ".join(f"{arm} {n}" for arm, n in counts.items())]
         items = "".join(f"<li>{_e(line)}</li>" for line in lines)
         parts.append(f"<h3>{_e(task)}</h3><ul class=summary>{items}</ul>")
     verdicts = [{**v, "vs": " vs ".join(v.get("arms") or []),

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from kanplatform.config import load_config, save_config, to_dict, validate
-from kanplatform.config.load import ConfigError
+from kanplatform.config import ConfigError, load_config, save_config, to_dict
+from kanplatform.train.resolve import check_run_config, load_run_config
 
 STATUS_COMPLETED, STATUS_DIVERGED, STATUS_FAILED = "completed", "diverged", "failed"
 
@@ -53,7 +53,7 @@ def as_run_config(cfg: Any) -> Any:
     if isinstance(cfg, DictConfig):
         return cfg
     if isinstance(cfg, str | Path):
-        return load_config(cfg)
+        return load_run_config(cfg)
     if isinstance(cfg, Mapping):
         return load_config([], dict(cfg), validate=False)
     raise ConfigError(f"fit() needs a config (DictConfig, dict or path), got {type(cfg).__name__}")
@@ -105,7 +105,8 @@ def fit(
     state, so the caller's global random state is left as it was.
 
     Args:
-        cfg: a RunConfig (from :func:`kanplatform.config.load_config`), a plain dict or a path.
+        cfg: a RunConfig (from :func:`kanplatform.train.resolve.load_run_config`), a plain
+            dict or a path.
         callbacks: extra Lightning callbacks (e.g. Ray Tune's report callback).
         loggers: extra Lightning loggers (tracking's W&B logger is added from ``cfg.tracking``).
         run_dir: write here instead of a new ``cfg.output_dir/<name>-<time>-<random>``.
@@ -139,7 +140,7 @@ def fit(
     from kanplatform.train.rundir import new_run_dir
 
     cfg = as_run_config(cfg)
-    validate(cfg)
+    check_run_config(cfg)
     resumed = None
     if ckpt_path is not None:
         from kanplatform.train.checkpoint import check_resume
@@ -290,7 +291,8 @@ class _Run:
 
     def write(self, status: str, reason: str | None, total_time_s: float) -> dict[str, Any]:
         """Write metrics.json (always), and the model, checkpoint and history if there is one."""
-        from kanplatform.train.rundir import git_sha, versions, write_history, write_json
+        from kanplatform._util.runinfo import git_sha, versions
+        from kanplatform.train.rundir import write_history, write_json
 
         metrics: dict[str, Any] = {"status": status, "reason": reason, "name": self.cfg.name,
                                    "seed": int(self.cfg.seed), "final": {}, "stages": [],

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from kanplatform.compare import analysis, load_compare, plan_study
+from kanplatform.compare.outputs import tuning_counts
 from kanplatform.compare.run import run_rows, select_best
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +63,22 @@ def test_every_arm_gets_the_same_number_of_tuning_trials_at_every_size(tmp_path)
     # reproducible: the same samples on a second plan (what a resume relies on)
     again = plan_study(load_compare(study(tmp_path))).tuning_trials()
     assert [t.overrides for t in again] == [t.overrides for t in trials]
+
+
+def test_no_tuning_trains_the_seeds_alone_and_records_zero_trials_per_arm(tmp_path):
+    # tuning.trials: 0 with spaces still named (as `tuning.trials=0` on the command line
+    # leaves them): no tuning training, no tuned keys, and 0 trials per arm on record
+    plan = plan_study(load_compare(study(tmp_path, tuning={"trials": 0, "space": {
+        "optim.max_iter": {"choice": [4, 6]}}})))
+    assert plan.tuning_trials() == [] and all(not plan.tuning_samples(k) for k in plan.sizes())
+    assert plan.n_trainings() == len(plan.seed_trials()) == len(plan.sizes()) * 3
+    assert all("optim.max_iter" not in t.overrides and "optim.lr" not in t.overrides
+               for t in plan.seed_trials())
+    best, table = select_best(plan, [], [])
+    assert best == {} and table == []
+    result = type("R", (), {"tuning": table})()
+    assert tuning_counts(plan, result) == {
+        task: {"kan": 0, "mlp": 0, "mlp_relu": 0} for task in ("xy", "exp_sin_sq")}
 
 
 def test_models_shared_by_cells_are_trained_once(tmp_path):

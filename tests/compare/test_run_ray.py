@@ -93,6 +93,7 @@ def test_tiny_study_end_to_end_then_resume_trains_nothing(tmp_path, compare_env,
         assert (exp / "figures" / f"{name}.png").stat().st_size > 5000
     html = (exp / "report.html").read_text()
     assert "id=compare" in html and doc["summary"]["xy"][0].split(";")[0] in html
+    assert "tuning trials per arm: kan 4, mlp 4" in html
     assert f"compare.json: {exp / 'compare.json'}" in printed
     assert f"report:       {exp / 'report.html'}" in printed
 

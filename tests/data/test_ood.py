@@ -6,6 +6,7 @@ import torch
 
 from kanplatform.config import ConfigError, load_config
 from kanplatform.data import box_radius, dataset_from_config, get_target, ood_split, shell_inputs
+from kanplatform.train.resolve import load_run_config
 
 
 @pytest.mark.parametrize("name", ["exp_sin_sq", "j0_20x", "feynman_I_6_2", "nested_4",
@@ -60,5 +61,5 @@ def test_data_config_builds_the_split_and_refuses_it_without_a_box(tmp_path):
     csv.write_text("a,b,y\n" + "\n".join(f"{i},{i},{i}" for i in range(9)) + "\n")
     with pytest.raises(ConfigError, match=r"data\.n_ood: an out-of-domain split needs a "
                                           r"registered target"):
-        load_config([], {"data.dataset": "file", "data.path": str(csv), "data.inputs": ["a", "b"],
-                         "data.targets": ["y"], "data.n_ood": 5})
+        load_run_config([], {"data.dataset": "file", "data.path": str(csv),
+                             "data.inputs": ["a", "b"], "data.targets": ["y"], "data.n_ood": 5})
