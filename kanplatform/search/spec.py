@@ -238,6 +238,11 @@ def _check_spec(spec: SearchSpec) -> None:
         raise SearchSpecError(f"resources: need cpu >= 0, gpu >= 0, workers >= 1, got {res}")
     if res.gpu > 1 and res.gpu != int(res.gpu):
         raise SearchSpecError(f"resources.gpu: fractions only below 1, got {res.gpu}")
+    if res.workers > 1 and res.gpu_training and res.gpu not in (0, 1):
+        raise SearchSpecError(
+            f"resources.gpu: {res.gpu} with workers: {res.workers}: each data-parallel worker "
+            "holds exactly one GPU (NCCL needs one device per worker); set gpu: 1, or "
+            "workers: 1 to share GPUs between trials")
     if spec.max_concurrent_trials is not None and spec.max_concurrent_trials < 1:
         raise SearchSpecError("max_concurrent_trials: must be >= 1 (or omitted)")
 

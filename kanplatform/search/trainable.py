@@ -333,26 +333,45 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     _final_report(setup, reporter, result.metrics, _train_report)
 
 
+def worker_backend(res: dict[str, Any]) -> dict[str, Any]:
+    """How a multi-worker trial's Ray Train workers run: ``{"workers", "use_gpu", "backend",
+    "per_worker"}``. With GPUs each worker holds one whole GPU and the workers talk over NCCL
+    (NCCL needs a distinct device per rank); without, gloo on CPUs.
+
+    Raises:
+        ValueError: for a fractional or multiple ``gpu`` per data-parallel worker.
+    """
+    gpu = float(res.get("gpu", 0) or 0)
+    use_gpu = bool(res["use_gpu"]) if res.get("use_gpu") is not None else gpu > 0
+    if use_gpu and gpu not in (0.0, 1.0):
+        raise ValueError(
+            f"resources.gpu: {res.get('gpu')} with workers: {res.get('workers')}: each "
+            "data-parallel worker holds exactly one GPU (NCCL needs one device per worker); "
+            "set gpu: 1, or use workers: 1 to share GPUs between trials")
+    per_worker = {"CPU": float(res.get("cpu", 1))}
+    if use_gpu:
+        per_worker["GPU"] = 1.0
+    return {"workers": int(res.get("workers", 1) or 1), "use_gpu": use_gpu,
+            "backend": "nccl" if use_gpu else "gloo", "per_worker": per_worker}
+
+
 def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str,
                      ckpt: Path | None, stage: int, restores: int, n_stages: int) -> None:
     import ray.train
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    res = setup.resources
-    use_gpu = bool(res.get("use_gpu")) if res.get("use_gpu") is not None \
-        else float(res.get("gpu", 0)) > 0
-    per_worker = {"CPU": float(res.get("cpu", 1))}
-    if use_gpu:
-        per_worker["GPU"] = float(res.get("gpu", 1)) or 1.0
+    backend = worker_backend(setup.resources)
+    use_gpu = backend["use_gpu"]
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"setup": setup, "cfg": cfg, "run_dir": str(run_dir),
                            "ckpt": str(ckpt) if ckpt else None, "stage": stage,
                            "restores": restores, "n_stages": n_stages, "use_gpu": use_gpu},
-        scaling_config=ray.train.ScalingConfig(num_workers=int(res["workers"]),
+        scaling_config=ray.train.ScalingConfig(num_workers=backend["workers"],
                                                use_gpu=use_gpu,
-                                               resources_per_worker=per_worker),
+                                               resources_per_worker=backend["per_worker"]),
+        torch_config=TorchConfig(backend=backend["backend"]),
         run_config=ray.train.RunConfig(
             name=f"train-{trial_id}",
             storage_path=str(Path(setup.experiment_dir) / "ray_train"),
