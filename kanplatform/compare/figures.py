@@ -102,6 +102,9 @@ def n_eps_bars(rows: Rows, task: str, arms: Sequence[str], axis: str = "params")
                             color=colors[arm], capsize=3, lw=1)
     ax.set_xticks(range(len(eps)), [f"{e:.3g}" for e in eps])
     ax.set_yscale("log")
+    sizes = [v for r in mine for v in (r["n_measured"], r["n_fit"]) if v and v > 0]
+    if sizes:  # a wide fit interval must not squash the bars: it runs off the bottom instead
+        ax.set_ylim(bottom=max(min(sizes) / 10, 0.5))
     ax.set_xlabel("eps (metric level to reach)")
     ax.set_ylabel(f"N(eps): {axis} needed")
     ax.grid(True, axis="y", which="both", alpha=0.3)
