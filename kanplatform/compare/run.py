@@ -80,8 +80,16 @@ class CompareResult:
 
 
 def experiment_dir(spec: CompareSpec, output_dir: str | Path | None = None) -> Path:
-    """``<output_dir>/<name>``, absolute (Tune moves trials' working directories)."""
-    return (Path(output_dir or spec.output_dir) / spec.name).expanduser().resolve()
+    """``<output_dir>/<name>``, absolute (Tune moves trials' working directories).
+
+    Raises:
+        CompareError: a URI: the study writes files (on a cluster: a shared-filesystem path).
+    """
+    root = str(output_dir or spec.output_dir)
+    if "://" in root:
+        raise CompareError(f"--output-dir {root}: a compare study writes files; give a path "
+                           "on the cluster's shared filesystem (URIs are storage for `tune`)")
+    return (Path(root) / spec.name).expanduser().resolve()
 
 
 class _Ray:
@@ -240,8 +248,8 @@ def run_compare(
     from kanplatform.compare import analysis, outputs
 
     start = time.perf_counter()
-    plan = plan_study(spec)
     exp_dir = experiment_dir(spec, output_dir)
+    plan = plan_study(spec)
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / "study.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     ray = _Ray(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,

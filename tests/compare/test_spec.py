@@ -108,6 +108,13 @@ def test_bad_study_fails_with_one_line_before_anything_runs(tmp_path, capsys, ca
         assert not ray.is_initialized()
 
 
+def test_an_output_uri_is_refused_in_one_line(tmp_path, capsys):
+    assert main(["compare", str(write(tmp_path)), "--output-dir", "s3://bucket/x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: --output-dir s3://bucket/x: a compare study writes files; give a "
+                   "path on the cluster's shared filesystem (URIs are storage for `tune`)")
+
+
 def test_good_study_plans_every_training_without_ray(tmp_path):
     plan = plan_study(load_compare(write(tmp_path, budgets={"params": [60, 120],
                                                             "flops": [1500]})))
