@@ -171,6 +171,7 @@ def run_search(
     ray_init_kwargs: Mapping[str, Any] | None = None,
     autoscaling: bool = False,
     dashboard: bool = False,
+    watch: bool = True,
 ) -> SearchResult:
     """Run (or resume) a Ray Tune search whose trials are ``kanplatform train`` runs.
 
@@ -199,10 +200,10 @@ def run_search(
         autoscaling: the cluster at ``address`` adds nodes on demand: a trial larger than
             its current nodes waits (``resources.placement_timeout_s``) instead of failing.
         dashboard: start Ray's dashboard with a local Ray (on 127.0.0.1; its URL is printed).
-
-    While it runs, ``EXPERIMENT/report.html`` is rewritten every few seconds (running trials
-    with their latest metrics; the path is printed at the start) and the experiment's own
-    W&B run logs its progress (see :mod:`kanplatform.search.watch`).
+        watch: while it runs, ``EXPERIMENT/report.html`` is rewritten every few seconds
+            (running trials with their latest metrics; the path is printed at the start)
+            and the experiment's own W&B run logs its progress, then the trials table (see
+            :mod:`kanplatform.search.watch`). False: neither (a study reports for itself).
 
     Returns:
         The :class:`SearchResult`; the tables and ``best_config.yaml`` are also written to
@@ -241,10 +242,10 @@ def run_search(
     try:
         if store.uri is None:  # several nodes: prove they all see the path
             check_shared(store.local.parent)
-        with watch_search(store.local, spec, to_dict(base_cfg)) as watch:
+        with watch_search(store.local, spec, to_dict(base_cfg), enabled=watch) as watching:
             result = _run(base_cfg, spec, to_dict(base_cfg), store, configs, conn,
                           resume=resume, verbose=verbose)
-        return watch.annotate(result, conn)
+        return watching.annotate(result, conn)
     finally:
         conn.shutdown()
 
@@ -457,11 +458,14 @@ def run_configs(
         configs: ``[{"model.width": [2, 5, 1]}, ...]``, applied with ``apply_overrides``.
         metric / mode: used to rank the table and choose ``best_config.yaml``.
         resources: ``{"cpu": 1, "gpu": 0, "workers": 1}`` per trial.
-        **kwargs: passed to :func:`run_search` (``address``, ``storage_path``, ``resume``...).
+        **kwargs: passed to :func:`run_search` (``address``, ``storage_path``, ``resume``...);
+            ``watch`` defaults to False: the study running these configs has its own
+            report and W&B run.
 
     Returns:
         The :class:`SearchResult`; each row carries its override keys.
     """
+    kwargs.setdefault("watch", False)
     from kanplatform.search.spec import ResourceSpec
 
     spec = SearchSpec(space={}, metric=metric, mode=mode, name=name,

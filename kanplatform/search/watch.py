@@ -52,7 +52,7 @@ def _wandb_config(experiment_dir: Path, spec: SearchSpec, base: dict[str, Any]) 
 
 @contextlib.contextmanager
 def watch_search(experiment_dir: Path, spec: SearchSpec, base: dict[str, Any], *,
-                 every_s: float = DEFAULT_EVERY_S,
+                 every_s: float = DEFAULT_EVERY_S, enabled: bool = True,
                  say: Callable[[str], Any] | None = print) -> Iterator[SearchWatch]:
     """Live report and experiment W&B run around a search (see the module docstring).
 
@@ -61,10 +61,11 @@ def watch_search(experiment_dir: Path, spec: SearchSpec, base: dict[str, Any], *
         spec: the search.
         base: the base run config as a plain dict (its ``tracking`` section decides W&B).
         every_s: seconds between the live report's checks.
+        enabled: False: neither (the search's caller reports).
         say: where the live report's path is announced.
     """
     experiment_dir = Path(experiment_dir)
-    if active_for(experiment_dir) is not None:  # a study's search: the study reports
+    if not enabled or active_for(experiment_dir) is not None:  # a study's: it reports
         yield SearchWatch(experiment_dir)
         return
     from kanplatform.tracking.experiment_run import ExperimentRun
