@@ -237,17 +237,19 @@ def run_search(
     if resume and not store.has("tuner.pkl"):
         raise SearchSpecError(f"--resume: no search to resume at {store.where}")
 
-    conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
-                   init_kwargs=ray_init_kwargs, autoscaling=autoscaling, dashboard=dashboard)
-    try:
-        if store.uri is None:  # several nodes: prove they all see the path
-            check_shared(store.local.parent)
-        with watch_search(store.local, spec, to_dict(base_cfg), enabled=watch) as watching:
+    with watch_search(store.local, spec, to_dict(base_cfg), enabled=watch) as watching:
+        conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
+                       init_kwargs=ray_init_kwargs, autoscaling=autoscaling,
+                       dashboard=dashboard)
+        try:
+            if store.uri is None:  # several nodes: prove they all see the path
+                check_shared(store.local.parent)
+            watching.begin()
             result = _run(base_cfg, spec, to_dict(base_cfg), store, configs, conn,
                           resume=resume, verbose=verbose)
-        return watching.annotate(result, conn)
-    finally:
-        conn.shutdown()
+        finally:
+            conn.shutdown()
+    return watching.annotate(result, conn)
 
 
 def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: ExperimentStore,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kanplatform.search.spec import SearchSpec
-from kanplatform.tracking.live import DEFAULT_EVERY_S, LiveReport, active_for, live_report
+from kanplatform.tracking.live import DEFAULT_EVERY_S, LiveReport, active_for
 
 
 @dataclass
@@ -29,6 +29,23 @@ class SearchWatch:
     experiment_dir: Path
     live: LiveReport | None = None
     wandb_run: Any = None  # tracking.experiment_run.ExperimentRun
+    wandb_config: dict[str, Any] | None = None
+    begun: bool = False
+
+    def begin(self) -> None:
+        """Ray is up and the search fits: from here on it is an experiment with records
+        (its W&B run starts now; a failure before leaves nothing behind)."""
+        self.begun = True
+        if self.wandb_config is not None and self.wandb_run is None:
+            from kanplatform.tracking.experiment_run import ExperimentRun
+
+            self.wandb_run = ExperimentRun.start(self.experiment_dir, self.wandb_config)
+
+    def progress(self, live: LiveReport) -> None:
+        if self.wandb_run is not None:
+            from kanplatform.tracking.sweep import read_sweep
+
+            self.wandb_run.progress(read_sweep(live.root, live=True))
 
     def annotate(self, result: Any, conn: Any) -> Any:
         """Fill the search result's ``report``, ``wandb_dir`` and dashboard fields."""
@@ -56,6 +73,10 @@ def watch_search(experiment_dir: Path, spec: SearchSpec, base: dict[str, Any], *
                  say: Callable[[str], Any] | None = print) -> Iterator[SearchWatch]:
     """Live report and experiment W&B run around a search (see the module docstring).
 
+    The page is written at once (before Ray starts) and its path announced; call
+    :meth:`SearchWatch.begin` once Ray is up. An error before that (a cluster that refuses
+    the search) removes the page, and the experiment directory if this call made it.
+
     Args:
         experiment_dir: the search's experiment directory.
         spec: the search.
@@ -68,25 +89,26 @@ def watch_search(experiment_dir: Path, spec: SearchSpec, base: dict[str, Any], *
     if not enabled or active_for(experiment_dir) is not None:  # a study's: it reports
         yield SearchWatch(experiment_dir)
         return
-    from kanplatform.tracking.experiment_run import ExperimentRun
-    from kanplatform.tracking.sweep import read_sweep
-
-    experiment_dir.mkdir(parents=True, exist_ok=True)
-    run = ExperimentRun.start(experiment_dir, _wandb_config(experiment_dir, spec, base))
-
-    def progress(live: LiveReport) -> None:
-        if run is not None:
-            run.progress(read_sweep(live.root))
-
-    watch = SearchWatch(experiment_dir, wandb_run=run)
+    existed = experiment_dir.exists()
+    watch = SearchWatch(experiment_dir, wandb_config=_wandb_config(experiment_dir, spec, base))
+    watch.live = LiveReport(experiment_dir, every_s, on_tick=watch.progress).start()
+    if say is not None:
+        say(f"live report: {watch.live.out}  (rewritten every {every_s:g} s while the search "
+            "runs; open it in a browser)")
     ok = False
     try:
-        with live_report(experiment_dir, every_s, on_tick=progress, say=say) as live:
-            watch.live = live
-            yield watch
-            ok = True
+        yield watch
+        ok = True
     finally:
-        _finish(watch, ok)
+        if not watch.begun:  # refused before it began: nothing half-made stays
+            watch.live.stop(final=False)
+            watch.live.out.unlink(missing_ok=True)
+            if not existed:
+                with contextlib.suppress(OSError):
+                    experiment_dir.rmdir()  # only if empty
+        else:
+            watch.live.stop(final=True)
+            _finish(watch, ok)
 
 
 def _finish(watch: SearchWatch, ok: bool) -> None:

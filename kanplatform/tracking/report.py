@@ -138,7 +138,7 @@ def _num(v: Any) -> float | None:
 def render(root: Path, runs: list[Run], title: str, live_every: float | None = None) -> str:
     """The whole page as a string (see :func:`write_report`)."""
     single = is_single(root, [r.path for r in runs])
-    sweep = None if single else read_sweep(root, runs)
+    sweep = None if single else read_sweep(root, runs, live=bool(live_every))
     parts = [
         f"<h1>{_e(title)}</h1>",
         f"<p class=muted>{len(runs)} run(s) under <code>{_e(str(root))}</code> · generated "

@@ -111,12 +111,15 @@ def is_sweep(root: str | Path) -> bool:
     return (Path(root) / SEARCH_JSON).is_file()
 
 
-def read_sweep(root: str | Path, runs: list[Run] | None = None) -> Sweep | None:
+def read_sweep(root: str | Path, runs: list[Run] | None = None,
+               live: bool = False) -> Sweep | None:
     """Read the search experiment at ``root``; None when it holds no ``search.json``.
 
     Args:
         root: the experiment directory.
         runs: its run directories already read (else they are found and read here).
+        live: the search is running: read the run directories, not a trials table (one
+            there is an earlier run's, e.g. before a resume).
     """
     root = Path(root)
     record = _read_json(root / SEARCH_JSON)
@@ -128,7 +131,7 @@ def read_sweep(root: str | Path, runs: list[Run] | None = None) -> Sweep | None:
         runs = [read_run(d, root) for d in find_runs(root)]
     by_dir = {r.path.resolve(): r for r in runs}
     table = _read_json(root / TRIALS_JSON)
-    if isinstance(table, list) and all(isinstance(r, dict) for r in table):
+    if not live and isinstance(table, list) and all(isinstance(r, dict) for r in table):
         trials = [_from_row(r, metric, by_dir) for r in table]
         final = True
     else:
