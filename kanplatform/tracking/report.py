@@ -101,7 +101,7 @@ def write_report(path: str | Path, out: str | Path | None = None,
     if not is_single(root, run_dirs):
         resolved = {d.resolve() for d in run_dirs}
         run_dirs += [d for d in runs_from_tables(root) if d.resolve() not in resolved]
-    if not run_dirs and not is_sweep(root):
+    if not run_dirs and not is_sweep(root) and not live_every:  # live: it is starting
         raise FileNotFoundError(
             f"{root} holds no run directory (a folder with config.yaml, metrics.json or "
             "history.csv, as `kanplatform train` writes)")
@@ -159,6 +159,8 @@ def render(root: Path, runs: list[Run], title: str, live_every: float | None = N
         if shown:
             parts.append("<h2 id=best-runs>The best trials' runs</h2>")
         parts += [_run_section(run, False) for run in shown]
+    elif not runs and not (root / "compare.json").is_file():
+        parts.append("<p id=starting>Nothing has started yet: no run directory so far.</p>")
     else:
         from kanplatform.tracking.report_compare import compare_section
 
