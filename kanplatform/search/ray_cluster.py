@@ -97,6 +97,9 @@ def trial_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.startswith(PROPAGATED_ENV_PREFIXES)}
     env.update({k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ})
     env.setdefault("WANDB_MODE", "offline")
+    # a trial Tune stopped writes its records before its actor takes the next trial (Tune
+    # waits 2 s by default, then fails the next trial: "reset_config() ... return True")
+    env.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
     return env
 
 

@@ -24,6 +24,18 @@ from kanplatform.config import ConfigError, load_config, save_config, to_dict
 from kanplatform.train.resolve import check_run_config, load_run_config
 
 STATUS_COMPLETED, STATUS_DIVERGED, STATUS_FAILED = "completed", "diverged", "failed"
+STATUS_STOPPED = "stopped"
+
+
+class RunStopped(BaseException):
+    """Raised from a callback to end a run early on purpose (a search's scheduler stopped the
+    trial): :func:`fit` records ``status: stopped`` with ``reason`` and the results so far,
+    then re-raises it. A BaseException, like the interrupt it replaces, so that nothing on
+    the way catches it as an error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -132,6 +144,8 @@ def fit(
         FileNotFoundError: ``ckpt_path`` does not exist, before anything is written.
         Exception: any training error, re-raised after ``metrics.json`` records
             ``status: failed`` with the reason.
+        RunStopped: a callback stopped the run on purpose, re-raised after
+            ``metrics.json`` records ``status: stopped`` with the reason.
 
     Example:
         >>> result = fit(load_config("configs/experiment/quick.yaml"))  # doctest: +SKIP
@@ -163,6 +177,10 @@ def fit(
     try:
         with _local_torch_state(cfg.seed, cfg.trainer.num_threads):
             run.train(callbacks, loggers, trainer_kwargs, ckpt_path)
+    except RunStopped as err:
+        run.write(STATUS_STOPPED, err.reason, time.perf_counter() - started)
+        run.finish(exit_code=0)
+        raise
     except BaseException as err:
         run.write(STATUS_FAILED, run.failure_reason(err), time.perf_counter() - started)
         run.finish(exit_code=1)

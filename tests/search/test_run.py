@@ -98,7 +98,8 @@ def test_optuna_search_from_the_cli_samples_every_trial_and_its_best_config_repr
                  "--num-cpus", "2", "--num-samples", "4", "--verbose", "0"])
     assert code == 0
     exp = tmp_path / "tune" / "optuna"
-    assert f"best config: {exp / 'best_config.yaml'}" in capsys.readouterr().out
+    out = capsys.readouterr().out  # it ends with where to look
+    assert f"\n  best config   {exp / 'best_config.yaml'}\n" in out.split("where to look")[-1]
     rows, csv_rows = read_table(exp)
     assert len(rows) == len(csv_rows) == 4
     for row in rows:

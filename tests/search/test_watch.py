@@ -121,9 +121,12 @@ def test_a_watched_asha_search(tmp_path, capsys):
     assert all(r["reason"].startswith("stopped by the scheduler at grid/stage=")
                for r in json_rows if r["status"] == "stopped")
     assert result.best_config == exp / "best_config.yaml"
-    # each trial is an offline W&B run grouped by the experiment
+    # each trial's run directory says what the table says, and is an offline W&B run
+    # grouped by the experiment
     for row in json_rows:
         run_dir = Path(row["run_dir"])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert (metrics["status"], metrics["reason"]) == (row["status"], row["reason"]), row
         assert list((run_dir / "wandb").glob("offline-run-*")), run_dir
         assert load_config(run_dir / "config.yaml").tracking.group == "watch"
 
