@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from kanplatform._util.dotted import parse_overrides, set_dotted
+from kanplatform._util.strict import check_keys, field_names, from_mapping
 from kanplatform._util.yamlfile import read_yaml
 
 SIZES_FROM = ("runs", "stages")
@@ -152,17 +152,8 @@ class Trial:
         return Path(exp_dir) / "runs" / self.family / f"{self.label}-seed{self.seed}"
 
 
-def _fields(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
-
-
-def _check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:
-    unknown = set(data) - _fields(cls) - {"source"}
-    if unknown:
-        raise StudyError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"valid: {', '.join(sorted(_fields(cls) - {'source'}))}"
-        )
+def _fields(cls: type) -> list[str]:
+    return [f for f in field_names(cls) if f != "source"]  # `source` is not a file key
 
 
 def _int_list(value: Any, where: str) -> list[int]:
@@ -175,8 +166,7 @@ def _parse_family(name: str, data: Any) -> FamilySpec:
     where = f"families.{name}"
     if not isinstance(data, Mapping):
         raise StudyError(f"{where}: expected a mapping (kind, sizes_from, widths, ...)")
-    _check_keys(data, FamilySpec, where)
-    fam = FamilySpec(**copy.deepcopy(dict(data)))
+    fam = from_mapping(FamilySpec, copy.deepcopy(dict(data)), where, StudyError)
     if fam.kind not in KINDS:
         raise StudyError(f"{where}.kind={fam.kind!r}: expected one of {', '.join(KINDS)}")
     if fam.sizes_from not in SIZES_FROM:
@@ -213,7 +203,7 @@ def _parse_family(name: str, data: Any) -> FamilySpec:
         fam.seeds = [int(s) for s in fam.seeds]
     if not isinstance(fam.overrides, Mapping):
         raise StudyError(f"{where}.overrides: expected a mapping of dotted keys to values")
-    _check_keys(fam.fit or {}, FitSpec, f"{where}.fit")
+    check_keys(fam.fit or {}, _fields(FitSpec), f"{where}.fit", StudyError)
     if fam.fit.get("drop_tail", "none") not in DROP_TAIL:
         raise StudyError(f"{where}.fit.drop_tail={fam.fit['drop_tail']!r}: expected one of "
                          f"{', '.join(DROP_TAIL)}")
@@ -229,14 +219,12 @@ def parse_study(data: Mapping[str, Any], source: str | Path | None = None) -> St
     where = str(source or "study")
     if not isinstance(data, Mapping):
         raise StudyError(f"{where}: expected a mapping with 'families'")
-    _check_keys(data, StudySpec, where)
+    check_keys(data, _fields(StudySpec), "", StudyError, source=where)
     data = copy.deepcopy(dict(data))
     families = data.pop("families", None)
     if not isinstance(families, Mapping) or not families:
         raise StudyError(f"{where}: 'families' must map names to families (e.g. kan:, mlp:)")
-    fit = data.pop("fit", None) or {}
-    _check_keys(fit, FitSpec, f"{where}: fit")
-    fit = FitSpec(**fit)
+    fit = from_mapping(FitSpec, data.pop("fit", None), "fit", StudyError, source=where)
     if fit.drop_tail not in DROP_TAIL:
         raise StudyError(f"fit.drop_tail={fit.drop_tail!r}: expected one of {', '.join(DROP_TAIL)}")
     base = data.pop("base", []) or []
@@ -267,32 +255,12 @@ def parse_study(data: Mapping[str, Any], source: str | Path | None = None) -> St
 
 def _split_overrides(overrides: Iterable[str] | Mapping[str, Any]) -> tuple[dict, dict]:
     """Split CLI overrides into (study keys, run-config keys)."""
-    if isinstance(overrides, Mapping):
-        pairs = list(overrides.items())
-    else:
-        pairs = []
-        for item in overrides:
-            if "=" not in item:
-                raise StudyError(f"override {item!r}: expected key=value")
-            key, value = item.split("=", 1)
-            pairs.append((key.strip(), yaml.safe_load(value)))
+    pairs = (list(overrides.items()) if isinstance(overrides, Mapping)
+             else parse_overrides(overrides, StudyError))
     study, run = {}, {}
     for key, value in pairs:
         (study if key.split(".")[0] in _fields(StudySpec) else run)[key] = value
     return study, run
-
-
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        if part == "overrides":  # overrides hold dotted run-config keys: keep the rest whole
-            node.setdefault(part, {})[".".join(parts[i + 1 :])] = value
-            return
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise StudyError(f"override {key}: {part} is not a section")
-    node[parts[-1]] = value
 
 
 def load_study(
@@ -307,7 +275,8 @@ def load_study(
     data = read_yaml(path, StudyError, "study file") or {}
     study_keys, run_keys = _split_overrides(overrides)
     for key, value in study_keys.items():
-        _set_dotted(data, key, value)
+        # a study's overrides hold dotted run-config keys: below one the rest is one key
+        set_dotted(data, key, value, whole=("overrides",), error=StudyError)
     if run_keys:
         data["overrides"] = {**(data.get("overrides") or {}), **run_keys}
     return parse_study(data, source=path)

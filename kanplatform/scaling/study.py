@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from kanplatform._util.dotted import get_dotted
 from kanplatform.scaling.fit import PowerLawFit, fit_power_law
 from kanplatform.scaling.spec import StudyError, StudySpec, Trial, expand
 
@@ -175,6 +176,9 @@ def run_trials(
     return rows, len(set(now) - set(done))
 
 
+_MISSING = object()  # a key the run's config lacks matches no value
+
+
 def finished_runs(trials: Sequence[Trial], exp_dir: Path) -> dict[str, str]:
     """``{trial.key: run_dir}`` of the trials with a finished run under ``exp_dir``."""
     out: dict[str, tuple[float, str]] = {}
@@ -188,24 +192,12 @@ def finished_runs(trials: Sequence[Trial], exp_dir: Path) -> dict[str, str]:
         if status not in ("completed", "diverged"):
             continue
         for t in trials:
-            if all(_same(_dotted(config, k), v) for k, v in t.overrides.items()):
+            if all(_same(get_dotted(config, k, _MISSING), v) for k, v in t.overrides.items()):
                 mtime = metrics_path.stat().st_mtime
                 if t.key not in out or out[t.key][0] < mtime:
                     out[t.key] = (mtime, str(run_dir))
                 break
     return {k: v[1] for k, v in out.items()}
-
-
-_MISSING = object()
-
-
-def _dotted(config: Mapping[str, Any], key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
 
 
 def match_row(trial: Trial, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

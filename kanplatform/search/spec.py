@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kanplatform._util.dotted import flatten
+from kanplatform._util.strict import check_keys, field_names, from_mapping
 from kanplatform._util.yamlfile import read_yaml
 
 DOMAINS = ("grid_search", "choice", "uniform", "loguniform", "randint")
@@ -125,18 +127,6 @@ class SearchSpec:
         return "grid/stage" if self.report_on == "stage" else "training_iteration"
 
 
-def _flatten_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested mappings to dotted keys, stopping at domain specs like ``{choice: ...}``."""
-    flat: dict[str, Any] = {}
-    for key, value in space.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and not _is_domain(value):
-            flat.update(_flatten_space(value, prefix=f"{dotted}."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
 def _is_domain(value: Any) -> bool:
     return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in DOMAINS
 
@@ -162,20 +152,6 @@ def _check_domain(key: str, value: Any) -> None:
         raise SearchSpecError(f"space.{key}: randint bounds must be integers, got {arg!r}")
 
 
-def _build(cls: type, section: str, data: Any) -> Any:
-    if data is None:
-        return cls()
-    if not isinstance(data, Mapping):
-        raise SearchSpecError(f"{section}: expected a mapping, got {data!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise SearchSpecError(
-            f"{section}: unknown key(s) {unknown}; allowed: {sorted(names)}"
-        )
-    return cls(**data)
-
-
 def parse_search(data: Mapping[str, Any]) -> SearchSpec:
     """Parse and check a search mapping (the YAML's content).
 
@@ -196,16 +172,15 @@ def parse_search(data: Mapping[str, Any]) -> SearchSpec:
     if not isinstance(data, Mapping):
         raise SearchSpecError(f"a search file holds a mapping, got {type(data).__name__}")
     data = dict(data)
-    names = {f.name for f in dataclasses.fields(SearchSpec)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise SearchSpecError(f"unknown search key(s) {unknown}; allowed: {sorted(names)}")
     if not isinstance(data.get("space"), Mapping) or not data["space"]:
+        check_keys(data, field_names(SearchSpec), "", SearchSpecError)
         raise SearchSpecError("a search needs a non-empty `space:` mapping of config keys")
-    data["space"] = _flatten_space(data["space"])
-    data["scheduler"] = _build(SchedulerSpec, "scheduler", data.get("scheduler"))
-    data["resources"] = _build(ResourceSpec, "resources", data.get("resources"))
-    spec = SearchSpec(**data)
+    data["space"] = flatten(data["space"], keep=_is_domain)
+    data["scheduler"] = from_mapping(SchedulerSpec, data.get("scheduler"), "scheduler",
+                                     SearchSpecError)
+    data["resources"] = from_mapping(ResourceSpec, data.get("resources"), "resources",
+                                     SearchSpecError)
+    spec = from_mapping(SearchSpec, data, "", SearchSpecError)
     _check_spec(spec)
     return spec
 
