@@ -43,9 +43,9 @@ from typing import Any
 from kanplatform._util.dotted import parse_overrides, set_dotted
 from kanplatform._util.strict import check_keys, field_names, from_mapping
 from kanplatform._util.yamlfile import read_yaml
+from kanplatform.config.schema import MODEL_CONFIGS, has_grid, model_keys
 
 SIZES_FROM = ("runs", "stages")
-KINDS = ("kan", "mlp")
 DROP_TAIL = ("none", "rise", "plateau")
 X_AXES = ("model/params", "model/flops")
 
@@ -73,13 +73,14 @@ class FitSpec:
 class FamilySpec:
     """A family of model sizes: one curve, one fit.
 
-    ``kind: kan``: ``grid_sizes`` x ``widths`` (full width lists). With ``sizes_from:
+    ``kind: kan`` (a grid kind: :func:`~kanplatform.config.schema.has_grid`): ``grid_sizes``
+    x ``widths`` (full width lists). With ``sizes_from:
     stages`` each width is one grid-extension run through all ``grid_sizes`` (per seed) and
     every stage is a size; with ``runs`` each (width, grid size) is its own run.
 
-    ``kind: mlp``: ``depths`` (linear layers) x ``widths`` (hidden widths: a list, or a
-    mapping depth -> list); input and output widths come from the base config. Or ``widths``
-    as full width lists and no ``depths``.
+    ``kind: mlp`` (any other kind): ``depths`` (linear layers) x ``widths`` (hidden widths: a
+    list, or a mapping depth -> list); input and output widths come from the base config. Or
+    ``widths`` as full width lists and no ``depths``.
 
     ``fit`` changes the study's fit settings for this family only, e.g. ``{drop_tail: none}``
     for MLPs, whose flattening at large sizes is their scaling, not grid overfitting.
@@ -167,15 +168,16 @@ def _parse_family(name: str, data: Any) -> FamilySpec:
     if not isinstance(data, Mapping):
         raise StudyError(f"{where}: expected a mapping (kind, sizes_from, widths, ...)")
     fam = from_mapping(FamilySpec, copy.deepcopy(dict(data)), where, StudyError)
-    if fam.kind not in KINDS:
-        raise StudyError(f"{where}.kind={fam.kind!r}: expected one of {', '.join(KINDS)}")
+    if fam.kind not in MODEL_CONFIGS:
+        raise StudyError(f"{where}.kind={fam.kind!r}: expected one of {', '.join(MODEL_CONFIGS)}")
     if fam.sizes_from not in SIZES_FROM:
         raise StudyError(
             f"{where}.sizes_from={fam.sizes_from!r}: expected one of {', '.join(SIZES_FROM)}"
         )
-    if fam.sizes_from == "stages" and fam.kind != "kan":
+    grid = has_grid(fam.kind)  # a grid family sweeps grid sizes, any other one widths
+    if fam.sizes_from == "stages" and not grid:
         raise StudyError(f"{where}: sizes_from=stages needs kind=kan (grid extension)")
-    if fam.kind == "kan":
+    if grid:
         fam.grid_sizes = _int_list(fam.grid_sizes, f"{where}.grid_sizes")
         if not fam.grid_sizes:
             raise StudyError(f"{where}.grid_sizes: a KAN family needs at least one grid size")
@@ -197,7 +199,7 @@ def _parse_family(name: str, data: Any) -> FamilySpec:
             raise StudyError(f"{where}.widths: no widths for depth(s) {sorted(missing)}")
     elif not isinstance(fam.widths, list):
         raise StudyError(f"{where}.widths: expected a list or a mapping depth -> list")
-    if fam.kind == "mlp" and not fam.widths:
+    if not grid and not fam.widths:
         raise StudyError(f"{where}.widths: an MLP family needs widths")
     if fam.seeds is not None:
         fam.seeds = [int(s) for s in fam.seeds]
@@ -311,7 +313,7 @@ def expand(spec: StudySpec, io: tuple[int, int] = (2, 1)) -> list[Trial]:
     for name, fam in spec.families.items():
         seeds = fam.seeds if fam.seeds is not None else spec.seeds
         common = {**spec.overrides, **fam.overrides}
-        if fam.kind == "kan":
+        if has_grid(fam.kind):
             widths = [list(w) for w in fam.widths] or [[io[0], io[1]]]
             if fam.sizes_from == "stages":
                 sizes = [
@@ -334,7 +336,7 @@ def expand(spec: StudySpec, io: tuple[int, int] = (2, 1)) -> list[Trial]:
         for seed in seeds:
             for label, size_keys in sizes:
                 kind_keys = {"model.kind": fam.kind}
-                if fam.kind == "mlp":
+                if "match" in model_keys(fam.kind):
                     kind_keys["model.match"] = "none"  # the listed widths, not a matched one
                 overrides = {**common, **kind_keys, **size_keys, "seed": seed}
                 trials.append(Trial(name, fam.kind, label, seed, fam.sizes_from, overrides))

@@ -41,6 +41,7 @@ import numpy as np
 import yaml
 
 from kanplatform._util.dotted import get_dotted
+from kanplatform.config.schema import has_grid, model_keys
 from kanplatform.scaling.fit import PowerLawFit, fit_power_law
 from kanplatform.scaling.spec import StudyError, StudySpec, Trial, expand
 
@@ -238,7 +239,7 @@ def rows_from_run(trial: Trial, run_dir: str | Path | None, status: str | None =
         "label": trial.label,
         "width": json.dumps(width) if width is not None else None,
         "depth": len(width) - 1 if width is not None else None,
-        "grid_size": trial.overrides.get("model.grid_size") if trial.kind == "kan" else None,
+        "grid_size": trial.overrides.get("model.grid_size") if has_grid(trial.kind) else None,
         "seed": trial.seed,
         "run_dir": str(run_dir) if run_dir else None,
     }
@@ -302,11 +303,11 @@ def fit_families(
 
 
 def theory_alpha(spec: StudySpec, base: Any, family: str) -> float | None:
-    """The paper's exponent k + 1 for a KAN family (k = spline order), else None."""
+    """The paper's exponent k + 1 for a spline family (k = spline order), else None."""
     from kanplatform.train.resolve import apply_run_overrides
 
     fam = spec.families[family]
-    if fam.kind != "kan":
+    if "spline_order" not in model_keys(fam.kind):
         return None
     cfg = apply_run_overrides(base, fam.overrides)
     return float(cfg.model.spline_order + 1)
