@@ -314,6 +314,7 @@ class _Run:
             "git_sha": git_sha(),
             "versions": versions(),
             "run_dir": str(self.run_dir),
+            **_distributed(self.trainer),
         })
         write_json(self.run_dir / "metrics.json", metrics)
         return metrics
@@ -353,6 +354,16 @@ class _Run:
     def finish(self, exit_code: int) -> None:
         if self.finish_tracking is not None:
             self.finish_tracking(self.loggers, exit_code=exit_code)
+
+
+def _distributed(trainer: Any) -> dict[str, Any]:
+    """``trainer/workers`` (processes training together) and ``trainer/backend`` (their
+    collective backend, ``gloo``/``nccl``; null for one process), as the run really trained."""
+    workers = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+    backend = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        backend = str(torch.distributed.get_backend())
+    return {"trainer/workers": workers, "trainer/backend": backend}
 
 
 def _as_list(value: Any) -> list[Any]:
