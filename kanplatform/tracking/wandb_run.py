@@ -23,6 +23,7 @@ W&B itself is imported lazily, inside the functions that need it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -32,20 +33,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-MODES = ("auto", "offline", "online", "disabled")
+from kanplatform.config.schema import TRACKING_MODES, TrackingConfig
 
-# Used when the config has no tracking section (or lacks a key).
-DEFAULTS: dict[str, Any] = {
-    "mode": "offline",
-    "project": "kanplatform",
-    "entity": None,
-    "group": None,
-    "tags": [],
-    "name": None,
-    "snapshot_every": 0,
-    "log_checkpoints": False,
-    "init_timeout": 30.0,
-}
+MODES = TRACKING_MODES
+
+# A config without a tracking section (or lacking a key) gets the schema's defaults: one source
+# (mode `auto`: offline unless WANDB_MODE says otherwise or the user is logged in).
+DEFAULTS: dict[str, Any] = dataclasses.asdict(TrackingConfig())
 
 
 _OPEN_RUNS: list[Any] = []  # runs started here and not finished yet

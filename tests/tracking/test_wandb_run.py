@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
 
+from kanplatform.config.schema import TrackingConfig
 from kanplatform.tracking import wandb_run
 from kanplatform.tracking.wandb_run import (
     MonotoneStep,
@@ -20,7 +22,9 @@ def test_resolve_mode_explicit_and_auto(monkeypatch, tmp_path):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "none"))
-    assert resolve_mode(None) == "offline"  # no tracking section: offline by default
+    # no tracking section: the schema's default, auto (offline when not logged in)
+    assert wandb_run.DEFAULTS == dataclasses.asdict(TrackingConfig())
+    assert resolve_mode(None) == "offline"
     assert resolve_mode({"tracking": {"mode": "online"}}) == "online"
     assert resolve_mode({"tracking": {"mode": "disabled"}}) == "disabled"
     assert resolve_mode({"tracking": {"mode": "auto"}}) == "offline"  # not logged in
