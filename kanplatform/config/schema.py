@@ -143,7 +143,7 @@ class TrainerConfig:
     a run ends, so ``kanplatform train --resume RUN_DIR`` continues a run killed without
     warning (SIGKILL, out of memory, a lost node) from there, exactly. 0 writes it only when
     the run ends (completed, failed, SIGTERM or Ctrl-C). Default 100: a checkpoint of a small
-    KAN takes ~3 ms on the CPU, ~0.2% of 100 LBFGS steps (~1.5% of 100 small Adam mini-batch
+    KAN costs well under 1% of 100 LBFGS steps (benchmarks/README.md; a bit more for 100 Adam
     steps), and a kill loses at most 100 steps.
     """
 

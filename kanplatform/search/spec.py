@@ -39,9 +39,8 @@ SCHEDULERS = ("fifo", "asha")
 SEARCH_ALGS = ("random", "grid", "optuna")
 REPORT_ON = ("stage", "validation")
 
-# What `kanplatform.train` logs (CONTRIBUTING.md, "Metric names"); the train package may
-# publish its own list as `kanplatform.train.LOGGED_METRICS`, which then wins.
-DEFAULT_LOGGED_METRICS = (
+# What `kanplatform.train` logs (CONTRIBUTING.md, "Metric names"): what a search may optimise.
+LOGGED_METRICS = (
     "train/loss",
     "train/rmse",
     "val/rmse",
@@ -321,15 +320,6 @@ def to_tune_space(spec: SearchSpec) -> dict[str, Any]:
     return space
 
 
-def logged_metrics() -> tuple[str, ...]:
-    """The metric names the training module logs (what a search may optimise)."""
-    try:
-        import kanplatform.train as train_pkg
-    except ImportError:  # pragma: no cover - train always ships with the package
-        return DEFAULT_LOGGED_METRICS
-    return tuple(getattr(train_pkg, "LOGGED_METRICS", DEFAULT_LOGGED_METRICS))
-
-
 def check_against_config(spec: SearchSpec, base_cfg: Any) -> None:
     """Fail fast, before Ray, when the space or metric cannot work with this config.
 
@@ -341,7 +331,7 @@ def check_against_config(spec: SearchSpec, base_cfg: Any) -> None:
     """
     from kanplatform.config import ConfigError, apply_overrides
 
-    known = logged_metrics()
+    known = LOGGED_METRICS
     if spec.metric not in known:
         raise SearchSpecError(
             f"metric {spec.metric!r} is not logged by the training module; "

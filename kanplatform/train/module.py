@@ -2,8 +2,8 @@
 
 MSE loss plus optional KAN regularisation; Adam/AdamW through Lightning's automatic
 optimisation, LBFGS (strong Wolfe, full batch) by manual optimisation with a lean closure
-(forward, loss, backward: Lightning's per-closure hooks cost ~1.5 ms, as much as the whole
-forward and backward of a small KAN, and LBFGS evaluates ~10 closures per step). The
+(forward, loss, backward: Lightning's per-closure hooks cost as much as the whole forward and
+backward of a small KAN, and LBFGS evaluates ~10 closures per step; benchmarks/README.md). The
 wrapped model lives in ``self.model`` and may be replaced mid-fit (grid extension):
 :meth:`replace_model` swaps it and rebuilds the optimiser.
 """
