@@ -10,7 +10,6 @@ import pytest
 from kanplatform.config.schema import TrackingConfig
 from kanplatform.tracking import wandb_run
 from kanplatform.tracking.wandb_run import (
-    MonotoneStep,
     TrackingWarning,
     init_run,
     resolve_mode,
@@ -66,16 +65,6 @@ def test_failed_start_is_one_warning(wandb_env, monkeypatch):
         assert init_run({"tracking": {"mode": "offline"}}, wandb_env / "r1") is None
     msgs = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
     assert len(msgs) == 1 and "No space left" in msgs[0]
-
-
-def test_monotone_step_across_restarts():
-    m = MonotoneStep()
-    assert [m(s) for s in (0, 1, 3, 2)] == [0, 1, 3, 2]  # within a trainer: unchanged
-    m.restart()
-    assert [m(s) for s in (0, 1, 5)] == [4, 5, 9]  # a new trainer continues the axis
-    m.restart()
-    assert m(5) == 9  # a trainer resumed at its own step: no shift beyond the last one
-    assert m.last == 9
 
 
 def test_wandb_is_imported_lazily():
