@@ -41,10 +41,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)  # a subcommand that fails to import is a bug
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           epilog=examples_epilog(getattr(module, "EXAMPLES", ())),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.configure(p)
         p.set_defaults(_main=module.main)
     return parser
+
+
+def examples_epilog(examples: Sequence[str]) -> str | None:
+    """The ``examples:`` block that ends a subcommand's ``--help`` (its ``EXAMPLES``)."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in examples) if examples else None
+
+
+def error_lines(err: BaseException) -> str:
+    """An error's problems for the console: the one line, or ``N problems:`` and one per line
+    (a config with several mistakes names them all, see :mod:`kanplatform._util.problems`)."""
+    from kanplatform._util.problems import problems_of
+
+    lines = problems_of(err)
+    if len(lines) == 1:
+        return lines[0]
+    return f"{len(lines)} problems:\n" + "\n".join(f"  - {line}" for line in lines)
 
 
 def check_argv(argv: Sequence[str]) -> None:

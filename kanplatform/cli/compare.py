@@ -7,6 +7,13 @@ from __future__ import annotations
 
 import argparse
 
+# shown at the end of `kanplatform compare --help`
+EXAMPLES = (
+    "kanplatform compare configs/compare/tiny.yaml",
+    "kanplatform compare configs/compare/demo.yaml seeds=[0,1,2] --output-dir runs/compare",
+    "kanplatform compare configs/compare/demo.yaml --resume",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``compare`` arguments."""

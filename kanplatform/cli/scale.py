@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import argparse
 
+# shown at the end of `kanplatform scale --help`
+EXAMPLES = (
+    "kanplatform scale configs/scaling/tiny.yaml",
+    "kanplatform scale configs/scaling/toy_xy.yaml seeds=[0,1] --output-dir runs/scaling",
+    "kanplatform scale configs/scaling/tiny.yaml --resume",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``scale`` arguments."""

@@ -15,6 +15,14 @@ import argparse
 import json
 import sys
 
+# shown at the end of `kanplatform submit --help`
+EXAMPLES = (
+    "kanplatform submit jobs/local_train.yaml --dry-run              # what would be sent",
+    "kanplatform submit jobs/tune_asha.yaml --address http://127.0.0.1:8265 --wait",
+    "kanplatform submit jobs/tune_asha.yaml --address 127.0.0.1:6379     # a head's HOST:PORT",
+    "kanplatform submit jobs/tune_asha.yaml --slurm > tune.sbatch",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``kanplatform submit``."""

@@ -20,6 +20,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from kanplatform.cli import error_lines
+
+# shown at the end of `kanplatform train --help`
+EXAMPLES = (
+    "kanplatform train configs/experiment/quick.yaml",
+    "kanplatform train configs/experiment/grid_extension.yaml model=mlp   # parameter-matched MLP",
+    "kanplatform train configs/experiment/interpret.yaml --interpret     # prune, print a formula",
+    "kanplatform train --resume runs/<run> trainer.max_steps=400         # larger budget",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` arguments."""
@@ -68,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = load_run_config(files, overrides)
     except ConfigError as err:
-        print(f"invalid config: {err}", file=sys.stderr)
+        print(f"invalid config: {error_lines(err)}", file=sys.stderr)
         return 2
     if args.interpret and cfg.model.kind != "kan":  # before any training
         print(f"--interpret needs a KAN; model.kind is {cfg.model.kind!r}", file=sys.stderr)

@@ -10,6 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kanplatform.cli import error_lines
+
+# shown at the end of `kanplatform tune --help`
+EXAMPLES = (
+    "kanplatform tune configs/experiment/quick.yaml configs/search/asha_kan.yaml --num-cpus 2",
+    "kanplatform tune configs/experiment/quick.yaml configs/search/optuna_kan.yaml "
+    "--num-samples 8",
+    "kanplatform tune configs/experiment/quick.yaml configs/search/asha_kan.yaml "
+    "--address http://127.0.0.1:8265",
+    "kanplatform tune configs/experiment/quick.yaml configs/search/asha_kan.yaml --resume",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``tune`` arguments (no heavy imports)."""
@@ -51,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         if args.num_samples:
             spec = replace(spec, num_samples=args.num_samples)
     except (ConfigError, SearchSpecError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_lines(err)}", file=sys.stderr)
         return 2
     from kanplatform.search.run import run_search
 
