@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("kanplatform.cli.train", "train one model from a config; prints the run dir"),
     "validate": ("kanplatform.cli.validate", "check configs, searches and job files"),
+    "config": ("kanplatform.cli.config", "show a resolved config; list every key"),
     "tune": ("kanplatform.cli.tune", "Ray Tune search over a config"),
     "scale": ("kanplatform.cli.scale", "size sweep with fitted scaling curves"),
     "compare": ("kanplatform.cli.compare", "fair KAN-vs-MLP study: verdicts, N(eps)"),
@@ -27,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("kanplatform.cli.demo", "small KAN-vs-MLP study end to end"),
     "info": ("kanplatform.cli.info", "versions, threads, devices, compiled kernels, W&B mode"),
 }
+
+# --address, one meaning for every command that names a cluster (kanplatform.search.address)
+ADDRESS_HELP = ("the Ray cluster: its head's HOST:PORT (as `ray start --head` prints it), "
+                "ray://HOST:PORT, or its dashboard URL http://HOST:8265; converted as the "
+                "command needs (default: {default})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kanplatform.cli import examples_epilog
+from kanplatform.cli import ADDRESS_HELP, examples_epilog
 
 # shown at the end of `kanplatform jobs --help`
 EXAMPLES = (
@@ -27,8 +27,8 @@ EXAMPLES = (
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``kanplatform jobs``."""
     address = argparse.ArgumentParser(add_help=False)
-    address.add_argument("--address", default=None,
-                         help="Ray dashboard URL (default: $RAY_ADDRESS, http://127.0.0.1:8265)")
+    address.add_argument("--address", default=None, help=ADDRESS_HELP.format(
+        default="$RAY_ADDRESS, http://127.0.0.1:8265"))
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     job_id_help = "the id `kanplatform submit` printed (or one from `kanplatform jobs list`)"
 
@@ -57,8 +57,11 @@ def main(args: argparse.Namespace) -> int:
     """Run one action against the cluster; print one clear error if it is unreachable."""
     from kanplatform.launch import submit
 
-    address = submit.resolve_address(args.address)
     try:
+        notes: list[str] = []
+        address = submit.resolve_address(args.address, notes=notes)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         return _ACTIONS[args.action](address, args)
     except submit.ClusterUnreachableError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kanplatform.cli import error_lines
+from kanplatform.cli import ADDRESS_HELP, error_lines
 
 # shown at the end of `kanplatform tune --help`
 EXAMPLES = (
@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="config overrides applied before the search (model.width=[2,2,1])")
     parser.set_defaults(_rest="overrides")  # key=value words after an option are overrides too
     parser.add_argument("--address", default=None,
-                        help="Ray cluster head HOST:PORT (default: start a local Ray)")
+                        help=ADDRESS_HELP.format(default="start a local Ray on 127.0.0.1"))
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted search (the newest, or --name)")
     parser.add_argument("--storage-path", default=None,

@@ -31,6 +31,18 @@ class ModelConfig:
     ``model=mlp`` on top of a KAN config fills ``match_params`` with the KAN's count at its
     final grid size, which is how ``kanplatform train EXP.yaml model=mlp`` trains a
     parameter-matched MLP.
+
+    Attributes:
+        kind: the model, by its name in the kanplatform.nn registry (kan, mlp).
+        width: layer widths, input first and output last (both must fit the dataset).
+        grid_size: KAN: intervals of each spline grid (a schedule's first entry replaces it).
+        spline_order: KAN: the B-splines' order (3 = cubic).
+        grid_range: KAN: the grid's initial [low, high] (updated from the inputs).
+        base_activation: KAN: the residual activation on every edge.
+        activation: MLP: the hidden nodes' activation.
+        bias: MLP: biases in the linear layers; KAN: a bias per output node.
+        match: MLP: none, or params (hidden widths resized to match_params parameters).
+        match_params: MLP: the parameter count to match (model=mlp over a KAN fills it).
     """
 
     kind: str = "kan"
@@ -58,6 +70,20 @@ class DataConfig:
     ``n_ood > 0`` (registered targets only) adds an out-of-domain test split of that many
     points in the shell ``ood_shell`` (in half-widths of the training box, default 1.0-1.5:
     just outside it; see :mod:`kanplatform.data.ood`), and the run records ``ood/rmse``.
+
+    Attributes:
+        dataset: a registered target (exp_sin_sq, feynman_I_6_2, ...) or ``file``.
+        n_train: training samples.
+        n_val: validation samples.
+        n_test: test samples (targets without noise).
+        noise: std of Gaussian noise added to train and validation targets.
+        seed: seed of the samples (apart from the model's ``seed``).
+        batch_size: mini-batch size; null trains on the full batch (LBFGS needs it).
+        path: the .csv or .npz file of ``dataset: file``.
+        inputs: the file's input columns.
+        targets: the file's target columns.
+        n_ood: points of an out-of-domain test split (0: none; registered targets only).
+        ood_shell: that split's shell [r_lo, r_hi], in half-widths of the training box.
     """
 
     dataset: str = "exp_sin_sq"
@@ -80,6 +106,16 @@ class OptimConfig:
 
     The LBFGS tolerances default to pykan's (practically never stop early), which is what
     lets the grid-extension experiment reach RMSE ~1e-5.
+
+    Attributes:
+        name: lbfgs, adam or adamw.
+        lr: learning rate (LBFGS: the step scale, 1.0 with the line search).
+        weight_decay: L2 weight decay (adam, adamw).
+        history_size: LBFGS history length.
+        max_iter: LBFGS inner iterations per training step.
+        line_search: strong_wolfe or null (LBFGS).
+        tolerance_grad: LBFGS gradient tolerance (pykan's: practically never stops early).
+        tolerance_change: LBFGS change tolerance (pykan's).
     """
 
     name: str = "lbfgs"
@@ -108,6 +144,18 @@ class TrainerConfig:
     the run ends (completed, failed, SIGTERM or Ctrl-C). Default 100: a checkpoint of a small
     KAN takes ~3 ms on the CPU, ~0.2% of 100 LBFGS steps (~1.5% of 100 small Adam mini-batch
     steps), and a kill loses at most 100 steps.
+
+    Attributes:
+        max_steps: the step budget without a grid schedule.
+        accelerator: auto (GPU when present), cpu, gpu, cuda or mps.
+        devices: Lightning's devices (auto, a count or a list).
+        precision: 32 or 64 (bits of the floats).
+        val_every_n_steps: validate every N steps.
+        log_every_n_steps: log train/loss every N steps.
+        num_threads: torch CPU threads for this run (null leaves them alone).
+        deterministic: deterministic algorithms (same seed, same result).
+        enable_progress_bar: show Lightning's progress bar.
+        checkpoint_every_n_steps: write checkpoints/last.ckpt every N steps (0: at the end).
     """
 
     max_steps: int = 1000
@@ -132,6 +180,13 @@ class GridConfig:
     inputs every ``update_every`` steps while the stage's step is below ``update_until``
     (``update_every: 0`` turns that off), as pykan's ``fit`` does, except that the untrained
     model's grid is not updated before the first step.
+
+    Attributes:
+        schedule: grid sizes, one per stage, increasing ([] trains one stage on grid_size).
+        steps_per_stage: training steps of each stage.
+        update_every: update the grid from the inputs every N steps of a stage (0: never).
+        update_until: no grid updates from this step of a stage on.
+        grid_eps: 0 = grid at input quantiles, 1 = uniform grid (pykan's grid_eps).
     """
 
     schedule: list[int] = field(default_factory=list)
@@ -146,6 +201,12 @@ class RegConfig:
     """KAN sparsity regularisation: ``lamb * (lamb_l1 * L1 + lamb_entropy * entropy)``.
 
     ``lamb: 0`` (default) turns it off. ``variant`` is ``paper`` or ``pykan`` (0.2.8).
+
+    Attributes:
+        lamb: overall strength (0: off); > 0 makes a KAN sparse enough to prune.
+        lamb_l1: weight of the L1 norm of the edges' activations.
+        lamb_entropy: weight of the entropy of each node's edges.
+        variant: paper (the KAN paper's formula) or pykan (pykan 0.2.8's).
     """
 
     lamb: float = 0.0
@@ -165,6 +226,18 @@ class TrackingConfig:
     written to the run directory). ``name`` names the W&B run (default: the run
     directory's name). ``snapshot_every`` (steps, 0 = stage ends only) and
     ``snapshot_points`` (points per edge curve) control spline snapshots.
+
+    Attributes:
+        mode: auto, offline, online or disabled.
+        project: the W&B project.
+        entity: the W&B entity (user or team; null: the default).
+        group: the W&B run group.
+        tags: W&B tags.
+        name: the W&B run name (null: the run directory's name).
+        snapshot_every: spline snapshots every N steps (0: at stage ends only).
+        snapshot_points: points per edge curve in a snapshot.
+        log_checkpoints: upload the final checkpoint as a W&B artifact.
+        init_timeout: seconds W&B may take to start before the run goes on without it.
     """
 
     mode: str = "auto"
@@ -181,7 +254,20 @@ class TrackingConfig:
 
 @dataclass
 class RunConfig:
-    """One training run. ``seed`` seeds the model's initialisation and the optimiser."""
+    """One training run. ``seed`` seeds the model's initialisation and the optimiser.
+
+    Attributes:
+        name: the run's name (its directory is <output_dir>/<name>-<time>-<id>).
+        seed: seed of the model's initialisation and the optimiser.
+        output_dir: where run directories go.
+        model: what to train.
+        data: where the samples come from.
+        optim: the optimiser.
+        trainer: how Lightning runs.
+        grid: the KAN grid schedule.
+        reg: KAN sparsity regularisation.
+        tracking: W&B and figures.
+    """
 
     name: str = "run"
     seed: int = 0

@@ -24,8 +24,9 @@ def _examples(text: str) -> list[str]:
     return [line.strip() for line in block.splitlines() if line.strip()]
 
 
-HELP_PAGES = [[name] for name in COMMANDS] + [["jobs", a] for a in ("status", "logs", "stop",
-                                                                   "list")]
+HELP_PAGES = ([[name] for name in COMMANDS] + [["jobs", a] for a in ("status", "logs", "stop",
+                                                                    "list")]
+              + [["config", "show"], ["config", "keys"]])
 
 
 @pytest.mark.parametrize("argv", HELP_PAGES, ids=" ".join)

@@ -62,7 +62,7 @@ def test_resume_with_a_larger_budget_continues_where_the_run_stopped(tmp_path, c
     assert steps == sorted(set(steps)) and steps[-1] == 20 and steps[0] == 1
     assert steps == _history_steps(tmp_path / "whole")
     assert [(s["stage"], s["step"], s["grid_size"]) for s in metrics["stages"]] == \
-        [(0, 10, 3), (1, 20, 5)]
+        [(1, 10, 3), (2, 20, 5)]  # stages counted from 1, as grid/stage everywhere
     # same seed, full batch, restored LBFGS state: the same arithmetic (see test_fit)
     for key, value in whole["final"].items():
         assert metrics["final"][key] == pytest.approx(value, rel=1e-9), key

@@ -26,8 +26,11 @@ def _closed_port() -> int:
 def test_address_resolution(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert submit.resolve_address(None) == "http://127.0.0.1:8265"
-    monkeypatch.setenv("RAY_ADDRESS", "head:8265")
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265/")
     assert submit.resolve_address(None) == "http://head:8265"
+    # a head's HOST:PORT is looked up when submitting (tests/launch/test_address.py); a plan
+    # contacts nothing and shows it as given
+    assert submit.resolve_address("head:6379", lookup=False) == "head:6379"
     assert submit.resolve_address("https://ray.example.org/") == "https://ray.example.org"
 
 

@@ -164,7 +164,7 @@ def test_resume_continues_the_run_and_matches_an_uninterrupted_one(quick_cfg, tm
     assert _history_steps(resumed.run_dir) == list(range(1, 21)) == _history_steps(whole.run_dir)
     # stage rows: measured at each stage's end (a row written at the stop is measured again)
     assert [(s["stage"], s["step"], s["grid_size"]) for s in metrics["stages"]] == \
-        [(0, 10, 3), (1, 20, 5)]
+        [(1, 10, 3), (2, 20, 5)]  # stages counted from 1, as grid/stage everywhere
     # Same seed, full-batch data, LBFGS and grid state restored from the checkpoint: the same
     # floating-point operations in the same order, so on one CPU thread the results agree to
     # the last bit; rel=1e-9 leaves room only for summation-order noise, far below the
