@@ -183,8 +183,8 @@ def interpret_run(
     files += trk.snapshot(small, run_dir, "interpret_pruned", logger=wb)
 
     n_edges = sum(int(layer.mask.sum()) for layer in small.layers)
-    say(f"fitting {n_edges} edges to {len(lib) if lib else 'every'} library function"
-        f"{'s' if not lib or len(lib) > 1 else ''}")
+    library = f"{len(lib)} library functions" if lib else "every library function"
+    say(f"fitting {n_edges} edges to {library}")
     sym = auto_symbolic(small, x, lib, r2_threshold=r2_threshold, y=y,
                         retrain_steps=layerwise_steps)
     say(f"fitting the formula's constants ({affine_steps} LBFGS steps)")
