@@ -35,6 +35,24 @@ ADDRESS_HELP = ("the Ray cluster: its head's HOST:PORT (as `ray start --head` pr
                 "command needs (default: {default})")
 
 
+OUTPUT_DIR_HELP = ("where the {what} directory is created (default: {default}); a folder, "
+                   "the same flag for every command")
+
+
+def add_deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, dest: str) -> None:
+    """Keep an old flag spelling working for one release: ``old VALUE`` sets ``dest`` as
+    ``new VALUE`` does and prints one deprecation line (the flag is left out of ``--help``)."""
+
+    class Deprecated(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                     values: object, option_string: str | None = None) -> None:
+            print(f"warning: {old} is deprecated, use {new} (same meaning); {old} goes in the "
+                  "next release", file=sys.stderr)
+            setattr(namespace, dest, values)
+
+    parser.add_argument(old, dest=dest, action=Deprecated, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand."""
     from kanplatform import __version__

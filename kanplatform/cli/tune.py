@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kanplatform.cli import ADDRESS_HELP, error_lines
+from kanplatform.cli import ADDRESS_HELP, add_deprecated_alias, error_lines
 
 # shown at the end of `kanplatform tune --help`
 EXAMPLES = (
@@ -34,9 +34,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=ADDRESS_HELP.format(default="start a local Ray on 127.0.0.1"))
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted search (the newest, or --name)")
-    parser.add_argument("--storage-path", default=None,
-                        help="where experiment directories go; on several nodes a path every "
-                             "node mounts or a URI (s3://bucket/prefix, gs://..., file:///...)")
+    parser.add_argument("--output-dir", dest="storage_path", default=None,
+                        help="where the experiment directory is created (default: the "
+                             "search file's storage_path, else <output_dir>/tune); on several "
+                             "nodes a path every node mounts or a URI "
+                             "(s3://bucket/prefix, gs://..., file:///...)")
+    add_deprecated_alias(parser, "--storage-path", "--output-dir", "storage_path")
     parser.add_argument("--autoscaling", action="store_true",
                         help="the --address cluster adds nodes on demand: wait up to "
                              "resources.placement_timeout_s for a trial larger than its nodes")

@@ -19,7 +19,8 @@ QUICK = CONFIGS / "experiment" / "quick.yaml"
 
 
 def test_train_prints_the_run_dir(tmp_path, capsys):
-    code = main(["train", str(QUICK), f"output_dir={tmp_path}", "model.grid_size=4", "--quiet"])
+    code = main(["train", str(QUICK), "--output-dir", str(tmp_path), "model.grid_size=4",
+                 "--quiet"])
     assert code == 0
     run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert run_dir.parent == tmp_path.resolve()
@@ -94,7 +95,9 @@ def test_resume_without_a_checkpoint_fails_naming_it(tmp_path, capsys):
         f"cannot resume: checkpoint file not found: {ckpt}"
     assert not run.exists()
     assert main(["train", "--quiet"]) == 2
-    assert "needs a CONFIG file (or --resume RUN_DIR)" in capsys.readouterr().err
+    assert "needs a CONFIG file (or RUN_DIR --resume)" in capsys.readouterr().err
+    assert main(["train", "--resume", "--quiet"]) == 2
+    assert "train --resume needs the RUN_DIR to continue" in capsys.readouterr().err
 
 
 def _train_until_stage0_ends(run: Path, args: list[str], sig: int) -> tuple[str, str, int]:
@@ -133,7 +136,7 @@ def test_a_run_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path, 
     assert f"kanplatform train --resume {run.resolve()}" in stopped["reason"]
     assert (run / "checkpoints" / "last.ckpt").is_file()
 
-    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert main(["train", str(run), "--resume", "--quiet"]) == 0  # the flag after the dir
     assert main(["train", str(QUICK), *args, "--run-dir", str(tmp_path / "whole")]) == 0
     capsys.readouterr()
     metrics, whole = _metrics(run), _metrics(tmp_path / "whole")
