@@ -125,9 +125,24 @@ def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike
         m.match_params = kan_param_count(cfg.model, cfg.grid.schedule)
     if check:
         check_run_config(new, p)
+    if not p:
+        fill_matched_width(new)
     if problems is None:
         p.raise_if_any()
     return new
+
+
+def fill_matched_width(cfg: DictConfig) -> DictConfig:
+    """Write the widths a ``match: params`` MLP trains with into ``cfg.model.width`` (in
+    place; returned): the resolved ``config.yaml`` records the model that was trained, not
+    the group file's placeholder hidden widths. Matching again gives the same widths."""
+    m = cfg.model
+    if m.match == "params" and m.match_params and len(m.width) >= 3:
+        from kanplatform.train.models import matched_width
+
+        m.width = matched_width({"width": list(m.width), "activation": m.activation},
+                                int(m.match_params))
+    return cfg
 
 
 def load_run_config(files: PathLike | Iterable[PathLike] = (), overrides: Overrides = None,

@@ -96,6 +96,10 @@ def test_parameter_matched_mlp(quick_cfg):
     assert result.model.__class__.__name__ == "MLP"
     assert abs(count_params(result.model) - kan_params) <= 0.2 * kan_params
     assert [s["grid_size"] for s in result.metrics["stages"]] == [None, None]
+    # the recorded config holds the widths that trained, not mlp.yaml's [2, 32, 32, 1]
+    recorded = load_config(result.run_dir / "config.yaml")
+    assert list(recorded.model.width) == result.model.width != [2, 32, 32, 1]
+    assert list(cfg.model.width) == result.model.width  # resolved before training
 
 
 def test_regularisation_runs(quick_cfg):
