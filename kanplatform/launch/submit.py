@@ -106,7 +106,7 @@ def resolve_address(address: str | None, job: JobSpec | None = None, *, lookup: 
 
     Any form :mod:`kanplatform.search.address` accepts: a head's ``HOST:PORT`` is asked for
     its dashboard (a ``HOST:PORT`` where a dashboard answers is that dashboard), a ``ray://``
-    address uses the dashboard on its host.
+    address the head on its host (:func:`kanplatform.search.address.to_dashboard_url`).
 
     Args:
         lookup: ask a ``HOST:PORT`` head for its dashboard; ``False`` contacts nothing and

@@ -7,7 +7,7 @@ Three forms are accepted wherever a cluster is named (``tune``, ``scale``, ``com
   default). ``submit``/``jobs`` ask that head for its dashboard URL. For compatibility, a
   ``HOST:PORT`` where a dashboard answers (``127.0.0.1:8265``) is taken as the dashboard.
 * ``ray://HOST:PORT`` -- a Ray Client address: ``tune`` joins through it; ``submit``/``jobs``
-  use the dashboard on the same host (port 8265).
+  ask the head on the same host (port 6379) for its dashboard, else take port 8265.
 * ``http(s)://HOST:PORT`` -- the dashboard URL (``ray job submit``'s). ``tune`` joins the head
   on the same host at Ray's default port 6379 (and says so: give ``HOST:PORT`` for another).
 
@@ -119,7 +119,8 @@ def to_dashboard_url(text: str, timeout_s: float = 5.0) -> tuple[str, str | None
     """The dashboard URL the Jobs API takes for ``--address text``, and a note if converted.
 
     A ``HOST:PORT`` head is asked for its dashboard's address (Ray records it in the head's
-    key-value store); a ``ray://`` address uses the dashboard on its host.
+    key-value store); a ``ray://`` address asks the head on its host (port 6379), else
+    takes port 8265.
 
     Raises:
         AddressError: malformed, nothing answers at a ``HOST:PORT``, or its head knows no
@@ -130,8 +131,10 @@ def to_dashboard_url(text: str, timeout_s: float = 5.0) -> tuple[str, str | None
         return addr.text, None
     if addr.form == "auto":
         raise AddressError(f"--address auto names no dashboard; use {FORMS}")
-    if addr.form == "client":
-        url = f"http://{addr.host}:{DASHBOARD_PORT}"
+    if addr.form == "client":  # the head's GCS on the same host knows its dashboard
+        head = f"{addr.host}:{GCS_PORT}"
+        url = (_dashboard_of_head(head, timeout_s) if _listens(addr.host, GCS_PORT, timeout_s)
+               else f"http://{addr.host}:{DASHBOARD_PORT}")
         return url, f"--address {text} is a Ray Client address; using the dashboard at {url}"
     if not _listens(addr.host, addr.port, timeout_s):
         raise AddressError(
