@@ -21,6 +21,7 @@ from kanplatform.config.schema import (
     PRECISIONS,
     REG_VARIANTS,
     TRACKING_MODES,
+    model_keys,
 )
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -91,7 +92,8 @@ def _validate_model(cfg: DictConfig, p: Problems) -> None:
             f"must be [low, high] with low < high, got {list(m.grid_range)}")
     p.one_of(m.match, "model.match", MATCH_MODES)
     if m.match == "params":
-        p.check(m.kind == "mlp", "model.match", "'params' resizes MLP hidden layers; use kind: mlp")
+        p.check("match" in model_keys(m.kind), "model.match",
+                "'params' resizes MLP hidden layers; use kind: mlp")
         p.check(len(width) >= 3, "model.width", "match: params needs at least one hidden layer")
         p.check(m.match_params is not None and m.match_params >= 1, "model.match_params",
                 "set a parameter count (or select model=mlp over a KAN config to fill it)")

@@ -16,7 +16,6 @@ The CLI, Ray Tune trials and scaling studies all go through these, so a trial is
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from kanplatform._util.dotted import Overrides
 from kanplatform._util.problems import Problems, did_you_mean
 from kanplatform.config import ConfigError, apply_overrides, config_root, load_config, validate
 from kanplatform.config.load import PathLike
+from kanplatform.config.schema import MODEL_CONFIGS, model_keys
 
 
 def check_run_config(cfg: DictConfig, problems: Problems | None = None) -> DictConfig:
@@ -86,6 +86,9 @@ def _check_model(cfg: DictConfig, p: Problems, *, data_ok: bool = True) -> None:
 
     m = cfg.model
     p.one_of(m.kind, "model.kind", sorted(MODEL_REGISTRY))
+    p.check(m.kind not in MODEL_REGISTRY or m.kind in MODEL_CONFIGS, "model.kind",
+            f"{m.kind!r} is registered in kanplatform.nn but has no config dataclass in "
+            "kanplatform.config.schema.MODEL_CONFIGS")
     p.one_of(m.base_activation, "model.base_activation", sorted(ACTIVATIONS))
     p.one_of(m.activation, "model.activation", sorted(ACTIVATIONS))
     width = list(m.width)
@@ -103,9 +106,9 @@ def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike
                         check: bool = False, problems: Problems | None = None) -> DictConfig:
     """:func:`kanplatform.config.apply_overrides`, then the fills that need the model registry.
 
-    An MLP with ``match: params`` and no ``match_params`` that replaced a KAN (``model=mlp``
-    over a KAN config) gets the KAN's parameter count at its final grid size, which is how
-    ``kanplatform train EXP.yaml model=mlp`` trains a parameter-matched MLP.
+    An MLP with ``match: params`` and no ``match_params`` that replaced another kind
+    (``model=mlp`` over a KAN config) gets that model's parameter count at its final grid
+    size, which is how ``kanplatform train EXP.yaml model=mlp`` trains a parameter-matched MLP.
 
     Args:
         cfg: a loaded run config (not modified).
@@ -120,9 +123,9 @@ def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike
     p = problems if problems is not None else Problems(ConfigError)
     new = apply_overrides(cfg, overrides, root=root, problems=p)
     m = new.model
-    if m.match == "params" and m.match_params is None and cfg.model.kind == "kan" \
-            and m.kind != "kan" and not p:  # a broken config has no count to match
-        m.match_params = kan_param_count(cfg.model, cfg.grid.schedule)
+    if m.match == "params" and m.match_params is None and m.kind != cfg.model.kind \
+            and cfg.model.kind in MODEL_CONFIGS and not p:  # a broken config has no count
+        m.match_params = param_count(cfg.model, cfg.grid.schedule)
     if check:
         check_run_config(new, p)
     if not p:
@@ -137,7 +140,8 @@ def fill_matched_width(cfg: DictConfig) -> DictConfig:
     place; returned): the resolved ``config.yaml`` records the model that was trained, not
     the group file's placeholder hidden widths. Matching again gives the same widths."""
     m = cfg.model
-    if m.match == "params" and m.match_params and len(m.width) >= 3:
+    if "match" in model_keys(m.kind) and m.match == "params" and m.match_params \
+            and len(m.width) >= 3:
         from kanplatform.train.models import matched_width
 
         m.width = matched_width({"width": list(m.width), "activation": m.activation},
@@ -162,16 +166,15 @@ def load_run_config(files: PathLike | Iterable[PathLike] = (), overrides: Overri
     return cfg
 
 
-def kan_param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
-    """Parameter count of the KAN ``model`` describes, at the last grid of ``schedule``."""
+def param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
+    """Parameter count of the model ``model`` describes, at the last grid of ``schedule``
+    (a grid kind's; other kinds ignore it)."""
     from kanplatform.nn import count_params
     from kanplatform.train.models import build_model_from_config
 
     schedule = list(schedule)
-    model = copy.deepcopy(model)
-    if schedule:
-        model.grid_size = schedule[-1]
-    return int(count_params(build_model_from_config(model)))
+    return int(count_params(build_model_from_config(model, schedule[-1] if schedule else None)))
+
 
 
 def check_group_file(path: Path, overrides: Overrides = ()) -> str:
