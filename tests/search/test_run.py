@@ -131,7 +131,7 @@ def test_optuna_search_from_the_cli_samples_every_trial_and_its_best_config_repr
     spec = load_search(search)
     assert spec.search_alg == "optuna"
     code = main(["tune", str(QUICK), str(search), *tiny_overrides(tmp_path),
-                 "--storage-path", str(tmp_path / "tune"), "--name", "optuna",
+                 "--output-dir", str(tmp_path / "tune"), "--name", "optuna",
                  "--num-cpus", "2", "--num-samples", "4", "--verbose", "0"])
     assert code == 0
     exp = tmp_path / "tune" / "optuna"
