@@ -174,8 +174,10 @@ def test_every_address_form_reaches_the_cluster_from_tune_and_submit(ray_head, t
     assert to_ray_address(ray_head.dashboard)[0] == ray_head.gcs  # converted, and said so
 
     search = _one_trial_search(tmp_path)
+    # tune --address HOST:PORT: tests/search/test_cluster.py (the two-node search)
     _wait_listening(parse_address(ray_head.client), 120)  # its own process, slow to import ray
-    for form, address in forms.items():
+    for form in ("client", "dashboard"):
+        address = forms[form]
         rc = cli(["tune", str(QUICK), str(search), "trainer.num_threads=1", "data.n_train=100",
                   f"output_dir={tmp_path / 'runs'}", "--address", address, "--output-dir",
                   str(tmp_path / "tune"), "--name", f"addr-{form}", "--verbose", "0"])
