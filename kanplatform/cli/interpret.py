@@ -73,7 +73,7 @@ def interpret_and_print(run_dir: str | Path, max_terms: int = 0, **options: Any)
         print(f"interpret: {err}", file=sys.stderr)
         return 1
     m = res.metrics
-    pruned = "" if res.width_after != res.width_before else " (nothing pruned)"
+    pruned = "" if res.width_after != res.width_before else f" (nothing pruned{_why(res)})"
     print(f"width {res.width_before} -> pruned {res.width_after}{pruned}")
     for line in res.formula:
         print(short_form(line, max_terms))
@@ -86,6 +86,19 @@ def interpret_and_print(run_dir: str | Path, max_terms: int = 0, **options: Any)
             print(f"warning: {note}", file=sys.stderr)
     print(f"written: {res.run_dir / 'interpret'}")
     return 0
+
+
+def _why(res: Any) -> str:
+    """Why nothing pruned, when the run says: it trained without sparsity regularisation."""
+    import yaml
+
+    try:
+        lamb = (yaml.safe_load((res.run_dir / "config.yaml").read_text()).get("reg") or {}).get(
+            "lamb", 0)
+    except (OSError, yaml.YAMLError, AttributeError):
+        return ""
+    return ("" if lamb else ": the run trained with reg.lamb 0, so no edge faded out; train "
+            "with reg.lamb > 0, e.g. configs/experiment/interpret.yaml")
 
 
 def short_form(line: str, max_terms: int) -> str:

@@ -65,7 +65,7 @@ def test_interpret_without_pruning_keeps_width(kan_run, capsys):
     out = capsys.readouterr().out
     summary = json.loads((kan_run / "interpret" / "interpret.json").read_text())
     assert summary["width_after"] == [2, 3, 1]
-    assert "width [2, 3, 1] -> pruned [2, 3, 1] (nothing pruned)" in out
+    assert "width [2, 3, 1] -> pruned [2, 3, 1] (nothing pruned)" in out  # it had reg.lamb
     kept = [e for e in summary["edges"] if not e["accepted"]]
     assert kept  # x and x^2 cannot fit exp/sin edges to R² 0.9999
     for e in kept:
@@ -89,3 +89,17 @@ def test_interpret_refuses_mlp_and_missing_runs(tmp_path, capsys):
     assert main(["interpret", str(tmp_path / "nope")]) == 1
     assert "config.yaml" in capsys.readouterr().err
     assert main(["interpret", str(mlp), "--lib", "x,sinc"]) == 1
+
+
+def test_nothing_pruned_without_regularisation_says_why(tmp_path):
+    """A run trained with reg.lamb 0 (configs/default.yaml) prunes nothing: the width line
+    says why and which config prunes."""
+    from types import SimpleNamespace
+
+    from kanplatform.cli.interpret import _why
+
+    (tmp_path / "config.yaml").write_text("reg: {lamb: 0.0}\n")
+    assert "reg.lamb 0" in _why(SimpleNamespace(run_dir=tmp_path))
+    assert "configs/experiment/interpret.yaml" in _why(SimpleNamespace(run_dir=tmp_path))
+    (tmp_path / "config.yaml").write_text("reg: {lamb: 0.01}\n")
+    assert _why(SimpleNamespace(run_dir=tmp_path)) == ""
