@@ -55,6 +55,9 @@ class DataConfig:
     ``noise`` is the std of Gaussian noise added to train and validation targets (the
     test targets stay clean). ``seed`` fixes the samples independently of ``RunConfig.seed``
     (which seeds the model's initialisation), so seeds compare models on the same data.
+    ``n_ood > 0`` (registered targets only) adds an out-of-domain test split of that many
+    points in the shell ``ood_shell`` (in half-widths of the training box, default 1.0-1.5:
+    just outside it; see :mod:`kanplatform.data.ood`), and the run records ``ood/rmse``.
     """
 
     dataset: str = "exp_sin_sq"
@@ -67,6 +70,8 @@ class DataConfig:
     path: str | None = None
     inputs: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
+    n_ood: int = 0
+    ood_shell: list[float] = field(default_factory=lambda: [1.0, 1.5])
 
 
 @dataclass

@@ -19,22 +19,27 @@ from kanplatform.data.datasets import (
     make_dataset,
     read_columns,
 )
+from kanplatform.data.ood import OODSplit, box_radius, ood_split, shell_inputs
 from kanplatform.data.targets import TARGETS, Target, get_target, register
 
 __all__ = [
     "TARGETS",
     "DataError",
     "KANDataModule",
+    "OODSplit",
     "Splits",
     "Target",
+    "box_radius",
     "column_names",
     "dataset_dims",
     "dataset_from_config",
     "get_target",
     "load_file",
     "make_dataset",
+    "ood_split",
     "read_columns",
     "register",
+    "shell_inputs",
 ]
 
 

@@ -315,6 +315,7 @@ class _Run:
             "git_sha": git_sha(),
             "versions": versions(),
             "run_dir": str(self.run_dir),
+            **_distributed(self.trainer),
         })
         write_json(self.run_dir / "metrics.json", metrics)
         return metrics
@@ -339,9 +340,14 @@ class _Run:
         final: dict[str, Any] = {}
         for split in ("train", "val", "test"):
             final[f"{split}/rmse"] = module.rmse(*splits.split(split))
+        extra: dict[str, Any] = {}
+        if splits.ood is not None:  # data.n_ood > 0: inputs in a shell outside the training box
+            final["ood/rmse"] = module.rmse(splits.ood.x, splits.ood.y)
+            extra["ood"] = {"n": len(splits.ood.x), "shell": list(splits.ood.shell),
+                            "nonfinite_dropped": splits.ood.n_dropped}
         final["train/loss"] = float(module.last_loss) if module.last_loss is not None else None
         return {"final": final, "stages": list(self.grid.stages), "step": self.trainer.global_step,
-                **_model_counts(module.model)}
+                **_model_counts(module.model), **extra}
 
     def _save_model(self) -> None:
         from kanplatform.train.callbacks import write_checkpoint
@@ -354,6 +360,16 @@ class _Run:
     def finish(self, exit_code: int) -> None:
         if self.finish_tracking is not None:
             self.finish_tracking(self.loggers, exit_code=exit_code)
+
+
+def _distributed(trainer: Any) -> dict[str, Any]:
+    """``trainer/workers`` (processes training together) and ``trainer/backend`` (their
+    collective backend, ``gloo``/``nccl``; null for one process), as the run really trained."""
+    workers = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+    backend = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        backend = str(torch.distributed.get_backend())
+    return {"trainer/workers": workers, "trainer/backend": backend}
 
 
 def _as_list(value: Any) -> list[Any]:
