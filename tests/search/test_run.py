@@ -74,6 +74,9 @@ def test_multiworker_trial_runs_ddp_on_two_cpu_workers_and_reports(tmp_path):
     assert metrics["trainer/workers"] == 2 and metrics["trainer/backend"] == "gloo"
     summary = leet_summary(Path(row["run_dir"]))["summary"]
     assert summary["trainer/workers"] == 2 and summary["trainer/backend"] == "gloo"
+    # one meaning of grid/stage: stages counted from 1 in Tune, metrics.json and W&B alike
+    assert [s["stage"] for s in metrics["stages"]] == [1, 2] == [1, row["grid/stage"]]
+    assert summary["grid/stage"] == 2
     _, csv_rows = read_table(result.experiment_dir)
     assert csv_rows[0]["trainer/workers"] == "2" and csv_rows[0]["trainer/backend"] == "gloo"
     # rank 0 reported through Ray Train's TuneReportCallback, from a 2-worker DDP group
@@ -94,7 +97,7 @@ def test_optuna_search_from_the_cli_samples_every_trial_and_its_best_config_repr
     spec = load_search(search)
     assert spec.search_alg == "optuna"
     code = main(["tune", str(QUICK), str(search), *tiny_overrides(tmp_path),
-                 "--storage-path", str(tmp_path / "tune"), "--name", "optuna",
+                 "--output-dir", str(tmp_path / "tune"), "--name", "optuna",
                  "--num-cpus", "2", "--num-samples", "4", "--verbose", "0"])
     assert code == 0
     exp = tmp_path / "tune" / "optuna"

@@ -82,7 +82,7 @@ class _Observer(threading.Thread):
 
 
 @pytest.mark.timeout(900)
-def test_a_watched_asha_search(tmp_path, capsys):
+def test_a_watched_asha_search(tmp_path, capfd):
     cfg = load_config(QUICK, tiny_overrides(tmp_path, "tracking.mode=offline"))
     spec = parse_search(SEARCH)
     exp = tmp_path / "tune" / "watch"
@@ -94,7 +94,7 @@ def test_a_watched_asha_search(tmp_path, capsys):
     finally:
         observer.done.set()
         observer.join()
-    out = capsys.readouterr().out
+    out, err = capfd.readouterr()
 
     # while it ran
     assert observer.page_at is not None and observer.page_at < 15, observer.page_at
@@ -103,6 +103,8 @@ def test_a_watched_asha_search(tmp_path, capsys):
     assert result.dashboard_url == "http://127.0.0.1:8265" and result.dashboard_local
     assert f"live report: {exp / 'report.html'}" in out
     assert "Ray dashboard: http://127.0.0.1:8265" in out
+    # the search draws no warning from Ray (its concurrency limit is given once)
+    assert "will be ignored" not in err
     # Tune's console: the search metric in its trial table, no TensorBoard hint
     assert re.search(r"Trial name .* val/rmse", out) and "TensorBoard" not in out
 
@@ -161,7 +163,7 @@ def test_a_watched_asha_search(tmp_path, capsys):
     argv = shlex.split(command.replace("&#x27;", "'"))
     assert argv == ["kanplatform", "train", str(result.best_config)]
     assert cli_main([*argv[1:], f"output_dir={tmp_path / 'again'}"]) == 0
-    again = capsys.readouterr().out.strip().splitlines()[-1]
+    again = capfd.readouterr().out.strip().splitlines()[-1]
     metrics = json.loads((Path(again) / "metrics.json").read_text())
     assert metrics["final"]["val/rmse"] == pytest.approx(float(best.group(2)), rel=1e-6)
 

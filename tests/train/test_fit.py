@@ -48,6 +48,24 @@ def test_grid_extension_stages(quick_cfg):
     assert metrics["final"]["test/rmse"] < 0.5
 
 
+
+def test_fused_lbfgs_evaluations_train_exactly_as_the_plain_closure(quick_cfg, monkeypatch):
+    """The one-call loss (FusedMSE) under FlatLBFGS gives the plain autograd closure's run,
+    bit for bit: the same metrics at every stage and the same parameters."""
+    from kanplatform.nn.fused import FusedMSE
+
+    calls = []
+    prepare = FusedMSE.prepare
+    monkeypatch.setattr(FusedMSE, "prepare", lambda self: calls.append(1) or prepare(self))
+    fused = fit(quick_cfg, verbose=False)
+    assert len(calls) == 20  # one per LBFGS step: the fused path ran
+    monkeypatch.setattr(FusedMSE, "supported", staticmethod(lambda *a: False))
+    plain = fit(quick_cfg, verbose=False)
+    assert fused.metrics["stages"] == plain.metrics["stages"]
+    assert fused.metrics["final"] == plain.metrics["final"]
+    for a, b in zip(fused.model.parameters(), plain.model.parameters()):
+        assert torch.equal(a, b)
+
 def test_load_reproduces_predictions(quick_cfg):
     result = fit(quick_cfg, verbose=False)
     x = torch.rand(32, 2, dtype=torch.float64) * 2 - 1
@@ -96,6 +114,10 @@ def test_parameter_matched_mlp(quick_cfg):
     assert result.model.__class__.__name__ == "MLP"
     assert abs(count_params(result.model) - kan_params) <= 0.2 * kan_params
     assert [s["grid_size"] for s in result.metrics["stages"]] == [None, None]
+    # the recorded config holds the widths that trained, not mlp.yaml's [2, 32, 32, 1]
+    recorded = load_config(result.run_dir / "config.yaml")
+    assert list(recorded.model.width) == result.model.width != [2, 32, 32, 1]
+    assert list(cfg.model.width) == result.model.width  # resolved before training
 
 
 def test_regularisation_runs(quick_cfg):
@@ -183,7 +205,7 @@ def test_resume_continues_the_run_and_matches_an_uninterrupted_one(quick_cfg, tm
     assert _history_steps(resumed.run_dir) == list(range(1, 21)) == _history_steps(whole.run_dir)
     # stage rows: measured at each stage's end (a row written at the stop is measured again)
     assert [(s["stage"], s["step"], s["grid_size"]) for s in metrics["stages"]] == \
-        [(0, 10, 3), (1, 20, 5)]
+        [(1, 10, 3), (2, 20, 5)]  # stages counted from 1, as grid/stage everywhere
     # Same seed, full-batch data, LBFGS and grid state restored from the checkpoint: the same
     # floating-point operations in the same order, so on one CPU thread the results agree to
     # the last bit; rel=1e-9 leaves room only for summation-order noise, far below the
