@@ -283,8 +283,11 @@ class _Run:
             warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\).*")
             self.trainer = pl.Trainer(**kwargs)
             started, cpu_started = time.perf_counter(), time.process_time()
+            # weights_only: a checkpoint is data (check_resume refused anything else already;
+            # this keeps Lightning's own read of it just as strict)
             self.trainer.fit(self.module, datamodule=datamodule,
-                             ckpt_path=str(ckpt_path) if ckpt_path else None)
+                             ckpt_path=str(ckpt_path) if ckpt_path else None,
+                             weights_only=True)
             self.wall_time_s = time.perf_counter() - started
             self.cpu_time_s = time.process_time() - cpu_started
 
