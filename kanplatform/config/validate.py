@@ -69,6 +69,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     _one_of(r.variant, "reg.variant", REG_VARIANTS)
     _one_of(cfg.tracking.mode, "tracking.mode", TRACKING_MODES)
     _check(cfg.tracking.snapshot_every >= 0, "tracking.snapshot_every", "must be >= 0")
+    _check_model_args(cfg)  # last: the keys above have their own, more specific messages
     return cfg
 
 
@@ -115,7 +116,6 @@ def _validate_model(cfg: DictConfig) -> None:
     _check(width[-1] == n_out, "model.width",
            f"last entry {width[-1]} != {n_out} outputs of dataset {name!r} (use {n_out})")
     _check(m.grid_size >= 1, "model.grid_size", f"must be >= 1, got {m.grid_size}")
-    _check(m.spline_order >= 0, "model.spline_order", f"must be >= 0, got {m.spline_order}")
     _check(len(m.grid_range) == 2 and m.grid_range[0] < m.grid_range[1], "model.grid_range",
            f"must be [low, high] with low < high, got {list(m.grid_range)}")
     activations = _activations()
@@ -127,6 +127,23 @@ def _validate_model(cfg: DictConfig) -> None:
         _check(len(width) >= 3, "model.width", "match: params needs at least one hidden layer")
         _check(m.match_params is not None and m.match_params >= 1, "model.match_params",
                "set a parameter count (or select model=mlp over a KAN config to fill it)")
+
+
+def _check_model_args(cfg: DictConfig) -> None:
+    """Every argument the model's constructor checks, without building it (nn's checks)."""
+    from kanplatform.nn.checks import ModelArgError, check_model_args
+    from kanplatform.train.models import model_spec
+
+    schedule = list(cfg.grid.schedule)
+    try:
+        check_model_args(model_spec(cfg.model, schedule[0] if schedule else None,
+                                    grid_eps=cfg.grid.grid_eps))
+    except ModelArgError as err:
+        key = {"grid_eps": "grid.grid_eps",
+               "grid_size": "grid.schedule[0]" if schedule else "model.grid_size"
+               }.get(err.arg, f"model.{err.arg}")
+        message = str(err).removeprefix(f"{err.arg} ")  # "spline_order must be ..." -> "must be"
+        raise ConfigError(f"{key}: {message}") from None
 
 
 def _validate_optim(cfg: DictConfig) -> None:

@@ -62,6 +62,11 @@ BROKEN = {
     "match_without_count": ("model:\n  kind: mlp\n  width: [2, 4, 1]\n  match: params\n",
                             r"model\.match_params: set a parameter count"),
     "not_a_mapping": ("- 1\n- 2\n", r"expected a mapping"),
+    "spline_order_0": ("model:\n  spline_order: 0\n",
+                       r"model\.spline_order: must be an integer >= 1, got 0"),
+    "base_activation": ("model:\n  base_activation: swish\n", r"model\.base_activation"),
+    "mlp_activation": ("model:\n  kind: mlp\n  width: [2, 4, 1]\n  activation: swish\n",
+                       r"model\.activation"),
 }
 
 
