@@ -55,6 +55,8 @@ class DataConfig:
     ``noise`` is the std of Gaussian noise added to train and validation targets (the
     test targets stay clean). ``seed`` fixes the samples independently of ``RunConfig.seed``
     (which seeds the model's initialisation), so seeds compare models on the same data.
+    A file's rows holding NaN or inf are refused (their count and the first one named)
+    unless ``drop_nonfinite: true``, which trains without them (with a warning).
     """
 
     dataset: str = "exp_sin_sq"
@@ -67,6 +69,7 @@ class DataConfig:
     path: str | None = None
     inputs: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
+    drop_nonfinite: bool = False
 
 
 @dataclass

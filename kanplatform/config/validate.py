@@ -74,23 +74,22 @@ def validate(cfg: DictConfig) -> DictConfig:
 
 
 def _validate_data(d: DictConfig) -> None:
-    from kanplatform.data import TARGETS, DataError, column_names
+    from kanplatform.data import TARGETS, DataError
+    from kanplatform.data.checks import check_data_config
 
     if d.dataset == "file":
         _check(bool(d.path), "data.path", "is required with dataset: file (a .csv or .npz)")
         path = Path(d.path)
         _check(path.is_file(), "data.path", f"file not found: {path}")
         _check(path.suffix in (".csv", ".npz"), "data.path", f"{path.suffix!r}: use .csv or .npz")
-        try:
-            columns = column_names(path)
+        for key in ("inputs", "targets"):
+            _check(bool(list(d[key])), f"data.{key}", f"name at least one column of {path}")
+        for key in ("n_train", "n_val", "n_test"):
+            _check(d[key] >= 1, f"data.{key}", f"must be >= 1, got {d[key]}")
+        try:  # the content: readable, numeric, finite, enough rows (kanplatform.data)
+            check_data_config(d)
         except DataError as err:
             raise ConfigError(str(err)) from None
-        for key in ("inputs", "targets"):
-            names = list(d[key])
-            _check(bool(names), f"data.{key}", f"name at least one column of {path}")
-            missing = [n for n in names if n not in columns]
-            _check(not missing, f"data.{key}", f"no column {missing} in {path}; columns: "
-                   f"{', '.join(columns)}")
     else:
         _check(d.dataset in TARGETS, "data.dataset",
                f"unknown dataset {d.dataset!r}; valid: file, {', '.join(sorted(TARGETS))}")
