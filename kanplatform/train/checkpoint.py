@@ -20,7 +20,7 @@ class UnsafeCheckpointError(ValueError):
     """A run file that holds more than weights and plain data (pickled objects or code)."""
 
 
-def load_file(path: str | Path) -> Any:
+def read_run_file(path: str | Path) -> Any:
     """Read a ``model.pt`` / Lightning checkpoint as data (``weights_only=True``), on the CPU.
 
     Raises:
@@ -48,7 +48,7 @@ def save_model(model: torch.nn.Module, path: str | Path) -> None:
 
 
 def _from_lightning(path: Path) -> dict[str, Any]:
-    ckpt = load_file(path)
+    ckpt = read_run_file(path)
     if not isinstance(ckpt, dict) or "model_config" not in ckpt:
         raise FileNotFoundError(f"{path} holds no model_config; it was not written by fit()")
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
@@ -79,7 +79,7 @@ def check_resume(path: str | Path, cfg: Any, max_steps: int) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     try:
-        ckpt = load_file(path)
+        ckpt = read_run_file(path)
     except UnsafeCheckpointError as err:
         raise ConfigError(str(err)) from None
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same message
@@ -122,7 +122,7 @@ def load_model(run_dir: str | Path) -> torch.nn.Module:
             if candidate.suffix == ".ckpt":
                 saved = _from_lightning(candidate)
             else:
-                saved = load_file(candidate)
+                saved = read_run_file(candidate)
                 if not isinstance(saved, dict) or "model_config" not in saved:
                     raise FileNotFoundError(f"{candidate} holds no model_config; it was not "
                                             "written by kanplatform")

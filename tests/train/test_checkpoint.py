@@ -16,7 +16,7 @@ import torch
 
 import kanplatform
 from kanplatform.cli import main
-from kanplatform.train.checkpoint import UnsafeCheckpointError, load_file
+from kanplatform.train.checkpoint import UnsafeCheckpointError, read_run_file
 
 QUICK = str(Path(__file__).resolve().parents[2] / "configs" / "experiment" / "quick.yaml")
 
@@ -64,8 +64,8 @@ def crafted(trained, tmp_path) -> tuple[Path, Path]:
 
 
 def test_our_own_files_load_as_data(trained):
-    assert set(load_file(trained / "model.pt")) == {"model_config", "state_dict"}
-    assert "optimizer_states" in load_file(trained / "checkpoints" / "last.ckpt")
+    assert set(read_run_file(trained / "model.pt")) == {"model_config", "state_dict"}
+    assert "optimizer_states" in read_run_file(trained / "checkpoints" / "last.ckpt")
     model = kanplatform.load(trained)
     dtype = next(model.parameters()).dtype
     assert model(torch.zeros(3, 2, dtype=dtype)).shape == (3, 1)
