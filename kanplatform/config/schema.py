@@ -106,6 +106,12 @@ class TrainerConfig:
     the run ends (completed, failed, SIGTERM or Ctrl-C). Default 100: a checkpoint of a small
     KAN takes ~3 ms on the CPU, ~0.2% of 100 LBFGS steps (~1.5% of 100 small Adam mini-batch
     steps), and a kill loses at most 100 steps.
+
+    ``divergence_factor`` (default 1e4): a run whose training loss becomes NaN/inf, or rises
+    above this many times its best (lowest) loss so far, stops at once with ``status:
+    diverged`` and a reason naming the step and the loss, in every precision (float64 can
+    climb to 1e48 without overflowing); a search scores it with the worst value. 0 or null:
+    only non-finite losses count.
     """
 
     max_steps: int = 1000
@@ -118,6 +124,7 @@ class TrainerConfig:
     deterministic: bool = True
     enable_progress_bar: bool = True
     checkpoint_every_n_steps: int = 100
+    divergence_factor: float | None = 1.0e4
 
 
 @dataclass

@@ -56,6 +56,9 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", "must be >= 1")
     _check(t.num_threads is None or t.num_threads >= 1, "trainer.num_threads",
            "must be >= 1 or null")
+    _check(t.divergence_factor is None or t.divergence_factor == 0 or t.divergence_factor > 1,
+           "trainer.divergence_factor", f"must be > 1, or 0/null to count only NaN/inf losses, "
+           f"got {t.divergence_factor}")
     g = cfg.grid
     for i, size in enumerate(g.schedule):
         _check(size >= 1, f"grid.schedule[{i}]", f"grid sizes must be >= 1, got {size}")

@@ -121,9 +121,10 @@ def fit(
         verbose: print the run directory.
 
     Returns:
-        :class:`FitResult`. A run whose loss became NaN/inf stops at once and *returns* with
-        ``status == "diverged"`` and ``metrics["reason"]`` (the CLI exits 1); its files are
-        written as usual.
+        :class:`FitResult`. A run whose loss became NaN/inf, or rose above
+        ``trainer.divergence_factor`` times its best, stops at once and *returns* with
+        ``status == "diverged"`` and ``metrics["reason"]`` naming the step and the loss (the
+        CLI exits 1); its files are written as usual.
 
     Raises:
         ConfigError: an invalid config, or a ``ckpt_path`` of another model or past the
@@ -232,7 +233,12 @@ class _Run:
         import pytorch_lightning as pl
 
         from kanplatform.data import KANDataModule
-        from kanplatform.train.callbacks import GridSchedule, PeriodicCheckpoint, RunRecorder
+        from kanplatform.train.callbacks import (
+            DivergenceGuard,
+            GridSchedule,
+            PeriodicCheckpoint,
+            RunRecorder,
+        )
         from kanplatform.train.models import build_model_from_config
         from kanplatform.train.module import RegressionModule
 
@@ -248,7 +254,9 @@ class _Run:
         steps_per_stage = cfg.grid.steps_per_stage if schedule else cfg.trainer.max_steps
         max_steps = step_budget(cfg)
         g = cfg.grid
-        self.grid = GridSchedule(schedule, steps_per_stage, g.update_every, g.update_until)
+        guard = DivergenceGuard(cfg.trainer.divergence_factor)
+        self.grid = GridSchedule(schedule, steps_per_stage, g.update_every, g.update_until,
+                                 guard=guard)
         self.recorder = RunRecorder(cfg.trainer.log_every_n_steps, self.grid)
         self.checkpoint = PeriodicCheckpoint(self.run_dir / "checkpoints" / "last.ckpt",
                                              cfg.trainer.checkpoint_every_n_steps, self.grid)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,21 @@ def test_no_periodic_checkpoint_with_zero(quick_cfg, tmp_path):
     result = fit(cfg, run_dir=tmp_path / "run", callbacks=[kept], verbose=False)
     assert kept.kept == {}  # none while training...
     assert (result.run_dir / "checkpoints" / "last.ckpt").is_file()  # ...one at the end
+
+
+@pytest.mark.parametrize("precision", [32, 64])
+def test_a_loss_that_explodes_without_overflowing_is_diverged(quick_cfg, precision):
+    """Adam at lr 1e6: float64 climbs to ~1e36 while staying finite; still ``diverged``."""
+    cfg = apply_overrides(quick_cfg, {"optim.name": "adam", "optim.lr": 1e6,
+                                      "trainer.precision": precision})
+    result = fit(cfg, verbose=False)
+    assert result.status == "diverged", result.metrics
+    reason = result.metrics["reason"]
+    assert re.search(r"(rose above 10000x its best|non-finite train/loss).* at step \d+|"
+                     r"at step \d+ rose above", reason), reason
+    assert result.metrics["step"] < 20
+    assert json.loads((result.run_dir / "metrics.json").read_text())["status"] == "diverged"
+
+    off = fit(apply_overrides(cfg, {"trainer.divergence_factor": 0, "trainer.precision": 64}),
+              verbose=False)
+    assert off.status == "completed"  # the old rule: only NaN/inf, so 1e24 RMSE "completes"
