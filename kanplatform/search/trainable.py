@@ -247,7 +247,7 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     trainer_kwargs = {"enable_progress_bar": False}
     try:
         result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
-                     ckpt_path=ckpt, verbose=False)
+                     ckpt_path=ckpt, verbose=False, replace=True)
     finally:
         _stop_wandb_service()
     _final_report(setup, reporter, result.metrics, _tune_report)
@@ -328,7 +328,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         cfg = apply_overrides(cfg, {"tracking.mode": "disabled"})
         run_dir = tempfile.mkdtemp(prefix="kanplatform-")
     result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
-                 ckpt_path=loop_config["ckpt"], verbose=False)
+                 ckpt_path=loop_config["ckpt"], verbose=False, replace=True)
     _final_report(setup, reporter, result.metrics, _train_report)
 
 

@@ -23,7 +23,12 @@ import torch
 from kanplatform.config import load_config, save_config, to_dict, validate
 from kanplatform.config.load import ConfigError
 
-STATUS_COMPLETED, STATUS_DIVERGED, STATUS_FAILED = "completed", "diverged", "failed"
+# what a run's metrics.json, a search's trials table, W&B and the reports say (DESIGN.md)
+STATUS_COMPLETED, STATUS_STOPPED, STATUS_DIVERGED = "completed", "stopped", "diverged"
+STATUS_FAILED, STATUS_INTERRUPTED = "failed", "interrupted"
+STATUSES = (STATUS_COMPLETED, STATUS_STOPPED, STATUS_DIVERGED, STATUS_FAILED,
+            STATUS_INTERRUPTED)
+ERROR_LOG = "error.log"  # RUN_DIR/error.log: the traceback of a failed run
 
 
 @dataclass
@@ -42,7 +47,7 @@ class FitResult:
 
     @property
     def status(self) -> str:
-        """``completed`` or ``diverged``."""
+        """``completed``, ``stopped`` (a callback's stop request) or ``diverged``."""
         return self.metrics["status"]
 
 
@@ -98,6 +103,7 @@ def fit(
     trainer_kwargs: Mapping[str, Any] | None = None,
     ckpt_path: str | Path | None = None,
     verbose: bool = True,
+    replace: bool = False,
 ) -> FitResult:
     """Train the model ``cfg`` describes and write its run directory.
 
@@ -106,9 +112,15 @@ def fit(
 
     Args:
         cfg: a RunConfig (from :func:`kanplatform.config.load_config`), a plain dict or a path.
-        callbacks: extra Lightning callbacks (e.g. Ray Tune's report callback).
+        callbacks: extra Lightning callbacks (e.g. Ray Tune's report callback). One that
+            stops the run early (``trainer.should_stop``) says why in its ``stop_request``
+            attribute, ``(status, reason)`` with status ``stopped`` or ``interrupted``; the
+            run then ends with that status and reason.
         loggers: extra Lightning loggers (tracking's W&B logger is added from ``cfg.tracking``).
-        run_dir: write here instead of a new ``cfg.output_dir/<name>-<time>-<random>``.
+        run_dir: write here instead of a new ``cfg.output_dir/<name>-<time>-<random>``. A
+            directory that holds a run is refused (runs are never overwritten) unless
+            ``ckpt_path`` resumes it or ``replace``; one another process is writing is
+            refused at once (an exclusive lock on ``RUN_DIR/.lock``).
         trainer_kwargs: extra ``pl.Trainer`` arguments, overriding the config's (e.g.
             ``strategy``, ``plugins`` for Ray Train workers).
         ckpt_path: resume from this Lightning checkpoint (e.g. ``RUN_DIR/checkpoints/last.ckpt``
@@ -119,6 +131,7 @@ def fit(
             uninterrupted run. The W&B run recorded in ``run_dir`` goes on. Checked before
             anything is written.
         verbose: print the run directory.
+        replace: write over the run in ``run_dir`` (a search trial restarted from scratch).
 
     Returns:
         :class:`FitResult`. A run whose loss became NaN/inf, or rose above
@@ -127,17 +140,20 @@ def fit(
         CLI exits 1); its files are written as usual.
 
     Raises:
-        ConfigError: an invalid config, or a ``ckpt_path`` of another model or past the
-            config's step budget, before anything is written.
+        ConfigError: an invalid config, or a ``ckpt_path`` of another model, past the
+            config's step budget or holding more than weights, before anything is written.
         FileNotFoundError: ``ckpt_path`` does not exist, before anything is written.
+        RunDirError: ``run_dir`` holds a run or is in use, before anything is written.
         Exception: any training error, re-raised after ``metrics.json`` records
-            ``status: failed`` with the reason.
+            ``status: failed`` with the reason (the traceback is in ``RUN_DIR/error.log``);
+            SIGTERM and Ctrl-C (Lightning's ``SystemExit``) after it records ``interrupted``
+            with the step and how to resume.
 
     Example:
         >>> result = fit(load_config("configs/experiment/quick.yaml"))  # doctest: +SKIP
         >>> result.metrics["final"]["test/rmse"]                          # doctest: +SKIP
     """
-    from kanplatform.train.rundir import new_run_dir
+    from kanplatform.train.rundir import claim_run_dir, new_run_dir
 
     cfg = as_run_config(cfg)
     validate(cfg)
@@ -149,7 +165,19 @@ def fit(
         budget = (trainer_kwargs or {}).get("max_steps") or step_budget(cfg)
         resumed = {"checkpoint": str(ckpt_path), "step": check_resume(ckpt_path, cfg, budget)}
     run_dir = Path(run_dir).resolve() if run_dir else new_run_dir(cfg.output_dir, cfg.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = claim_run_dir(run_dir, resume=ckpt_path is not None, replace=replace)
+    try:
+        return _fit_in(cfg, run_dir, resumed, callbacks, loggers, trainer_kwargs, ckpt_path,
+                       verbose)
+    finally:
+        lock.release()
+
+
+def _fit_in(cfg: Any, run_dir: Path, resumed: dict[str, Any] | None, callbacks: Sequence[Any],
+            loggers: Sequence[Any], trainer_kwargs: Mapping[str, Any] | None,
+            ckpt_path: Path | None, verbose: bool) -> FitResult:
+    """:func:`fit` once the run directory is this process's."""
+    (run_dir / ERROR_LOG).unlink(missing_ok=True)  # an earlier attempt's; this one starts
     save_config(cfg, run_dir / "config.yaml")
     if verbose:
         print(f"run dir: {run_dir}", file=sys.stderr, flush=True)
@@ -164,12 +192,17 @@ def fit(
         with _local_torch_state(cfg.seed, cfg.trainer.num_threads):
             run.train(callbacks, loggers, trainer_kwargs, ckpt_path)
     except BaseException as err:
-        run.write(STATUS_FAILED, run.failure_reason(err), time.perf_counter() - started)
-        run.finish(exit_code=1)
+        status, reason = run.failure(err)
+        if status == STATUS_FAILED:
+            import traceback
+
+            (run_dir / ERROR_LOG).write_text("".join(traceback.format_exception(err)))
+        run.write(status, reason, time.perf_counter() - started)
+        run.finish(status)
         raise
-    status = STATUS_DIVERGED if run.recorder.diverged else STATUS_COMPLETED
-    metrics = run.write(status, run.recorder.diverged, time.perf_counter() - started)
-    run.finish(exit_code=0 if status == STATUS_COMPLETED else 1)
+    status, reason = run.outcome(callbacks, (trainer_kwargs or {}).get("max_steps"))
+    metrics = run.write(status, reason, time.perf_counter() - started)
+    run.finish(status)
     return FitResult(run_dir, metrics, run.module.model.eval() if run.module else None)
 
 
@@ -328,17 +361,34 @@ class _Run:
         write_json(self.run_dir / "metrics.json", metrics)
         return metrics
 
-    def failure_reason(self, err: BaseException) -> str:
-        """``Type: message``; for an interrupted run, where it stopped and how to go on."""
+    def failure(self, err: BaseException) -> tuple[str, str]:
+        """``(status, reason)`` of a run that raised ``err``: ``interrupted`` (SIGTERM or
+        Ctrl-C: where it stopped and how to go on) or ``failed`` (``Type: message``)."""
         name = type(err).__name__
         # Lightning turns Ctrl-C into SystemExit, and SIGTERM into SIGTERMException after
         # the step in progress (so that checkpoint continues exactly)
         why = {"SIGTERMException": "SIGTERM", "KeyboardInterrupt": "Ctrl-C",
                "SystemExit": "Ctrl-C"}.get(name)
-        if why is None or self.trainer is None:
-            return f"{name}: {err}"
-        return (f"interrupted ({why}) at step {self.trainer.global_step}; continue with "
-                f"`kanplatform train --resume {self.run_dir}`")
+        if why is None:
+            return STATUS_FAILED, f"{name}: {err}"
+        step = self.trainer.global_step if self.trainer is not None else 0
+        return STATUS_INTERRUPTED, (f"interrupted ({why}) at step {step}; continue with "
+                                    f"`kanplatform train --resume {self.run_dir}`")
+
+    def outcome(self, callbacks: Sequence[Any], max_steps: int | None) -> tuple[str, str | None]:
+        """``(status, reason)`` of a run whose training returned."""
+        if self.recorder.diverged:
+            return STATUS_DIVERGED, self.recorder.diverged
+        for callback in callbacks:
+            request = getattr(callback, "stop_request", None)
+            if request:
+                status, reason = request
+                return (status if status in STATUSES else STATUS_STOPPED), reason
+        budget = max_steps or step_budget(self.cfg)
+        step = self.trainer.global_step
+        if step < budget:  # a callback set should_stop without saying why
+            return STATUS_STOPPED, f"stopped at step {step} of {budget} by a callback"
+        return STATUS_COMPLETED, None
 
     def _results(self) -> dict[str, Any]:
         from kanplatform.train.callbacks import _model_counts
@@ -360,9 +410,12 @@ class _Run:
         # atomically: a kill while it is written leaves the last periodic checkpoint intact
         write_checkpoint(self.trainer, self.run_dir / "checkpoints" / "last.ckpt")
 
-    def finish(self, exit_code: int) -> None:
+    def finish(self, status: str) -> None:
+        """Finish the W&B run: exit code 0 for a completed or stopped run, the status as a
+        tag when it is not ``completed`` (a stopped trial is a result, not an error)."""
         if self.finish_tracking is not None:
-            self.finish_tracking(self.loggers, exit_code=exit_code)
+            ok = status in (STATUS_COMPLETED, STATUS_STOPPED)
+            self.finish_tracking(self.loggers, exit_code=0 if ok else 1, status=status)
 
 
 def _as_list(value: Any) -> list[Any]:
