@@ -10,7 +10,7 @@ repetition) and the bytes autograd saves for backward
     .venv/bin/python benchmarks/bench_layers.py            # full run (a few minutes)
     .venv/bin/python benchmarks/bench_layers.py --quick    # 64 -> 64 only, 3 repetitions
 
-Our layer runs on the compiled CPU kernels (``kanplatform.nn.ckernel``) where they build; the
+Our layer runs on the compiled CPU kernels (``kanplatform.kernels.ckernel``) where they build; the
 ``torch`` column times the same layer on its pure-PyTorch path (``backend="torch"``), the one
 CUDA and machines without a C compiler use.
 
@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kanplatform.nn import MLP, KANLayer, ckernel, count_params, match_mlp
+from kanplatform.kernels import ckernel
+from kanplatform.nn import MLP, KANLayer, count_params, match_mlp
 
 DENSE_LIMIT = 2e9  # skip the dense reference above B * in * (G + k) * out multiply-adds
 

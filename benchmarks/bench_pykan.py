@@ -19,7 +19,8 @@ import time
 
 import torch
 
-from kanplatform.nn import KAN, ckernel
+from kanplatform.kernels import ckernel
+from kanplatform.nn import KAN
 
 CASES = [  # width, grid, batch
     ([2, 5, 1], 5, 1000),

@@ -13,7 +13,8 @@ import time
 
 import torch
 
-from kanplatform.nn import KAN, ckernel
+from kanplatform.kernels import ckernel
+from kanplatform.nn import KAN
 
 CASES = [([2, 1, 1], 5), ([2, 1, 1], 50), ([2, 5, 1], 5), ([2, 5, 1], 50), ([4, 8, 1], 5),
          ([4, 8, 1], 50)]

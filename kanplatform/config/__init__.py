@@ -6,11 +6,11 @@ Example:
     >>> cfg = apply_overrides(cfg, {"model.grid_size": 10})          # doctest: +SKIP
 """
 
+from kanplatform._util.dotted import flatten
 from kanplatform.config.load import (
     ConfigError,
     apply_overrides,
     config_root,
-    flatten,
     load_config,
     save_config,
     to_dict,
@@ -25,19 +25,11 @@ from kanplatform.config.schema import (
     TrackingConfig,
     TrainerConfig,
 )
-from kanplatform.config.validate import (
-    VALIDATORS,
-    FileValidator,
-    register_validator,
-    validate,
-    validate_file,
-)
+from kanplatform.config.validate import validate
 
 __all__ = [
-    "VALIDATORS",
     "ConfigError",
     "DataConfig",
-    "FileValidator",
     "GridConfig",
     "ModelConfig",
     "OptimConfig",
@@ -49,9 +41,7 @@ __all__ = [
     "config_root",
     "flatten",
     "load_config",
-    "register_validator",
     "save_config",
     "to_dict",
     "validate",
-    "validate_file",
 ]

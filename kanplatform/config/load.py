@@ -15,10 +15,15 @@ Overrides (CLI arguments and Ray Tune samples alike, via :func:`apply_overrides`
 - ``model.grid_size=10`` sets one key (values parse as YAML: ``model.width=[2,5,1]``);
 - ``model=mlp`` selects a group file: the section is reset to its schema defaults and
   ``configs/model/mlp.yaml`` merged on top (group selections are applied before keys).
-  For ``model=...`` the input/output widths of the replaced model are kept, and a group
-  file with ``match: params`` is matched to the replaced KAN's parameter count;
+  For ``model=...`` the input/output widths of the replaced model are kept (a group file
+  with ``match: params`` is matched to the replaced KAN's parameter count by
+  :func:`kanplatform.train.resolve.apply_run_overrides`, which counts it);
 - ``data=NAME`` falls back to ``data.dataset=NAME`` when there is no ``configs/data/NAME.yaml``
-  but NAME is a registered dataset.
+  (whether NAME is a dataset is checked with the registry, by
+  :func:`kanplatform.train.resolve.check_run_config`).
+
+This module knows the schema and the files, nothing of models or datasets: the run config
+``kanplatform train`` trains is :func:`kanplatform.train.resolve.load_run_config`'s.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from kanplatform._util.dotted import Overrides, parse_overrides
+from kanplatform._util.yamlfile import read_yaml
 from kanplatform.config.schema import GROUPS, RunConfig
-from kanplatform.yamlfile import read_yaml
 
 
 class ConfigError(ValueError):
@@ -41,7 +47,6 @@ class ConfigError(ValueError):
 
 
 PathLike = str | Path
-Overrides = Mapping[str, Any] | Iterable[str] | None
 
 
 def config_root(start: PathLike | None = None) -> Path:
@@ -71,7 +76,8 @@ def load_config(
     Args:
         files: one path or several, merged left to right (later files win).
         overrides: ``["model.grid_size=10", "model=mlp"]`` or ``{"model.grid_size": 10}``.
-        validate: run :func:`kanplatform.config.validate` on the result.
+        validate: run :func:`kanplatform.config.validate` (the checks that need no
+            registry) on the result.
 
     Returns:
         A struct-mode ``DictConfig`` typed by :class:`RunConfig`.
@@ -122,7 +128,7 @@ def apply_overrides(
         ConfigError: unknown key, wrong type, unknown group file.
     """
     cfg = copy.deepcopy(cfg)
-    pairs = _parse_overrides(overrides)
+    pairs = parse_overrides(overrides, ConfigError)
     groups = [(k, v) for k, v in pairs if _is_group_select(cfg, k, v)]
     keys = [(k, v) for k, v in pairs if not _is_group_select(cfg, k, v)]
     root = Path(root) if root is not None else config_root()
@@ -147,18 +153,6 @@ def to_dict(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
 def save_config(cfg: DictConfig, path: PathLike) -> None:
     """Write ``cfg`` resolved as YAML; :func:`load_config` reads it back unchanged."""
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dicts into dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        full = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and "." not in str(key):
-            out.update(flatten(value, prefix=f"{full}."))
-        else:
-            out[full] = value
-    return out
 
 
 # --- internals -------------------------------------------------------------------------
@@ -246,24 +240,6 @@ def _valid_keys(section: str) -> list[str]:
     return list(node.keys()) if isinstance(node, DictConfig) else []
 
 
-def _parse_overrides(overrides: Overrides) -> list[tuple[str, Any]]:
-    if overrides is None:
-        return []
-    if isinstance(overrides, Mapping):
-        return list(flatten(overrides).items())
-    pairs = []
-    for item in overrides:
-        if not isinstance(item, str) or "=" not in item:
-            raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. model.grid_size=10)")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
-        pairs.append((key.strip(), value))
-    return pairs
-
-
 def _is_group_select(cfg: DictConfig, key: str, value: Any) -> bool:
     return key in GROUPS and isinstance(value, str)
 
@@ -285,11 +261,8 @@ def _set_key(cfg: DictConfig, key: str, value: Any) -> None:
 
 def _select_group(cfg: DictConfig, group: str, name: str, root: Path) -> None:
     if group == "data" and not (root / group / f"{name}.yaml").is_file():
-        from kanplatform.data import TARGETS
-
-        if name in TARGETS:
-            cfg.data.dataset = name
-            return
+        cfg.data.dataset = name  # a dataset name (checked against the registry later)
+        return
     content = _read_group_file(root, group, name)
     fresh = OmegaConf.structured(RunConfig)[group]
     OmegaConf.set_struct(fresh, True)
@@ -300,24 +273,9 @@ def _select_group(cfg: DictConfig, group: str, name: str, root: Path) -> None:
 
 
 def _carry_model_dims(cfg: DictConfig, new: DictConfig) -> None:
-    """Keep the replaced model's input/output widths; fill ``match_params`` if asked."""
+    """Keep the replaced model's input/output widths."""
     old = cfg.model
     width = list(new.width)
     if len(width) >= 2:
         width[0], width[-1] = old.width[0], old.width[-1]
         new.width = width
-    if new.match == "params" and new.match_params is None and old.kind == "kan":
-        new.match_params = kan_param_count(old, cfg.grid.schedule)
-
-
-def kan_param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
-    """Parameter count of the KAN ``model`` describes, at the last grid of ``schedule``."""
-    from kanplatform.train.models import build_model_from_config
-
-    schedule = list(schedule)
-    model = copy.deepcopy(model)
-    if schedule:
-        model.grid_size = schedule[-1]
-    from kanplatform.nn import count_params
-
-    return int(count_params(build_model_from_config(model)))

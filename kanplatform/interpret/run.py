@@ -138,13 +138,13 @@ def interpret_run(
 
     import kanplatform
     from kanplatform import tracking as trk
-    from kanplatform.config import load_config
     from kanplatform.data.datasets import dataset_from_config
     from kanplatform.nn.kan import KAN
     from kanplatform.nn.prune import prune as prune_kan
     from kanplatform.nn.symbolic import get_symbolic
     from kanplatform.nn.symbolic_kan import auto_symbolic, train_affine
     from kanplatform.train.checkpoint import save_model
+    from kanplatform.train.resolve import load_run_config
 
     for name in lib or ():
         get_symbolic(name)  # an unknown name fails before any work
@@ -152,7 +152,7 @@ def interpret_run(
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} has no config.yaml: is it a `kanplatform train` "
                                 "run directory?")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_run_config(run_dir / "config.yaml")
     model = kanplatform.load(run_dir)
     if not isinstance(model, KAN):
         raise ValueError(f"interpret needs a KAN run; {run_dir.name} trained a "

@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from kanplatform.yamlfile import read_yaml
+from kanplatform._util.yamlfile import read_yaml
 
 COMMANDS = ("train", "tune", "scale")
 # How each command takes the results root: a run-config override or a flag.
@@ -355,11 +355,11 @@ def is_job_file(path: Path, data: Any) -> bool:
         "command" in data["run"])
 
 
-def check_job_file(path: Path) -> str:
+def check_job_file(path: Path, parse_argv: Any = None) -> str:
     """Checker for ``kanplatform validate``: load the job, then the deep check.
 
-    See :func:`kanplatform.launch.check.check_runnable`.
+    See :func:`kanplatform.launch.check.check_runnable` (``parse_argv`` too).
     """
     from kanplatform.launch.check import check_runnable
 
-    return check_runnable(load_job(path))
+    return check_runnable(load_job(path), parse_argv)

@@ -94,6 +94,16 @@ def client(address: str) -> Any:
         ) from None
 
 
+def plan(job: JobSpec, address: str | None = None) -> dict[str, Any]:
+    """What :func:`submit` would send, contacting nothing: address, entrypoint, runtime_env
+    and the driver's resources."""
+    return {"address": resolve_address(address, job),
+            "entrypoint": job.entrypoint(resolve_storage_path(job.storage_path)),
+            "runtime_env": runtime_env(job),
+            "entrypoint_num_cpus": job.resources.entrypoint_cpus,
+            "entrypoint_num_gpus": job.resources.entrypoint_gpus}
+
+
 def submission_id(job: JobSpec) -> str:
     """A readable, unique id: ``kanplatform-<job name>-<time>-<random>``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")

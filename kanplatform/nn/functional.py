@@ -16,9 +16,9 @@ where ``W = coef * (scale_sp * mask)`` is the spline weight table ``(in, G + k, 
   ``sum_p sum_i sigma_i^p C_p[i * G + j_i]``: ``batch * in * (k + 1) * out`` multiply-adds
   instead of ``batch * in * (G + k) * out``. Two backends compute it:
 
-  - ``"c"``: the compiled CPU kernels of :mod:`kanplatform.nn.ckernel` (``csrc/``: per input
+  - ``"c"``: the compiled CPU kernels of :mod:`kanplatform.kernels.ckernel` (``csrc/``: per input
     column, samples sorted by interval, table rows in SIMD registers; the default on CPU
-    where a C compiler exists, 2-4x faster than the PyTorch backend);
+    where a C compiler exists, faster than the PyTorch backend: see benchmarks/README.md);
   - ``"torch"``: pure PyTorch, any device: ``k + 1`` weighted row gather-sums
     (``embedding_bag``); the interval is a floor on uniform grids and a ``searchsorted``
     otherwise; the table gradient is a transposed gather-sum after one integer sort, the input
@@ -29,8 +29,8 @@ where ``W = coef * (scale_sp * mask)`` is the spline weight table ``(in, G + k, 
 * :func:`kan_linear_compact` - the same per-interval polynomials with plain autograd ops on
   ``(k + 1, batch, in, out)`` gathers: a dozen small ops, so the cheapest PyTorch map for tiny
   layers (a few edges, ~1000 samples), where the PyTorch backend's per-op overhead (sort,
-  sparse products) dominates. :class:`~kanplatform.nn.KANLayer` picks it by size when the
-  compiled kernels are not in use.
+  sparse products) dominates. :func:`kanplatform.kernels.spline_backend` picks among the
+  three for :class:`~kanplatform.nn.KANLayer`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from kanplatform.nn import ckernel
+from kanplatform.kernels import ckernel, compiled_supports
 from kanplatform.nn.basis import bspline_basis, bspline_local, grid_size_of
 
 __all__ = [
@@ -56,7 +56,6 @@ __all__ = [
     "kan_linear",
     "kan_linear_compact",
     "kan_linear_dense",
-    "use_compiled",
 ]
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -519,7 +518,7 @@ class _KANLinear(torch.autograd.Function):
 
 
 class _KANLinearC(torch.autograd.Function):
-    """The fast path on the compiled CPU kernels (:mod:`kanplatform.nn.ckernel`): tables, the
+    """The fast path on the compiled CPU kernels (:mod:`kanplatform.kernels.ckernel`): tables, the
     forward gather-sum, the input gradient and the table gradient are single C loops over the
     ``(batch, in)`` points, each reading or writing ``k + 1`` table rows of length ``out``;
     the base term stays three GEMMs. Saves only ``x``, like :class:`_KANLinear`."""
@@ -590,12 +589,6 @@ def _base_backward(x, grad_out, scale_base, activation, grad_x, need_x, need_bas
     return grad_x, grad_base
 
 
-def use_compiled(x, grid, coef, scale_sp, scale_base) -> bool:  # noqa: ANN001
-    """Whether :func:`kan_linear`'s ``auto`` backend runs these tensors on the compiled kernels."""
-    tensors = [x, grid, coef, scale_sp] + ([] if scale_base is None else [scale_base])
-    return ckernel.supports(*tensors) and ckernel.library() is not None
-
-
 BACKENDS = ("auto", "c", "torch")
 
 
@@ -615,7 +608,7 @@ def kan_linear(
     ``bias: (out,)`` added to the result, ``plan`` (:func:`grid_plan` of ``grid``, which a
     caller may cache while the grid holds) and ``backend``:
 
-    * ``"c"``: the compiled CPU kernels (:mod:`kanplatform.nn.ckernel`); CPU tensors of one
+    * ``"c"``: the compiled CPU kernels (:mod:`kanplatform.kernels.ckernel`); CPU tensors of one
       float dtype only;
     * ``"torch"``: pure PyTorch (``embedding_bag`` gathers; any device);
     * ``"auto"``: ``"c"`` where it applies and the kernel library builds, else ``"torch"``
@@ -628,9 +621,8 @@ def kan_linear(
         raise ValueError("grid must hold at least one interval")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    compiled = backend == "c" or (
-        backend == "auto" and use_compiled(x, grid, coef, scale_sp, scale_base)
-    )
+    tensors = [x, grid, coef, scale_sp] + ([] if scale_base is None else [scale_base])
+    compiled = backend == "c" or (backend == "auto" and compiled_supports(*tensors))
     if compiled:
         if backend == "c" and ckernel.library() is None:
             raise RuntimeError(

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from kanplatform.kernels import spline_backend
 from kanplatform.nn.basis import bspline_basis, grid_size_of, uniform_grid
 from kanplatform.nn.functional import (
     CompactLocal,
@@ -17,21 +18,10 @@ from kanplatform.nn.functional import (
     kan_linear,
     kan_linear_compact,
     kan_linear_dense,
-    use_compiled,
 )
 from kanplatform.nn.grid import adaptive_grid, interval_points, refine_grid, refit_coef
 
 __all__ = ["KANLayer", "check_kan_args"]
-
-# Where the compiled CPU kernels run (kanplatform.nn.ckernel) they take every size: even at
-# [2, 1, 1] and 1000 samples they beat the compact path (0.63 vs 0.83 ms per LBFGS closure).
-# Otherwise (no compiler, KANPLATFORM_KERNEL=torch, CUDA) layers whose gathered table rows
-# ``batch * in * out * (k + 1)`` stay below this many elements take the compact path (plain
-# autograd ops, per-grid polynomials cached): at [2, 1, 1] and 1000 samples it is ~5x faster
-# than the PyTorch sparse path, whose sort and sparse products are overhead there. Above it
-# (e.g. 64 -> 64 at any batch) the sparse path wins and saves memory.
-COMPACT_MAX_ELEMENTS = 2**18
-
 
 def check_kan_args(
     grid_size: int, spline_order: int, grid_range: tuple[float, float], grid_eps: float
@@ -168,16 +158,16 @@ class KANLayer(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (batch, in)`` -> ``(batch, out)`` by the cheapest exact path: the compiled
+        """``x: (batch, in)`` -> ``(batch, out)`` by the backend
+        :func:`kanplatform.kernels.spline_backend` picks for these tensors (the compiled
         kernels on CPU where they build, else the compact path for small layers and the
-        PyTorch sparse path for the rest (all the same function)."""
+        PyTorch sparse path for the rest: all the same function)."""
         self._check(x)
         sp, sb = self._scales()
         k = self.spline_order
-        if use_compiled(x, self.grid, self.coef, sp, sb):
-            return kan_linear(x, self.grid, self.coef, sp, sb, k, self.base_activation,
-                              plan=self._grid_plan(), bias=self.bias, backend="c")
-        if x.shape[0] * self.in_features * self.out_features * (k + 1) <= COMPACT_MAX_ELEMENTS:
+        params = (self.grid, self.coef, sp) if sb is None else (self.grid, self.coef, sp, sb)
+        backend = spline_backend(x, params, self.out_features, k)
+        if backend == "compact":
             plan = self._grid_plan()
             local = None
             if torch.is_grad_enabled() and not x.requires_grad:  # e.g. a first layer in training:
@@ -185,7 +175,7 @@ class KANLayer(nn.Module):
             return kan_linear_compact(x, self.grid, self.coef, sp, sb, k, self.base_activation,
                                       plan=plan, local=local, bias=self.bias)
         return kan_linear(x, self.grid, self.coef, sp, sb, k, self.base_activation,
-                          plan=self._grid_plan(), bias=self.bias, backend="torch")
+                          plan=self._grid_plan(), bias=self.bias, backend=backend)
 
     def forward_fast(self, x: torch.Tensor, backend: str = "auto") -> torch.Tensor:
         """Same map by the fast sparse path whatever the size (``backend`` as in

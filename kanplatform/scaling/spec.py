@@ -42,8 +42,8 @@ from typing import Any
 
 import yaml
 
-from kanplatform.checks import check_bool, check_int, check_name, check_number, check_str
-from kanplatform.yamlfile import read_yaml
+from kanplatform._util.checks import check_bool, check_int, check_name, check_number, check_str
+from kanplatform._util.yamlfile import read_yaml
 
 SIZES_FROM = ("runs", "stages")
 KINDS = ("kan", "mlp")

@@ -79,9 +79,9 @@ class StudyResult:
 
 def base_config(spec: StudySpec) -> Any:
     """The resolved base run config of the study (its files + the study's run overrides)."""
-    from kanplatform.config import load_config
+    from kanplatform.train.resolve import load_run_config
 
-    return load_config(spec.base_files(), dict(spec.overrides))
+    return load_run_config(spec.base_files(), dict(spec.overrides))
 
 
 def experiment_dir(spec: StudySpec, output_dir: str | Path | None = None) -> Path:
@@ -98,14 +98,14 @@ def check_study(spec: StudySpec) -> tuple[Any, list[Trial]]:
     Raises:
         StudyError: a trial whose config does not load or validate (the trial is named).
     """
-    from kanplatform.config import apply_overrides
     from kanplatform.data import dataset_dims
+    from kanplatform.train.resolve import apply_run_overrides
 
     base = base_config(spec)
     trials = expand(spec, io=tuple(dataset_dims(base.data)))
     for trial in trials:
         try:
-            apply_overrides(base, trial.overrides, validate=True)
+            apply_run_overrides(base, trial.overrides, check=True)
         except ValueError as err:
             raise StudyError(f"trial {trial.key}: {err}") from None
     return base, trials
@@ -311,12 +311,12 @@ def fit_families(
 
 def theory_alpha(spec: StudySpec, base: Any, family: str) -> float | None:
     """The paper's exponent k + 1 for a KAN family (k = spline order), else None."""
-    from kanplatform.config import apply_overrides
+    from kanplatform.train.resolve import apply_run_overrides
 
     fam = spec.families[family]
     if fam.kind != "kan":
         return None
-    cfg = apply_overrides(base, fam.overrides)
+    cfg = apply_run_overrides(base, fam.overrides)
     return float(cfg.model.spline_order + 1)
 
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kanplatform.checks import check_bool, check_int, check_name, check_number, check_str
-from kanplatform.yamlfile import read_yaml
+from kanplatform._util.checks import check_bool, check_int, check_name, check_number, check_str
+from kanplatform._util.yamlfile import read_yaml
 
 DOMAINS = ("grid_search", "choice", "uniform", "loguniform", "randint")
 SCHEDULERS = ("fifo", "asha")

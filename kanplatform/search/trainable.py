@@ -1,8 +1,8 @@
 """The Tune trial: a ``kanplatform train`` run with the sampled keys applied.
 
-A trial applies its keys with :func:`kanplatform.config.apply_overrides` (the CLI's override
-path) and calls :func:`kanplatform.train.fit` with a Lightning callback that reports to
-Tune. With ``report_on: stage`` it reports once per grid stage, carrying ``grid/stage``
+A trial applies its keys with :func:`kanplatform.train.resolve.apply_run_overrides` (the
+CLI's override path) and calls :func:`kanplatform.train.fit` with a Lightning callback that
+reports to Tune. With ``report_on: stage`` it reports once per grid stage, carrying ``grid/stage``
 (stages completed) so ASHA's rungs are grid stages; with ``validation`` it reports after
 every validation. Each report carries a checkpoint, from which a failed trial restarts.
 
@@ -59,15 +59,16 @@ class TrialSetup:
 
 
 def build_config(setup: TrialSetup, config: dict[str, Any], trial_id: str) -> Any:
-    """The trial's run config: base + sampled keys, through ``apply_overrides``."""
+    """The trial's run config: base + sampled keys, through ``apply_run_overrides``."""
     from omegaconf import OmegaConf
 
     from kanplatform.config import RunConfig, apply_overrides
+    from kanplatform.train.resolve import apply_run_overrides
 
     base = OmegaConf.merge(OmegaConf.structured(RunConfig), setup.base_config)
     OmegaConf.set_struct(base, True)
     overrides = setup.overrides(config)
-    cfg = apply_overrides(base, overrides, validate=True)
+    cfg = apply_run_overrides(base, overrides, check=True)
     # W&B: one run per trial, grouped by experiment (unless the search sets these keys).
     extra = {}
     if "tracking.group" not in overrides and not cfg.tracking.group:

@@ -117,14 +117,14 @@ def resolve_mode(cfg: Any = None) -> str:
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
     """Versions of Python and the packages a result depends on (as in ``metrics.json``)."""
-    from kanplatform.train.rundir import versions
+    from kanplatform._util.runinfo import versions
 
     return {"python": platform.python_version(), **versions()}
 
 
 def git_sha(path: str | Path | None = None) -> str | None:
     """The commit of the kanplatform checkout (``-dirty`` if it has changes); None if unknown."""
-    from kanplatform.train.rundir import git_sha as checkout_sha
+    from kanplatform._util.runinfo import git_sha as checkout_sha
 
     return checkout_sha(path)
 

@@ -15,6 +15,7 @@ from typing import Any
 _EXPORTS = {
     "fit": "kanplatform.train.fitting",
     "FitResult": "kanplatform.train.fitting",
+    "ResumeError": "kanplatform.train.checkpoint",
     "RegressionModule": "kanplatform.train.module",
     "GridSchedule": "kanplatform.train.callbacks",
     "RunRecorder": "kanplatform.train.callbacks",
@@ -24,6 +25,9 @@ _EXPORTS = {
     "build_model_from_config": "kanplatform.train.models",
     "model_spec": "kanplatform.train.models",
     "new_run_dir": "kanplatform.train.rundir",
+    "apply_run_overrides": "kanplatform.train.resolve",
+    "check_run_config": "kanplatform.train.resolve",
+    "load_run_config": "kanplatform.train.resolve",
 }
 
 __all__ = sorted(_EXPORTS)

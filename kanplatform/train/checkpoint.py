@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from kanplatform.config import ConfigError
+
 
 class UnsafeCheckpointError(ValueError):
     """A run file that holds more than weights and plain data (pickled objects or code)."""
@@ -55,6 +57,10 @@ def _from_lightning(path: Path) -> dict[str, Any]:
     return {"model_config": ckpt["model_config"], "state_dict": state}
 
 
+class ResumeError(ConfigError):
+    """A checkpoint that cannot continue this run (unreadable, another model, past the budget)."""
+
+
 def check_resume(path: str | Path, cfg: Any, max_steps: int) -> int:
     """Check that the Lightning checkpoint ``path`` can continue a run of ``cfg``.
 
@@ -68,11 +74,10 @@ def check_resume(path: str | Path, cfg: Any, max_steps: int) -> int:
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        ConfigError: not a ``fit`` checkpoint, a file holding more than weights (see
+        ResumeError: not a ``fit`` checkpoint, a file holding more than weights (see
             :class:`UnsafeCheckpointError`), a different model kind or width than the
             config's, or a step past ``max_steps``.
     """
-    from kanplatform.config import ConfigError
     from kanplatform.train.models import model_spec
 
     path = Path(path)
@@ -81,22 +86,22 @@ def check_resume(path: str | Path, cfg: Any, max_steps: int) -> int:
     try:
         ckpt = read_run_file(path)
     except UnsafeCheckpointError as err:
-        raise ConfigError(str(err)) from None
+        raise ResumeError(str(err)) from None
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same message
-        raise ConfigError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") \
+        raise ResumeError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") \
             from None
     saved = ckpt.get("model_config") if isinstance(ckpt, dict) else None
     if not saved or "global_step" not in ckpt:
-        raise ConfigError(f"checkpoint {path} was not written by `kanplatform train` "
+        raise ResumeError(f"checkpoint {path} was not written by `kanplatform train` "
                           "(it has no model_config or global_step)")
     want = model_spec(cfg.model)
     have = (saved.get("kind"), [int(w) for w in saved.get("width", [])])
     if have != (want["kind"], want["width"]):
-        raise ConfigError(f"checkpoint {path} holds a {have[0]} of width {have[1]}, but the "
+        raise ResumeError(f"checkpoint {path} holds a {have[0]} of width {have[1]}, but the "
                           f"config trains a {want['kind']} of width {want['width']}")
     step = int(ckpt["global_step"])
     if step > max_steps:
-        raise ConfigError(f"checkpoint {path} is at step {step}, past the config's budget of "
+        raise ResumeError(f"checkpoint {path} is at step {step}, past the config's budget of "
                           f"{max_steps} steps (grid.steps_per_stage x stages, or "
                           "trainer.max_steps without a grid schedule)")
     return step

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from kanplatform.config import load_config, save_config, to_dict, validate
-from kanplatform.config.load import ConfigError
+from kanplatform.config import ConfigError, load_config, save_config, to_dict
+from kanplatform.train.resolve import check_run_config, load_run_config
 
 # what a run's metrics.json, a search's trials table, W&B and the reports say (DESIGN.md)
 STATUS_COMPLETED, STATUS_STOPPED, STATUS_DIVERGED = "completed", "stopped", "diverged"
@@ -58,7 +58,7 @@ def as_run_config(cfg: Any) -> Any:
     if isinstance(cfg, DictConfig):
         return cfg
     if isinstance(cfg, str | Path):
-        return load_config(cfg)
+        return load_run_config(cfg)
     if isinstance(cfg, Mapping):
         return load_config([], dict(cfg), validate=False)
     raise ConfigError(f"fit() needs a config (DictConfig, dict or path), got {type(cfg).__name__}")
@@ -111,7 +111,8 @@ def fit(
     state, so the caller's global random state is left as it was.
 
     Args:
-        cfg: a RunConfig (from :func:`kanplatform.config.load_config`), a plain dict or a path.
+        cfg: a RunConfig (from :func:`kanplatform.train.resolve.load_run_config`), a plain
+            dict or a path.
         callbacks: extra Lightning callbacks (e.g. Ray Tune's report callback). One that
             stops the run early (``trainer.should_stop``) says why in its ``stop_request``
             attribute, ``(status, reason)`` with status ``stopped`` or ``interrupted``; the
@@ -156,7 +157,7 @@ def fit(
     from kanplatform.train.rundir import claim_run_dir, new_run_dir
 
     cfg = as_run_config(cfg)
-    validate(cfg)
+    check_run_config(cfg)
     resumed = None
     if ckpt_path is not None:
         from kanplatform.train.checkpoint import check_resume
@@ -334,7 +335,8 @@ class _Run:
 
     def write(self, status: str, reason: str | None, total_time_s: float) -> dict[str, Any]:
         """Write metrics.json (always), and the model, checkpoint and history if there is one."""
-        from kanplatform.train.rundir import git_sha, versions, write_history, write_json
+        from kanplatform._util.runinfo import git_sha, versions
+        from kanplatform.train.rundir import write_history, write_json
 
         metrics: dict[str, Any] = {"status": status, "reason": reason, "name": self.cfg.name,
                                    "seed": int(self.cfg.seed), "final": {}, "stages": [],

@@ -8,17 +8,12 @@ import json
 import math
 import os
 import secrets
-import subprocess
 import time
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
-
-VERSIONED = ("kanplatform", "torch", "pytorch-lightning", "omegaconf", "numpy", "scipy",
-             "ray", "wandb")
 
 
 def new_run_dir(output_dir: str | Path, name: str) -> Path:
@@ -102,30 +97,6 @@ def claim_run_dir(run_dir: str | Path, *, resume: bool = False,
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return RunDirLock(run_dir, fd)
-
-
-def git_sha(cwd: str | Path | None = None) -> str | None:
-    """The checkout's HEAD commit (with ``-dirty`` if it has changes), or ``None``."""
-    cwd = Path(cwd) if cwd else Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=cwd, capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{sha}-dirty" if dirty else sha
-
-
-def versions() -> dict[str, str]:
-    """Installed versions of the packages a run depends on (missing ones are left out)."""
-    out = {}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def _json_safe(value: Any) -> Any:

@@ -112,7 +112,6 @@ def test_dry_run_prints_the_submission(tmp_path, capsys):
 
 
 def test_deep_check_catches_an_unknown_override_key(tmp_path):
-    pytest.importorskip("kanplatform.train.command", reason="kanplatform train not built yet")
     job = load_job(_write(tmp_path, _job(run={"overrides": {"model.grid_sise": 4}})))
     with pytest.raises(JobFileError, match="grid_sise"):
         check_runnable(job)

@@ -78,25 +78,8 @@ def _submitted_id(out: str) -> str:
     return match.group(1)
 
 
-def _missing(*modules: str) -> str | None:
-    import importlib.util
-
-    for name in modules:
-        try:
-            if importlib.util.find_spec(name) is None:
-                return name
-        except ModuleNotFoundError:
-            return name
-    return None
-
-
-_TUNE_MISSING = _missing("kanplatform.search.command")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(bool(_TUNE_MISSING), run=False,
-                   reason=f"`kanplatform tune` not built yet ({_TUNE_MISSING} missing)")
 def test_tune_job_on_a_real_cluster(ray_cluster, tmp_path, capsys):
     job = _job_file(tmp_path, ray_cluster)
 

@@ -13,6 +13,7 @@ import kanplatform
 from kanplatform.config import apply_overrides, load_config
 from kanplatform.nn import count_params
 from kanplatform.train import fit
+from kanplatform.train.resolve import apply_run_overrides
 
 
 def test_fit_writes_the_run_directory(quick_cfg):
@@ -90,7 +91,7 @@ def test_adam_mini_batches(quick_cfg, tmp_path):
 
 
 def test_parameter_matched_mlp(quick_cfg):
-    cfg = apply_overrides(quick_cfg, ["model=mlp"])
+    cfg = apply_run_overrides(quick_cfg, ["model=mlp"])
     kan_params = fit(quick_cfg, verbose=False).metrics["model/params"]
     result = fit(cfg, verbose=False)
     assert result.model.__class__.__name__ == "MLP"

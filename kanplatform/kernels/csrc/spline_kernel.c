@@ -1,5 +1,5 @@
 /* Compiled kernels of kanplatform.nn's KAN layer (CPU), loaded with ctypes by
- * kanplatform/nn/ckernel.py. Plain C99 + optional OpenMP: no Python or torch headers, so it
+ * kanplatform/kernels/ckernel.py. Plain C99 + optional OpenMP: no Python or torch headers, so it
  * builds in about a second with any C compiler. kanplatform.nn.functional has a pure-PyTorch
  * path computing the same numbers; it is used wherever this library cannot be built.
  */

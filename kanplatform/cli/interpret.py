@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -35,18 +38,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run :func:`kanplatform.interpret.interpret_run` and print the formula; exit code."""
-    import sys
-
-    from kanplatform.interpret.run import interpret_run
-
     lib = [s.strip() for s in args.lib.split(",") if s.strip()] if args.lib else None
+    return interpret_and_print(
+        args.run_dir, prune=args.prune == "yes", node_threshold=args.node_threshold,
+        edge_threshold=args.edge_threshold, method=args.method,
+        retrain_steps=args.retrain_steps, lib=lib, r2_threshold=args.r2_threshold,
+        affine_steps=args.affine_steps, layerwise_steps=args.layerwise_steps,
+        digits=args.digits, tracking=args.tracking)
+
+
+def interpret_and_print(run_dir: str | Path, **options: Any) -> int:
+    """:func:`~kanplatform.interpret.interpret_run` (its defaults where ``options`` says
+    nothing), then the widths, the formula and the errors; 0, or 1 with the reason."""
+    from kanplatform.interpret import interpret_run
+
     try:
-        res = interpret_run(
-            args.run_dir, prune=args.prune == "yes", node_threshold=args.node_threshold,
-            edge_threshold=args.edge_threshold, method=args.method,
-            retrain_steps=args.retrain_steps, lib=lib, r2_threshold=args.r2_threshold,
-            affine_steps=args.affine_steps, layerwise_steps=args.layerwise_steps,
-            digits=args.digits, tracking=args.tracking)
+        res = interpret_run(run_dir, **options)
     except (FileNotFoundError, ValueError, KeyError) as err:
         print(f"interpret: {err}", file=sys.stderr)
         return 1

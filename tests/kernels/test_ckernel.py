@@ -1,4 +1,4 @@
-"""The compiled CPU kernels (kanplatform.nn.ckernel): the same numbers as the pure-PyTorch
+"""The compiled CPU kernels (kanplatform.kernels.ckernel): the same numbers as the pure-PyTorch
 path and the dense reference on the shapes that exercise their blocking (output chunks and
 their tails, several sample blocks, several threads), and a clean fallback where no compiler
 exists."""
@@ -11,7 +11,8 @@ import textwrap
 import pytest
 import torch
 
-from kanplatform.nn import KAN, KANLayer, ckernel
+from kanplatform.kernels import ckernel
+from kanplatform.nn import KAN, KANLayer
 from kanplatform.nn.functional import kan_linear
 
 
@@ -143,7 +144,8 @@ def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 CHECK = """
     import warnings, torch
-    from kanplatform.nn import KANLayer, ckernel
+    from kanplatform.kernels import ckernel
+    from kanplatform.nn import KANLayer
     layer = KANLayer(3, 20, grid_size=5).double()
     x = torch.randn(2000, 3, dtype=torch.double, requires_grad=True)
     with warnings.catch_warnings(record=True) as caught:
@@ -221,7 +223,8 @@ def test_workspace_is_reused_and_results_survive_it() -> None:
 
 VARIANT = """
     import torch
-    from kanplatform.nn import KANLayer, ckernel
+    from kanplatform.kernels import ckernel
+    from kanplatform.nn import KANLayer
     info = ckernel.describe()
     assert info["compiled"], info
     worst = 0.0

@@ -40,19 +40,16 @@ def main(args: argparse.Namespace) -> int:
     The check loads the run config with the job's overrides (and the search for ``tune``)
     exactly as the cluster will, so a typo fails here in seconds, before any upload.
     """
+    from kanplatform.cli import check_argv
     from kanplatform.launch import slurm, submit
     from kanplatform.launch.check import check_runnable
-    from kanplatform.launch.jobfile import (
-        JobFileError,
-        load_job,
-        resolve_storage_path,
-        runtime_env,
-    )
+    from kanplatform.launch.jobfile import JobFileError, load_job
 
     try:
         job = load_job(args.job)
         if not args.no_check:
-            check_runnable(job)  # the config, overrides and search load here, not on the cluster
+            # the config, overrides and search load here, not on the cluster
+            check_runnable(job, check_argv)
         if args.slurm or args.sbatch:
             script = slurm.render(job)
             if not args.sbatch:
@@ -61,12 +58,7 @@ def main(args: argparse.Namespace) -> int:
             print(slurm.sbatch(script))
             return 0
         if args.dry_run:
-            plan = {"address": submit.resolve_address(args.address, job),
-                    "entrypoint": job.entrypoint(resolve_storage_path(job.storage_path)),
-                    "runtime_env": runtime_env(job),
-                    "entrypoint_num_cpus": job.resources.entrypoint_cpus,
-                    "entrypoint_num_gpus": job.resources.entrypoint_gpus}
-            print(json.dumps(plan, indent=2))
+            print(json.dumps(submit.plan(job, args.address), indent=2))
             return 0
         sub = submit.submit(job, args.address)
     except (JobFileError, submit.ClusterUnreachableError, RuntimeError) as err:

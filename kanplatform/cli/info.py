@@ -24,9 +24,9 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from kanplatform import __version__
-    from kanplatform.nn import ckernel
+    from kanplatform._util.runinfo import versions
+    from kanplatform.kernels import ckernel
     from kanplatform.tracking.wandb_run import resolve_mode
-    from kanplatform.train.rundir import versions
 
     if args.build:
         os.environ[ckernel.KERNEL_ENV] = "c"

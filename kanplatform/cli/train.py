@@ -55,7 +55,8 @@ def split_args(items: list[str]) -> tuple[list[str], list[str]]:
 
 def main(args: argparse.Namespace) -> int:
     """Load, validate, train; print the run directory and the final metrics."""
-    from kanplatform.config import ConfigError, load_config
+    from kanplatform.config import ConfigError
+    from kanplatform.train.resolve import load_run_config
 
     files, overrides = split_args(args.config)
     run_dir, ckpt = args.run_dir, None
@@ -73,30 +74,23 @@ def main(args: argparse.Namespace) -> int:
     if args.quiet:
         overrides.append("trainer.enable_progress_bar=false")
     try:
-        cfg = load_config(files, overrides)
+        cfg = load_run_config(files, overrides)
     except ConfigError as err:
         print(f"invalid config: {err}", file=sys.stderr)
         return 2
     if args.interpret and cfg.model.kind != "kan":  # before any training
         print(f"--interpret needs a KAN; model.kind is {cfg.model.kind!r}", file=sys.stderr)
         return 2
-    from kanplatform.train import fit
-
-    if ckpt is not None:
-        from kanplatform.train.checkpoint import check_resume
-        from kanplatform.train.fitting import step_budget
-
-        try:  # fit checks again; here the CLI turns it into exit status 2
-            check_resume(ckpt, cfg, step_budget(cfg))
-        except (ConfigError, FileNotFoundError) as err:
-            print(f"cannot resume: {err}", file=sys.stderr)
-            return 2
+    from kanplatform.train import ResumeError, fit
     from kanplatform.train.fitting import ERROR_LOG
     from kanplatform.train.rundir import RunDirError, new_run_dir
 
     run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.output_dir, cfg.name)
     try:
         result = fit(cfg, run_dir=run_dir, ckpt_path=ckpt)
+    except ResumeError as err:  # fit checks the checkpoint before anything is written
+        print(f"cannot resume: {err}", file=sys.stderr)
+        return 2
     except RunDirError as err:  # before anything was written
         print(f"cannot train: {err}", file=sys.stderr)
         return 2
@@ -130,18 +124,11 @@ def main(args: argparse.Namespace) -> int:
               file=sys.stderr)
     interpreted = 0
     if args.interpret and result.status == "completed":
-        interpreted = _interpret(result.run_dir)
+        from kanplatform.cli.interpret import interpret_and_print
+
+        interpreted = interpret_and_print(result.run_dir)  # `kanplatform interpret`'s defaults
     print(result.run_dir)  # the last line: scripts take the run dir from it
     return 0 if result.status == "completed" and interpreted == 0 else 1
-
-
-def _interpret(run_dir: Path) -> int:
-    """``kanplatform interpret RUN_DIR`` with its default options; its exit code."""
-    from kanplatform.interpret import command
-
-    parser = argparse.ArgumentParser(prog="kanplatform interpret")
-    command.configure(parser)
-    return command.main(parser.parse_args([str(run_dir)]))
 
 
 def _reason(run_dir: Path) -> str | None:

@@ -37,11 +37,12 @@ def main(args: argparse.Namespace) -> int:
     """Run the search; 0 when at least one trial completed, 1 otherwise, 2 on a bad request."""
     from dataclasses import replace
 
-    from kanplatform.config import ConfigError, load_config
+    from kanplatform.config import ConfigError
     from kanplatform.search.spec import SearchSpecError, load_search
+    from kanplatform.train.resolve import load_run_config
 
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_run_config(args.config, args.overrides)
         spec = load_search(args.search)
         if args.num_samples:
             spec = replace(spec, num_samples=args.num_samples)

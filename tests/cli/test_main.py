@@ -1,9 +1,10 @@
-"""The CLI's shared wiring (kanplatform/cli.py): every subcommand that takes ``key=value``
+"""The CLI's shared wiring (kanplatform/cli/__init__.py): every subcommand that takes ``key=value``
 overrides accepts them after its options too, and unknown options still fail."""
 
 import pytest
 
-from kanplatform.cli import main
+from kanplatform import cli
+from kanplatform.cli import check_argv, main
 
 
 @pytest.mark.parametrize(
@@ -29,3 +30,19 @@ def test_unknown_options_still_fail(capsys) -> None:
         main(["tune", "configs/experiment/quick.yaml", "configs/search/asha_kan.yaml", "--bogus"])
     assert exc.value.code == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_a_subcommand_that_fails_to_import_is_an_error(monkeypatch) -> None:
+    """Not silently left out of the parser: the import error surfaces."""
+    monkeypatch.setitem(cli.COMMANDS, "broken", ("kanplatform.cli.no_such_module", "x"))
+    with pytest.raises(ModuleNotFoundError, match="kanplatform.cli.no_such_module"):
+        cli.build_parser()
+
+
+def test_check_argv_names_what_does_not_parse() -> None:
+    check_argv(["train", "configs/experiment/quick.yaml", "model.grid_size=3"])
+    check_argv(["train", "--resume", "runs/r1", "trainer.max_steps=50"])  # as main parses it
+    with pytest.raises(ValueError, match="names no command"):
+        check_argv(["fly", "x.yaml"])
+    with pytest.raises(ValueError, match=r"does not parse: .*unrecognized arguments: --bogus"):
+        check_argv(["train", "x.yaml", "--bogus"])

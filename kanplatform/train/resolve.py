@@ -1,0 +1,191 @@
+"""From config files to the run config that trains: the checks and fills that need registries.
+
+:mod:`kanplatform.config` knows the schema and the YAML files but no dataset or model. Here
+they meet the registries of :mod:`kanplatform.data` and :mod:`kanplatform.nn`:
+
+* :func:`check_run_config`: dataset names, data files (their columns and contents: numeric,
+  finite, enough rows), the model's input and output widths against the dataset, model
+  kinds, activation names, every constructor argument of the model (after
+  :func:`kanplatform.config.validate`'s own checks);
+* :func:`apply_run_overrides`: :func:`kanplatform.config.apply_overrides`, plus the parameter
+  count a ``match: params`` MLP selected over a KAN (``model=mlp``) is matched to;
+* :func:`load_run_config`: files + overrides + both, what ``kanplatform train`` trains.
+
+The CLI, Ray Tune trials and scaling studies all go through these, so a trial is exactly a
+``kanplatform train`` run with some keys set.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from kanplatform._util.dotted import Overrides
+from kanplatform.config import ConfigError, apply_overrides, config_root, load_config, validate
+from kanplatform.config.load import PathLike
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _one_of(value: Any, key: str, valid: Iterable[Any]) -> None:
+    valid = tuple(valid)
+    _check(value in valid, key, f"{value!r} is not valid; valid: {', '.join(map(str, valid))}")
+
+
+def check_run_config(cfg: DictConfig) -> DictConfig:
+    """Check a run config completely before any work starts; return it unchanged.
+
+    Raises:
+        ConfigError: the first problem, e.g. ``model.grid_size: must be >= 1, got 0``,
+            ``data.dataset: unknown dataset 'nope'; valid: file, ...`` or
+            ``model.width: first entry 3 != 2 inputs of dataset 'exp_sin_sq' (use 2)``.
+    """
+    validate(cfg)
+    _check_data(cfg.data)
+    _check_model(cfg)
+    return cfg
+
+
+def _check_data(d: DictConfig) -> None:
+    from kanplatform.data import TARGETS, DataError, column_names
+    from kanplatform.data.checks import check_data_config
+
+    if d.dataset != "file":
+        _check(d.dataset in TARGETS, "data.dataset",
+               f"unknown dataset {d.dataset!r}; valid: file, {', '.join(sorted(TARGETS))}")
+        return
+    _check(bool(d.path), "data.path", "is required with dataset: file (a .csv or .npz)")
+    path = Path(d.path)
+    _check(path.is_file(), "data.path", f"file not found: {path}")
+    _check(path.suffix in (".csv", ".npz"), "data.path", f"{path.suffix!r}: use .csv or .npz")
+    try:
+        columns = column_names(path)
+    except DataError as err:
+        raise ConfigError(str(err)) from None
+    for key in ("inputs", "targets"):
+        names = list(d[key])
+        _check(bool(names), f"data.{key}", f"name at least one column of {path}")
+        missing = [n for n in names if n not in columns]
+        _check(not missing, f"data.{key}", f"no column {missing} in {path}; columns: "
+               f"{', '.join(columns)}")
+    try:  # the content: readable, numeric, finite, enough rows
+        check_data_config(d)
+    except DataError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _check_model(cfg: DictConfig) -> None:
+    from kanplatform.data import dataset_dims
+    from kanplatform.nn import MODEL_REGISTRY
+    from kanplatform.nn.functional import ACTIVATIONS
+
+    m = cfg.model
+    _one_of(m.kind, "model.kind", sorted(MODEL_REGISTRY))
+    width = list(m.width)
+    n_in, n_out = dataset_dims(cfg.data)
+    name = cfg.data.dataset if cfg.data.dataset != "file" else cfg.data.path
+    _check(width[0] == n_in, "model.width",
+           f"first entry {width[0]} != {n_in} inputs of dataset {name!r} (use {n_in})")
+    _check(width[-1] == n_out, "model.width",
+           f"last entry {width[-1]} != {n_out} outputs of dataset {name!r} (use {n_out})")
+    _one_of(m.base_activation, "model.base_activation", sorted(ACTIVATIONS))
+    _one_of(m.activation, "model.activation", sorted(ACTIVATIONS))
+    _check_model_args(cfg)  # last: the keys above have their own, more specific messages
+
+
+def _check_model_args(cfg: DictConfig) -> None:
+    """Every argument the model's constructor checks, without building it (nn's checks)."""
+    from kanplatform.nn.checks import ModelArgError, check_model_args
+    from kanplatform.train.models import model_spec
+
+    schedule = list(cfg.grid.schedule)
+    try:
+        check_model_args(model_spec(cfg.model, schedule[0] if schedule else None,
+                                    grid_eps=cfg.grid.grid_eps))
+    except ModelArgError as err:
+        key = {"grid_eps": "grid.grid_eps",
+               "grid_size": "grid.schedule[0]" if schedule else "model.grid_size"
+               }.get(err.arg, f"model.{err.arg}")
+        message = str(err).removeprefix(f"{err.arg} ")  # "spline_order must be ..." -> "must be"
+        raise ConfigError(f"{key}: {message}") from None
+
+
+def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike | None = None,
+                        check: bool = False) -> DictConfig:
+    """:func:`kanplatform.config.apply_overrides`, then the fills that need the model registry.
+
+    An MLP with ``match: params`` and no ``match_params`` that replaced a KAN (``model=mlp``
+    over a KAN config) gets the KAN's parameter count at its final grid size, which is how
+    ``kanplatform train EXP.yaml model=mlp`` trains a parameter-matched MLP.
+
+    Args:
+        cfg: a loaded run config (not modified).
+        overrides: ``["key=value", "group=name"]`` words or a mapping of dotted keys.
+        root: the ``configs/`` directory for group selections.
+        check: also :func:`check_run_config` the result.
+
+    Raises:
+        ConfigError: what ``apply_overrides`` raises, or a failed check.
+    """
+    new = apply_overrides(cfg, overrides, root=root)
+    m = new.model
+    if m.match == "params" and m.match_params is None and cfg.model.kind == "kan" \
+            and m.kind != "kan":
+        m.match_params = kan_param_count(cfg.model, cfg.grid.schedule)
+    return check_run_config(new) if check else new
+
+
+def load_run_config(files: PathLike | Iterable[PathLike] = (), overrides: Overrides = None,
+                    *, check: bool = True) -> DictConfig:
+    """The run config ``kanplatform train FILES OVERRIDES`` trains, checked.
+
+    Raises:
+        ConfigError: a missing file, an unknown key, a wrong type, a failed check.
+    """
+    files = [files] if isinstance(files, str | Path) else list(files)
+    cfg = load_config(files, validate=False)
+    root = config_root(files[0]) if files else config_root()
+    return apply_run_overrides(cfg, overrides, root=root, check=check)
+
+
+def kan_param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
+    """Parameter count of the KAN ``model`` describes, at the last grid of ``schedule``."""
+    from kanplatform.nn import count_params
+    from kanplatform.train.models import build_model_from_config
+
+    schedule = list(schedule)
+    model = copy.deepcopy(model)
+    if schedule:
+        model.grid_size = schedule[-1]
+    return int(count_params(build_model_from_config(model)))
+
+
+def check_group_file(path: Path) -> str:
+    """A group file (``configs/model/mlp.yaml``) is valid when the default run config selecting
+    it passes :func:`check_run_config`, its model's in/out widths set to the dataset's."""
+    from kanplatform.data import dataset_dims
+
+    group = path.parent.name
+    cfg = load_config([], [f"{group}={path.stem}"], validate=False)
+    if group in ("data", "model"):  # a data group changes the dims
+        n_in, n_out = dataset_dims(cfg.data)
+        width = list(cfg.model.width)
+        width[0], width[-1] = n_in, n_out
+        cfg.model.width = width
+        if cfg.model.match == "params" and cfg.model.match_params is None:
+            cfg.model.match_params = 100
+    check_run_config(cfg)
+    return f"{group} group ({config_root(path).name}/{group})"
+
+
+def check_run_config_file(path: Path) -> str | None:
+    """A run config file is valid when it loads and passes :func:`check_run_config`."""
+    load_run_config(path)
+    return None

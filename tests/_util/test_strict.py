@@ -1,0 +1,37 @@
+"""Strict dataclasses from mappings: unknown and missing keys named, with a suggestion."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from kanplatform._util.strict import from_mapping
+
+
+@dataclass
+class Spec:
+    command: str
+    grid_size: int = 5
+    tags: list = field(default_factory=list)
+    path: str | None = None
+
+
+class SpecError(ValueError):
+    pass
+
+
+def test_builds_with_defaults_and_fixed_fields():
+    spec = from_mapping(Spec, {"command": "train"}, "run", SpecError, exclude=["path"], path="x")
+    assert spec == Spec("train", 5, [], "x")
+
+
+def test_unknown_key_is_named_with_a_guess_and_the_valid_keys():
+    with pytest.raises(SpecError, match=r"^run: unknown key 'gridsize' \(did you mean "
+                                        r"'grid_size'\?\); valid keys: command, grid_size, tags$"):
+        from_mapping(Spec, {"command": "t", "gridsize": 3}, "run", SpecError, exclude=["path"])
+
+
+def test_missing_key_and_non_mapping_are_named():
+    with pytest.raises(SpecError, match=r"^run: missing key 'command'$"):
+        from_mapping(Spec, {}, "run", SpecError)
+    with pytest.raises(SpecError, match=r"^run: expected a mapping, got list \[1\]$"):
+        from_mapping(Spec, [1], "run", SpecError)
