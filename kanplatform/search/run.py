@@ -11,12 +11,20 @@
     result.best_config   # path of best_config.yaml (`kanplatform train` accepts it)
 
 ``run_configs`` runs an explicit list of override dicts (one trial each), e.g. a size sweep.
+
+A random or grid search draws its whole trial list first (:mod:`kanplatform.search.sampling`)
+and records it in ``search.json``; trial ``i`` runs in ``runs/trial-<i>``. ``resume=True``
+reads that list and the run directories -- never Tune's experiment state, which a killed
+driver may have left missing, partial or older than the trials -- and runs, as a new Tune
+experiment ``resume-<n>`` inside the experiment directory, exactly the trials with no ended
+run, each continuing in its own directory from its last checkpoint. So every sampled trial
+appears once, in one directory. An Optuna search (which chooses each trial from the earlier
+ones) resumes with ``Tuner.restore`` and is refused when Tune's state was never written.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -25,20 +33,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kanplatform.search.records import listed_rows, rank, read_metrics, row_from_run, unfinished
+from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key, sample_configs, trial_key
 from kanplatform.search.spec import (
     SearchSpec,
     SearchSpecError,
+    _is_domain,
     check_against_config,
     default_concurrency,
     to_tune_space,
 )
-from kanplatform.search.trainable import (
-    CONFIG_INDEX_KEY,
-    REASON_KEY,
-    STATUS_KEY,
-    TrialSetup,
-    make_trainable,
-)
+from kanplatform.search.trainable import STATUS_KEY, TrialSetup, make_trainable
 
 TRIALS_CSV = "trials.csv"
 TRIALS_JSON = "trials.json"
@@ -81,7 +86,7 @@ def _experiment_name(spec: SearchSpec, storage: Path, name: str | None, resume: 
         return name
     if resume:
         candidates = sorted(
-            (p for p in storage.glob(f"{spec.name}-*") if (p / "tuner.pkl").is_file()),
+            (p for p in storage.glob(f"{spec.name}-*") if _holds_search(p)),
             key=lambda p: p.stat().st_mtime,
         )
         if not candidates:
@@ -92,13 +97,18 @@ def _experiment_name(spec: SearchSpec, storage: Path, name: str | None, resume: 
     return f"{spec.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
 
 
-def _scheduler(spec: SearchSpec, max_t: int | None) -> Any:
+def _holds_search(path: Path) -> bool:
+    return (path / SEARCH_JSON).is_file() or (path / "tuner.pkl").is_file()
+
+
+def _scheduler(spec: SearchSpec, max_t: int | None, experiment_dir: Path) -> Any:
     if spec.scheduler.kind == "fifo":
         return None
-    from ray.tune.schedulers import ASHAScheduler
+    from kanplatform.search.stops import RecordedASHA
 
     s = spec.scheduler
-    return ASHAScheduler(
+    return RecordedASHA(
+        str(experiment_dir), STATUS_KEY,
         time_attr=spec.time_attr(),
         max_t=s.max_t or max_t or 100,
         grace_period=s.grace_period,
@@ -108,12 +118,13 @@ def _scheduler(spec: SearchSpec, max_t: int | None) -> Any:
 
 
 def _search_alg(spec: SearchSpec, concurrency: int | None) -> Any:
+    """The search algorithm, holding the concurrency cap itself: Tune's own
+    ``max_concurrent_trials`` is ignored (with a warning) for a searcher it did not wrap."""
     if spec.search_alg != "optuna":
-        if spec.seed is None:
-            return None  # Tune's BasicVariantGenerator: random sampling, grid_search expanded
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        return BasicVariantGenerator(random_state=spec.seed, max_concurrent=concurrency or 0)
+        # the trials are listed already (one grid over their indices): no sampling here
+        return BasicVariantGenerator(max_concurrent=concurrency or 0)
     try:
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
@@ -160,6 +171,7 @@ def run_search(
     num_gpus: int | None = None,
     verbose: int = 1,
     ray_init_kwargs: Mapping[str, Any] | None = None,
+    run_dirs: Sequence[str | None] | None = None,
 ) -> SearchResult:
     """Run (or resume) a Ray Tune search whose trials are ``kanplatform train`` runs.
 
@@ -181,6 +193,8 @@ def run_search(
         num_cpus / num_gpus: size of a local Ray (default: this machine).
         verbose: Tune's console verbosity (0-3).
         ray_init_kwargs: extra ``ray.init`` arguments.
+        run_dirs: with ``configs``, the run directory of each (None: ``runs/trial-<i>``),
+            e.g. a study's interrupted run that its trial continues.
 
     Returns:
         The :class:`SearchResult`; the tables and ``best_config.yaml`` are also written to
@@ -190,7 +204,6 @@ def run_search(
         SearchSpecError: a bad search, found before Ray starts (or right after connecting,
             for resources of a remote cluster).
     """
-    from kanplatform.config import to_dict
     from kanplatform.search.ray_cluster import connect
 
     check_against_config(spec, base_cfg)
@@ -207,75 +220,154 @@ def run_search(
     storage = storage.expanduser().resolve()
     exp_name = _experiment_name(spec, storage, name, resume)
     experiment_dir = storage / exp_name
-    if not resume and (experiment_dir / "tuner.pkl").exists():
+    if not resume and _holds_search(experiment_dir):
         raise SearchSpecError(
             f"{experiment_dir} already holds a search; pass --resume to continue it "
             "or choose another name"
         )
-    if resume and not (experiment_dir / "tuner.pkl").exists():
+    if resume and not _holds_search(experiment_dir):
         raise SearchSpecError(f"--resume: no search to resume at {experiment_dir}")
+    plan = _plan(spec, base_cfg, experiment_dir, configs, resume, run_dirs)  # before Ray
 
     conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
                    init_kwargs=ray_init_kwargs)
     try:
-        return _run(base_cfg, spec, to_dict(base_cfg), experiment_dir, configs, conn,
-                    resume=resume, verbose=verbose)
+        return _run(base_cfg, spec, experiment_dir, plan, conn, verbose=verbose)
     finally:
         conn.shutdown()
 
 
-def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], experiment_dir: Path,
-         configs: list[dict[str, Any]] | None, conn: Any, *, resume: bool,
+@dataclass
+class _Plan:
+    """What one call of :func:`run_search` runs: the listed trials (``configs``, each with its
+    run directory), the indices still to run, the recorded base config; or, for Optuna,
+    Tune's own sampling (``configs`` None)."""
+
+    base: dict[str, Any]
+    configs: list[dict[str, Any]] | None
+    run_dirs: list[str | None] | None
+    todo: list[int]
+    tune_name: str
+    tune_restore: bool = False
+    record: dict[str, Any] | None = None  # search.json, written once Ray is up
+
+
+def _plan(spec: SearchSpec, base_cfg: Any, experiment_dir: Path,
+          configs: list[dict[str, Any]] | None, resume: bool,
+          run_dirs: Sequence[str | None] | None = None) -> _Plan:
+    """Draw (or, resuming, read back) the trial list; raise SearchSpecError saying why not."""
+    import secrets
+
+    from kanplatform.config import to_dict
+
+    if resume:
+        return _resume_plan(spec, experiment_dir)
+    base = to_dict(base_cfg)
+    seed = None
+    if configs is not None and spec.space:  # constant keys apply to every listed config
+        domains = [k for k, v in spec.space.items() if _is_domain(v)]
+        if domains:
+            raise SearchSpecError(f"space.{domains[0]}: a fixed list of configs takes "
+                                  "constant keys in space, not domains to sample")
+        configs = [{**spec.space, **c} for c in configs]
+    if configs is None and spec.search_alg != "optuna":
+        seed = spec.seed if spec.seed is not None else secrets.randbits(31)
+        configs = sample_configs(spec, seed)
+        if not configs:
+            raise SearchSpecError("the search draws no trials (num_samples: 0?)")
+    run_dirs = list(run_dirs) if run_dirs is not None else (
+        [None] * len(configs) if configs is not None else None)
+    record = {"search": spec.to_dict(), "seed": seed, "configs": configs,
+              "run_dirs": run_dirs, "base_config": base}
+    todo = list(range(len(configs))) if configs is not None else []
+    return _Plan(base, configs, run_dirs, todo, experiment_dir.name, record=record)
+
+
+_SAME_ON_RESUME = ("space", "metric", "mode", "num_samples", "search_alg", "seed")
+
+
+def _resume_plan(spec: SearchSpec, experiment_dir: Path) -> _Plan:
+    try:
+        record = json.loads((experiment_dir / SEARCH_JSON).read_text())
+    except (OSError, ValueError) as err:
+        raise SearchSpecError(f"--resume: {experiment_dir / SEARCH_JSON} cannot be read "
+                              f"({err}); it records which trials the search sampled") from None
+    recorded = record.get("search") or {}
+    for key in _SAME_ON_RESUME:
+        if key in recorded and json.dumps(recorded[key], default=str) != \
+                json.dumps(getattr(spec, key), default=str):
+            raise SearchSpecError(
+                f"--resume: {key} differs from the search this experiment ran "
+                f"({recorded[key]!r} there, {getattr(spec, key)!r} now); resume it with the "
+                "same search file and options")
+    base, configs = record.get("base_config"), record.get("configs")
+    if configs is None:  # Optuna: Tune's state is the only record of what it sampled
+        if not list(experiment_dir.glob("experiment_state-*.json")):
+            raise SearchSpecError(
+                f"--resume: {experiment_dir} has no Tune experiment state (the driver died "
+                "before Tune first saved it), and an Optuna search cannot be rebuilt "
+                "without it; start the search again under a new name")
+        return _Plan(base, None, None, [], experiment_dir.name, tune_restore=True)
+    run_dirs = record.get("run_dirs") or [None] * len(configs)
+    dirs = _run_dirs(experiment_dir, run_dirs)
+    n = 1 + sum(1 for _ in experiment_dir.glob("resume-*"))
+    return _Plan(base, configs, run_dirs, unfinished(dirs), f"resume-{n}")
+
+
+def _run_dirs(experiment_dir: Path, run_dirs: Sequence[str | None]) -> list[Path]:
+    return [Path(d) if d else experiment_dir / "runs" / trial_key(i)
+            for i, d in enumerate(run_dirs)]
+
+
+def _run(base_cfg: Any, spec: SearchSpec, experiment_dir: Path, plan: _Plan, conn: Any, *,
          verbose: int) -> SearchResult:
     from ray import tune
 
     experiment_dir.mkdir(parents=True, exist_ok=True)
+    if plan.record is not None:
+        tmp = experiment_dir / f".{SEARCH_JSON}.tmp"
+        tmp.write_text(json.dumps(plan.record, indent=2, default=str))
+        tmp.replace(experiment_dir / SEARCH_JSON)  # the list is recorded whole or not at all
     concurrency = default_concurrency(spec, conn.resources)
     setup = TrialSetup(
-        base_config=base,
+        base_config=plan.base,
         experiment_dir=str(experiment_dir),
         experiment_name=experiment_dir.name,
         metric=spec.metric,
         mode=spec.mode,
         report_on=spec.report_on,
         resources=spec.to_dict()["resources"],
-        configs=configs,
+        configs=plan.configs,
+        run_dirs=plan.run_dirs,
     )
     trainable = make_trainable(setup)
-    param_space = to_tune_space(spec)
-    if configs is not None:
-        param_space[CONFIG_INDEX_KEY] = tune.grid_search(list(range(len(configs))))
-    (experiment_dir / SEARCH_JSON).write_text(json.dumps(
-        {"search": spec.to_dict(), "configs": configs}, indent=2, default=str))
-
     start = time.perf_counter()
-    if resume:
-        tuner = tune.Tuner.restore(str(experiment_dir), trainable, resume_errored=True,
-                                   param_space=param_space)
+    errors: dict[str, str] = {}
+    if plan.configs is not None and not plan.todo:
+        print(f"resume: all {len(plan.configs)} trials of {experiment_dir} have ended; "
+              "nothing to run")
+    elif plan.configs is not None:
+        if plan.tune_name != experiment_dir.name:
+            print(f"resume: {len(plan.configs) - len(plan.todo)} of {len(plan.configs)} trials "
+                  f"have ended; running {len(plan.todo)} ({plan.tune_name})")
+        space = {CONFIG_INDEX_KEY: tune.grid_search(plan.todo)}
+        errors = _errors(_tuner(spec, base_cfg, trainable, space, experiment_dir, plan,
+                                concurrency, verbose).fit())
     else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=tune.TuneConfig(
-                metric=spec.metric,
-                mode=spec.mode,
-                scheduler=_scheduler(spec, _stage_count(base_cfg, spec)),
-                search_alg=_search_alg(spec, concurrency),
-                num_samples=spec.num_samples,
-                max_concurrent_trials=concurrency,
-                reuse_actors=spec.reuse_actors,
-            ),
-            run_config=tune.RunConfig(
-                name=experiment_dir.name,
-                storage_path=str(experiment_dir.parent),
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints),
-                verbose=verbose,
-            ),
-        )
-    grid = tuner.fit()
+        space = to_tune_space(spec)
+        if plan.tune_restore:
+            tuner = tune.Tuner.restore(str(experiment_dir), trainable, resume_errored=True,
+                                       param_space=space)
+        else:
+            tuner = _tuner(spec, base_cfg, trainable, space, experiment_dir, plan, concurrency,
+                           verbose)
+        grid = tuner.fit()
     wall = time.perf_counter() - start
-    trials = trials_table(grid, spec, configs)
+    if plan.configs is not None:
+        trials = rank(listed_rows(plan.configs, _run_dirs(experiment_dir, plan.run_dirs),
+                                  spec, errors), spec)
+    else:
+        trials = trials_table(grid, spec, experiment_dir)
     result = _write_results(experiment_dir, trials, spec, wall)
     print(format_table(result.trials, spec))
     if result.best_config:
@@ -284,12 +376,31 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], experiment_dir: 
     return result
 
 
-def _finite(x: Any) -> float | None:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+def _tuner(spec: SearchSpec, base_cfg: Any, trainable: Any, space: dict[str, Any],
+           experiment_dir: Path, plan: _Plan, concurrency: int | None, verbose: int) -> Any:
+    from ray import tune
+
+    listed = plan.configs is not None
+    storage = experiment_dir.parent if plan.tune_name == experiment_dir.name else experiment_dir
+    return tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=spec.metric,
+            mode=spec.mode,
+            scheduler=_scheduler(spec, _stage_count(base_cfg, spec), experiment_dir),
+            search_alg=_search_alg(spec, concurrency),
+            num_samples=1 if listed else spec.num_samples,  # listed: samples drawn already
+            reuse_actors=spec.reuse_actors,
+        ),
+        run_config=tune.RunConfig(
+            name=plan.tune_name,
+            storage_path=str(storage),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints),
+            verbose=verbose,
+        ),
+    )
 
 
 def _error_reason(error: BaseException) -> str:
@@ -298,47 +409,25 @@ def _error_reason(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def trials_table(grid: Any, spec: SearchSpec,
-                 configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """One row per trial of a Tune ``ResultGrid``: config keys, metric, status, reason."""
+def _errors(grid: Any) -> dict[str, str]:
+    """``{trial key: error}`` of the Tune trials that ended in an error."""
+    return {run_key(res.config or {}, Path(res.path).name): _error_reason(res.error)
+            for res in grid if res.error is not None}
+
+
+def trials_table(grid: Any, spec: SearchSpec, experiment_dir: Path) -> list[dict[str, Any]]:
+    """One row per trial of a Tune ``ResultGrid`` (an Optuna search), from its run directory."""
     rows = []
     for res in grid:
         m = dict(res.metrics or {})
-        cfg = dict(res.config or {})
-        row: dict[str, Any] = {"trial_id": m.get("trial_id") or Path(res.path).name}
-        if configs is not None and CONFIG_INDEX_KEY in cfg:
-            row.update(configs[int(cfg.pop(CONFIG_INDEX_KEY))])
-        row.update({k: v for k, v in cfg.items() if k != CONFIG_INDEX_KEY})
-        if res.error is not None:
-            status, reason = "error", _error_reason(res.error)
-        elif m.get(STATUS_KEY) not in (None, "running"):
-            status, reason = m[STATUS_KEY], m.get(REASON_KEY)
-        elif m:  # its last report said "running": the scheduler stopped it there
-            status = "stopped"
-            reason = f"stopped by the scheduler at {spec.time_attr()}={m.get(spec.time_attr())}"
-        else:
-            status, reason = "not_run", None
-        row.update(
-            status=status,
-            reason=reason,
-            **{spec.metric: _finite(m.get(spec.metric))},
-        )
-        for key in ("grid/stage", "grid/size", "train/loss", "val/rmse", "test/rmse",
-                    "model/params", "training_iteration"):
-            if key in m and key not in row:
-                row[key] = m[key]
-        row["restores"] = int(m.get("trial/restores", 0) or 0)
-        row["run_dir"] = m.get("trial/run_dir")
-        rows.append(row)
-    sign = 1 if spec.mode == "min" else -1
-
-    def key(r: dict[str, Any]) -> tuple[int, float]:
-        v = r.get(spec.metric)
-        ok = r["status"] == "completed" and v is not None
-        return (0 if ok else 1, sign * v if ok else 0.0)
-
-    rows.sort(key=key)
-    return rows
+        trial_id = m.get("trial_id") or Path(res.path).name
+        run_dir = Path(m.get("trial/run_dir") or experiment_dir / "runs" / trial_id)
+        error = _error_reason(res.error) if res.error is not None else None
+        config = dict(res.config or {})
+        if read_metrics(run_dir) is None and not error and m:
+            error = "its process ended without writing metrics.json"
+        rows.append(row_from_run(trial_id, config, run_dir, spec, error))
+    return rank(rows, spec)
 
 
 def _write_results(experiment_dir: Path, trials: list[dict[str, Any]], spec: SearchSpec,

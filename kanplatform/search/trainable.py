@@ -6,6 +6,15 @@ reports to Tune. With ``report_on: stage`` it reports once per grid stage, carry
 (stages completed) so ASHA's rungs are grid stages; with ``validation`` it reports after
 every validation. Each report carries a checkpoint, from which a failed trial restarts.
 
+A listed trial (``config_index``: every random/grid search, see
+:mod:`kanplatform.search.sampling`) writes ``EXPERIMENT/runs/trial-<index>``, whichever Tune
+trial or driver runs it: a trial restarted, or resumed by a later ``--resume``, continues
+there from its last checkpoint, and one whose run there has ended reports that run instead
+of training it again. ``RUN_DIR/trial.json`` counts its starts (``restores`` = starts - 1,
+a restart from scratch included). When the scheduler stops it (:mod:`kanplatform.search.stops`)
+the trial ends its own run: ``status: stopped`` with the rung, the step and why, its W&B
+run finished; a trial Tune itself ends (the driver was stopped) records ``interrupted``.
+
 With ``resources.workers > 1`` the trial runs data-parallel: the Tune function launches a
 Ray Train ``TorchTrainer`` whose workers run the same ``fit`` under Lightning DDP
 (``RayDDPStrategy``); rank 0's reports reach Tune through Ray Train's ``TuneReportCallback``.
@@ -19,13 +28,17 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 
-CONFIG_INDEX_KEY = "config_index"
+from kanplatform.search.records import ENDED, TRIAL_FILE
+from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key
+from kanplatform.search.stops import read_stop
+
 STATUS_KEY = "trial/status"
 REASON_KEY = "trial/reason"
 CKPT_NAME = "trial.ckpt"
@@ -44,6 +57,16 @@ class TrialSetup:
     report_on: str = "stage"
     resources: dict[str, Any] = field(default_factory=dict)
     configs: list[dict[str, Any]] | None = None
+    run_dirs: list[str | None] | None = None
+
+    def run_dir(self, config: dict[str, Any], trial_id: str) -> tuple[str, Path]:
+        """``(key, run directory)`` of a trial: ``runs/<key>`` unless the caller named one."""
+        key = run_key(config, trial_id)
+        if self.run_dirs is not None and CONFIG_INDEX_KEY in config:
+            given = self.run_dirs[int(config[CONFIG_INDEX_KEY])]
+            if given:
+                return key, Path(given)
+        return key, Path(self.experiment_dir) / "runs" / key
 
     def overrides(self, config: dict[str, Any]) -> dict[str, Any]:
         """The dotted-key overrides of one trial (its sampled keys, or its listed config)."""
@@ -101,8 +124,11 @@ class TuneReporter(pl.Callback):
 
     def __init__(self, setup: TrialSetup, report: Any, n_stages: int, *, stage_offset: int = 0,
                  restores: int = 0, extra: dict[str, Any] | None = None,
-                 keep_dir: str | Path | None = None) -> None:
+                 keep_dir: str | Path | None = None, key: str | None = None) -> None:
         self.setup = setup
+        self.key = key
+        self.stop_request: tuple[str, str] | None = None  # fit's outcome when we end the run
+        self.ended = False  # told to stop: no more reports (Tune expects none)
         self.keep_dir = Path(keep_dir) if keep_dir else None
         self.report = report
         self.n_stages = n_stages
@@ -124,13 +150,16 @@ class TuneReporter(pl.Callback):
         out.update(extra or {})
         out[self.setup.metric] = _finite_or(out.get(self.setup.metric), self.setup.worst())
         out["grid/stage"] = self.stage
+        out["trial/step"] = int(trainer.global_step)
         out[STATUS_KEY] = status
         out["trial/restores"] = self.restores
         out.update(self.extra)
         return out
 
     def send(self, trainer: pl.Trainer, status: str, extra: dict[str, Any] | None = None) -> None:
-        """Report now, with a checkpoint to restart from."""
+        """Report now, with a checkpoint to restart from; then end the run if told to."""
+        if self.ended:
+            return
         metrics = self.metrics(trainer, status, extra)
         with tempfile.TemporaryDirectory(prefix="kanplatform-ckpt-") as tmp:
             trainer.save_checkpoint(os.path.join(tmp, CKPT_NAME), weights_only=False)
@@ -141,9 +170,30 @@ class TuneReporter(pl.Callback):
                 for name in (CKPT_NAME, STATE_NAME):
                     shutil.copyfile(Path(tmp, name), self.keep_dir / f".{name}.tmp")
                     os.replace(self.keep_dir / f".{name}.tmp", self.keep_dir / name)
-            self.report(metrics, tmp if Path(tmp, CKPT_NAME).exists() else None)
+            try:
+                self.report(metrics, tmp if Path(tmp, CKPT_NAME).exists() else None)
+            except SystemExit as stop:  # Ray ends a trial's thread so, from inside report
+                if stop.code not in (0, None):
+                    raise
+                if status == "completed":  # its budget is done: nothing was cut short
+                    self.ended = True
+                    return
+                self.end(trainer, "interrupted", (
+                    f"interrupted: the search stopped this trial at grid stage {self.stage}, "
+                    f"step {trainer.global_step} (its driver was stopped); `kanplatform tune "
+                    "... --resume` continues it"))
+                return
         self.last_status = status
         self.reported_stage = self.stage
+        reason = read_stop(self.setup.experiment_dir, self.key) if self.key else None
+        if reason and status == "running":
+            self.end(trainer, "stopped", reason)
+
+    def end(self, trainer: pl.Trainer, status: str, reason: str) -> None:
+        """Stop training after this step; ``fit`` records ``status`` and ``reason``."""
+        self.ended = True
+        self.stop_request = (status, reason)
+        trainer.should_stop = True
 
     # -- when ------------------------------------------------------------------------------
     def _new_stage_row(self, trainer: pl.Trainer) -> dict[str, Any] | None:
@@ -180,27 +230,71 @@ class TuneReporter(pl.Callback):
 # -- the Tune function ----------------------------------------------------------------------
 
 def _restore_point(run_dir: Path) -> tuple[Path | None, int, int]:
-    """Copy the trial's latest Tune checkpoint out; return ``(ckpt, stage, restores)``."""
+    """Count this start and find where to continue; return ``(ckpt, stage, restores)``.
+
+    The trial's latest Tune checkpoint (a restart within one driver), else the run's own
+    ``checkpoints/last.ckpt`` (a trial resumed by a later driver, or restarted before its
+    first report), else none (from scratch; still counted as a restart if it ran before).
+    """
     from ray import tune
 
-    restores_file = run_dir / "tune_restores.json"
+    trial_file = run_dir / TRIAL_FILE
+    try:
+        starts = int(json.loads(trial_file.read_text()).get("starts", 0))
+    except (OSError, ValueError, AttributeError):
+        starts = 0
+    restores = starts  # every earlier start of this trial makes this one a restart
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _note(run_dir, starts=starts + 1, started=time.time(), ended=None, pid=os.getpid())
     checkpoint = tune.get_checkpoint()
     kept = run_dir / "checkpoints" / "tune"  # multi-worker trials keep theirs here
     if checkpoint is None and (kept / CKPT_NAME).is_file():
         checkpoint = tune.Checkpoint.from_directory(str(kept))
-    if checkpoint is None:
-        return None, 0, 0
-    restores = 1
-    if restores_file.is_file():
-        restores += int(json.loads(restores_file.read_text()).get("restores", 0))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    restores_file.write_text(json.dumps({"restores": restores}))
     target = run_dir / "checkpoints" / f"restore-{restores}.ckpt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with checkpoint.as_directory() as src:
-        shutil.copyfile(Path(src, CKPT_NAME), target)
-        stage = int(json.loads(Path(src, STATE_NAME).read_text()).get("stage", 0))
-    return target, stage, restores
+    if checkpoint is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with checkpoint.as_directory() as src:
+            shutil.copyfile(Path(src, CKPT_NAME), target)
+            stage = int(json.loads(Path(src, STATE_NAME).read_text()).get("stage", 0))
+        return target, stage, restores
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if restores and last.is_file():
+        shutil.copyfile(last, target)  # fit writes last.ckpt anew as it goes
+        return target, 0, restores  # the reporter finds the stages done in the checkpoint
+    return None, 0, restores
+
+
+def _note(run_dir: Path, **fields: Any) -> None:
+    """Merge ``fields`` into ``RUN_DIR/trial.json`` (starts, when it ran, which process)."""
+    path = run_dir / TRIAL_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data.update(fields)
+    tmp = path.with_name(f".{TRIAL_FILE}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _recorded_result(setup: TrialSetup, run_dir: Path, restores: int) -> dict[str, Any] | None:
+    """What a run that already ended in ``run_dir`` reports, instead of training again."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if metrics.get("status") not in ENDED:
+        return None
+    final = dict(metrics.get("final") or {})
+    stages = metrics.get("stages") or []
+    out = {**final, "grid/stage": len(stages), STATUS_KEY: metrics["status"],
+           "trial/restores": restores, "trial/run_dir": str(run_dir)}
+    if stages and stages[-1].get("grid_size") is not None:
+        out["grid/size"] = stages[-1]["grid_size"]
+    out[setup.metric] = _finite_or(final.get(setup.metric), setup.worst())
+    if metrics.get("reason"):
+        out[REASON_KEY] = str(metrics["reason"])
+    return out
 
 
 def _tune_report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
@@ -214,8 +308,8 @@ def _final_report(setup: TrialSetup, reporter: TuneReporter, metrics: dict[str, 
                   report: Any) -> None:
     """After ``fit``: report a divergence (or a run that never reached a stage end)."""
     status = metrics.get("status", "completed")
-    if status == "completed" and reporter.last_status == "completed":
-        return
+    if reporter.ended or (status == "completed" and reporter.last_status == "completed"):
+        return  # told to stop (Tune expects no more reports), or reported already
     final = {k: v for k, v in (metrics.get("final") or {}).items()}
     out = {**final, "grid/stage": reporter.stage, STATUS_KEY: status,
            "trial/restores": reporter.restores, **reporter.extra}
@@ -233,18 +327,33 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     # results already record every checkpoint
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     trial_id = tune.get_context().get_trial_id()
-    cfg = build_config(setup, config, trial_id)
-    run_dir = Path(setup.experiment_dir) / "runs" / trial_id
+    key, run_dir = setup.run_dir(config, trial_id)
+    cfg = build_config(setup, config, key)
     ckpt, stage, restores = _restore_point(run_dir)
+    try:
+        _run_trial(setup, cfg, run_dir, trial_id, key, ckpt, stage, restores)
+    finally:
+        _note(run_dir, ended=time.time())
+
+
+def _run_trial(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str, key: str,
+               ckpt: Path | None, stage: int, restores: int) -> None:
+    recorded = _recorded_result(setup, run_dir, restores) if restores else None
+    if recorded is not None:  # its run ended already (before a driver died): not again
+        try:
+            _tune_report(recorded, None)
+        except SystemExit:
+            pass
+        return
     n_stages = max(1, len(cfg.grid.schedule))
     workers = int(setup.resources.get("workers", 1) or 1)
     if workers > 1:
-        _run_multiworker(setup, cfg, run_dir, trial_id, ckpt, stage, restores, n_stages)
+        _run_multiworker(setup, cfg, run_dir, trial_id, key, ckpt, stage, restores, n_stages)
         return
     from kanplatform.train import fit
 
     reporter = TuneReporter(setup, _tune_report, n_stages, stage_offset=stage,
-                            restores=restores, extra={"trial/run_dir": str(run_dir)})
+                            restores=restores, extra={"trial/run_dir": str(run_dir)}, key=key)
     trainer_kwargs = {"enable_progress_bar": False}
     try:
         result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
@@ -312,7 +421,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
                             extra={"trial/run_dir": loop_config["run_dir"],
                                    "trial/workers": ray.train.get_context().get_world_size()},
                             keep_dir=Path(loop_config["run_dir"]) / "checkpoints" / "tune"
-                            if rank == 0 else None)
+                            if rank == 0 else None, key=loop_config["key"] if rank == 0 else None)
     use_gpu = loop_config["use_gpu"]
     trainer_kwargs = {
         "strategy": RayDDPStrategy(),
@@ -333,7 +442,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     _final_report(setup, reporter, result.metrics, _train_report)
 
 
-def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str,
+def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str, key: str,
                      ckpt: Path | None, stage: int, restores: int, n_stages: int) -> None:
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -349,7 +458,8 @@ def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str,
         _worker_loop,
         train_loop_config={"setup": setup, "cfg": cfg, "run_dir": str(run_dir),
                            "ckpt": str(ckpt) if ckpt else None, "stage": stage,
-                           "restores": restores, "n_stages": n_stages, "use_gpu": use_gpu},
+                           "restores": restores, "n_stages": n_stages, "use_gpu": use_gpu,
+                           "key": key},
         scaling_config=ray.train.ScalingConfig(num_workers=int(res["workers"]),
                                                use_gpu=use_gpu,
                                                resources_per_worker=per_worker),

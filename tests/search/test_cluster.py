@@ -139,7 +139,8 @@ def test_two_node_cluster_survives_losing_the_worker_node(tmp_path, tmp_path_fac
     rows, _ = read_table(tmp_path / "tune" / "ft")
     assert sorted(r["optim.lr"] for r in rows) == [0.2, 0.3, 0.5, 1.0]  # each trial once
     assert all(r["status"] == "completed" and r["grid/stage"] == 4 for r in rows), rows
-    hit = next(r for r in rows if killed.startswith(f"search_trial_{r['trial_id']}"))
+    killed_run = _trial_results(tmp_path / "tune" / "ft")[killed][-1]["trial/run_dir"]
+    hit = next(r for r in rows if r["run_dir"] == killed_run)
     assert hit["restores"] >= 1  # retried from its checkpoint, not from scratch
     # no result lost: the retried trial's history runs through every stage once
     stages = [r["grid/stage"] for r in _trial_results(tmp_path / "tune" / "ft")[killed]]
