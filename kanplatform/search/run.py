@@ -33,12 +33,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kanplatform.search.records import listed_rows, rank, read_metrics, row_from_run, unfinished
-from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key, sample_configs, trial_key
+from kanplatform.search.plan import SEARCH_JSON, Plan, holds_search, make_plan, run_dirs_of
+from kanplatform.search.records import listed_rows, rank, read_metrics, row_from_run
+from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key
 from kanplatform.search.spec import (
     SearchSpec,
     SearchSpecError,
-    _is_domain,
     check_against_config,
     default_concurrency,
     to_tune_space,
@@ -48,7 +48,6 @@ from kanplatform.search.trainable import STATUS_KEY, TrialSetup, make_trainable
 TRIALS_CSV = "trials.csv"
 TRIALS_JSON = "trials.json"
 BEST_CONFIG = "best_config.yaml"
-SEARCH_JSON = "search.json"
 
 
 @dataclass
@@ -86,7 +85,7 @@ def _experiment_name(spec: SearchSpec, storage: Path, name: str | None, resume: 
         return name
     if resume:
         candidates = sorted(
-            (p for p in storage.glob(f"{spec.name}-*") if _holds_search(p)),
+            (p for p in storage.glob(f"{spec.name}-*") if holds_search(p)),
             key=lambda p: p.stat().st_mtime,
         )
         if not candidates:
@@ -95,10 +94,6 @@ def _experiment_name(spec: SearchSpec, storage: Path, name: str | None, resume: 
             )
         return candidates[-1].name
     return f"{spec.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
-
-
-def _holds_search(path: Path) -> bool:
-    return (path / SEARCH_JSON).is_file() or (path / "tuner.pkl").is_file()
 
 
 def _scheduler(spec: SearchSpec, max_t: int | None, experiment_dir: Path) -> Any:
@@ -220,14 +215,14 @@ def run_search(
     storage = storage.expanduser().resolve()
     exp_name = _experiment_name(spec, storage, name, resume)
     experiment_dir = storage / exp_name
-    if not resume and _holds_search(experiment_dir):
+    if not resume and holds_search(experiment_dir):
         raise SearchSpecError(
             f"{experiment_dir} already holds a search; pass --resume to continue it "
             "or choose another name"
         )
-    if resume and not _holds_search(experiment_dir):
+    if resume and not holds_search(experiment_dir):
         raise SearchSpecError(f"--resume: no search to resume at {experiment_dir}")
-    plan = _plan(spec, base_cfg, experiment_dir, configs, resume, run_dirs)  # before Ray
+    plan = make_plan(spec, base_cfg, experiment_dir, configs, resume, run_dirs)  # before Ray
 
     conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
                    init_kwargs=ray_init_kwargs)
@@ -237,89 +232,7 @@ def run_search(
         conn.shutdown()
 
 
-@dataclass
-class _Plan:
-    """What one call of :func:`run_search` runs: the listed trials (``configs``, each with its
-    run directory), the indices still to run, the recorded base config; or, for Optuna,
-    Tune's own sampling (``configs`` None)."""
-
-    base: dict[str, Any]
-    configs: list[dict[str, Any]] | None
-    run_dirs: list[str | None] | None
-    todo: list[int]
-    tune_name: str
-    tune_restore: bool = False
-    record: dict[str, Any] | None = None  # search.json, written once Ray is up
-
-
-def _plan(spec: SearchSpec, base_cfg: Any, experiment_dir: Path,
-          configs: list[dict[str, Any]] | None, resume: bool,
-          run_dirs: Sequence[str | None] | None = None) -> _Plan:
-    """Draw (or, resuming, read back) the trial list; raise SearchSpecError saying why not."""
-    import secrets
-
-    from kanplatform.config import to_dict
-
-    if resume:
-        return _resume_plan(spec, experiment_dir)
-    base = to_dict(base_cfg)
-    seed = None
-    if configs is not None and spec.space:  # constant keys apply to every listed config
-        domains = [k for k, v in spec.space.items() if _is_domain(v)]
-        if domains:
-            raise SearchSpecError(f"space.{domains[0]}: a fixed list of configs takes "
-                                  "constant keys in space, not domains to sample")
-        configs = [{**spec.space, **c} for c in configs]
-    if configs is None and spec.search_alg != "optuna":
-        seed = spec.seed if spec.seed is not None else secrets.randbits(31)
-        configs = sample_configs(spec, seed)
-        if not configs:
-            raise SearchSpecError("the search draws no trials (num_samples: 0?)")
-    run_dirs = list(run_dirs) if run_dirs is not None else (
-        [None] * len(configs) if configs is not None else None)
-    record = {"search": spec.to_dict(), "seed": seed, "configs": configs,
-              "run_dirs": run_dirs, "base_config": base}
-    todo = list(range(len(configs))) if configs is not None else []
-    return _Plan(base, configs, run_dirs, todo, experiment_dir.name, record=record)
-
-
-_SAME_ON_RESUME = ("space", "metric", "mode", "num_samples", "search_alg", "seed")
-
-
-def _resume_plan(spec: SearchSpec, experiment_dir: Path) -> _Plan:
-    try:
-        record = json.loads((experiment_dir / SEARCH_JSON).read_text())
-    except (OSError, ValueError) as err:
-        raise SearchSpecError(f"--resume: {experiment_dir / SEARCH_JSON} cannot be read "
-                              f"({err}); it records which trials the search sampled") from None
-    recorded = record.get("search") or {}
-    for key in _SAME_ON_RESUME:
-        if key in recorded and json.dumps(recorded[key], default=str) != \
-                json.dumps(getattr(spec, key), default=str):
-            raise SearchSpecError(
-                f"--resume: {key} differs from the search this experiment ran "
-                f"({recorded[key]!r} there, {getattr(spec, key)!r} now); resume it with the "
-                "same search file and options")
-    base, configs = record.get("base_config"), record.get("configs")
-    if configs is None:  # Optuna: Tune's state is the only record of what it sampled
-        if not list(experiment_dir.glob("experiment_state-*.json")):
-            raise SearchSpecError(
-                f"--resume: {experiment_dir} has no Tune experiment state (the driver died "
-                "before Tune first saved it), and an Optuna search cannot be rebuilt "
-                "without it; start the search again under a new name")
-        return _Plan(base, None, None, [], experiment_dir.name, tune_restore=True)
-    run_dirs = record.get("run_dirs") or [None] * len(configs)
-    dirs = _run_dirs(experiment_dir, run_dirs)
-    n = 1 + sum(1 for _ in experiment_dir.glob("resume-*"))
-    return _Plan(base, configs, run_dirs, unfinished(dirs), f"resume-{n}")
-
-
-def _run_dirs(experiment_dir: Path, run_dirs: Sequence[str | None]) -> list[Path]:
-    return [Path(d) if d else experiment_dir / "runs" / trial_key(i)
-            for i, d in enumerate(run_dirs)]
-
-
-def _run(base_cfg: Any, spec: SearchSpec, experiment_dir: Path, plan: _Plan, conn: Any, *,
+def _run(base_cfg: Any, spec: SearchSpec, experiment_dir: Path, plan: Plan, conn: Any, *,
          verbose: int) -> SearchResult:
     from ray import tune
 
@@ -364,7 +277,7 @@ def _run(base_cfg: Any, spec: SearchSpec, experiment_dir: Path, plan: _Plan, con
         grid = tuner.fit()
     wall = time.perf_counter() - start
     if plan.configs is not None:
-        trials = rank(listed_rows(plan.configs, _run_dirs(experiment_dir, plan.run_dirs),
+        trials = rank(listed_rows(plan.configs, run_dirs_of(experiment_dir, plan.run_dirs),
                                   spec, errors), spec)
     else:
         trials = trials_table(grid, spec, experiment_dir)
@@ -377,7 +290,7 @@ def _run(base_cfg: Any, spec: SearchSpec, experiment_dir: Path, plan: _Plan, con
 
 
 def _tuner(spec: SearchSpec, base_cfg: Any, trainable: Any, space: dict[str, Any],
-           experiment_dir: Path, plan: _Plan, concurrency: int | None, verbose: int) -> Any:
+           experiment_dir: Path, plan: Plan, concurrency: int | None, verbose: int) -> Any:
     from ray import tune
 
     listed = plan.configs is not None
