@@ -65,9 +65,12 @@ def row_from_run(key: str, config: Mapping[str, Any], run_dir: Path, spec: Searc
         else:
             reason = metrics.get("reason")
         final = metrics.get("final") or {}
-        value = final.get(spec.metric) if status in ("completed", "stopped") else None
-        row.update(status=status, reason=reason, **{spec.metric: _finite(value)})
         stages = metrics.get("stages") or []
+        # the value the scheduler and searcher were told: the last stage's (a stopped KAN's
+        # final model may already hold the next, untrained grid), else the final one
+        last = stages[-1] if stages and spec.metric in stages[-1] else final
+        value = last.get(spec.metric) if status in ("completed", "stopped") else None
+        row.update(status=status, reason=reason, **{spec.metric: _finite(value)})
         row["grid/stage"] = len(stages)
         if stages and stages[-1].get("grid_size") is not None:
             row["grid/size"] = stages[-1]["grid_size"]

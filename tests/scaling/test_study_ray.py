@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tracking.conftest import leet_summary_at, offline_runs
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "scaling" / "tiny.yaml"
 # one KAN grid-extension run (3 sizes) + 4 MLP widths = 5 trainings, 7 sizes
@@ -119,6 +121,12 @@ def test_study_killed_midway_resumes_without_retraining(tmp_path):
         assert after[run_dir] == stamp, f"{run_dir} was trained again"
     used = {r["run_dir"] for r in doc["rows"]}
     assert len(used) == N_TRAININGS and used <= set(after)
+    # one directory per training: one the kill cut off was continued in place
+    assert sorted(str(p) for p in exp_dir.glob("trials-*/runs/*")) == sorted(used)
+    for run_dir in used:  # and its W&B run (the last process's, for a continued one) finished
+        path, _, _ = offline_runs(Path(run_dir))[-1]
+        summary = leet_summary_at(path)
+        assert summary["state"] == "finished" and summary["exit_code"] == 0, run_dir
 
     # the study's outputs: table, fits against both axes, plots
     rows = doc["rows"]

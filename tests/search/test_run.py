@@ -1,8 +1,14 @@
-"""Searches on a real local Ray (2 CPUs): ASHA, grid refinement, divergence, run_configs."""
+"""Searches on a real local Ray (2 CPUs): ASHA, grid refinement, divergence, run_configs.
+
+Each trial's records are read back and must agree: ``metrics.json``, ``trials.json``,
+``trials.csv`` and its W&B run (``wandb leet inspect``: finished, exit code, status tag).
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -10,27 +16,75 @@ import pytest
 from kanplatform.config import load_config
 from kanplatform.search import load_search, parse_search, run_configs, run_search
 from tests.search.conftest import QUICK, ROOT, read_table, tiny_overrides
+from tests.tracking.conftest import leet_summary_at, offline_run_dir
 
 pytestmark = pytest.mark.slow  # each starts a local Ray (~15 s) and runs several trials
 
 
-def test_asha_search_writes_table_and_a_best_config_that_train_reproduces(tmp_path):
-    """>= 4 ASHA trials on a tiny KAN; `train` with best_config.yaml gives the same metric."""
+def check_records(rows: list[dict], csv_rows: list[dict]) -> None:
+    """Every trial's status and reason agree in metrics.json, trials.json, trials.csv and W&B,
+    whose run is complete and finished (exit code 0 unless failed/diverged/interrupted; any
+    status but completed is a tag)."""
+    by_csv = {r["trial_id"]: r for r in csv_rows}
+    assert len(by_csv) == len(rows)
+    for row in rows:
+        run_dir = Path(row["run_dir"])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["status"] == row["status"] == by_csv[row["trial_id"]]["status"], row
+        assert metrics["reason"] == row["reason"]
+        assert metrics["wall_time_s"] is not None
+        summary = leet_summary_at(offline_run_dir(run_dir))
+        assert summary["state"] == "finished", (row, summary)
+        assert summary["exit_code"] == (0 if row["status"] in ("completed", "stopped") else 1)
+        assert summary["summary"]["status"] == row["status"]
+        assert ("stopped" in summary.get("tags", [])) == (row["status"] == "stopped")
+        if row["status"] in ("completed", "stopped"):
+            assert summary["summary"]["val/rmse"] == pytest.approx(row["val/rmse"])
+
+
+def _most_at_once(rows: list[dict]) -> int:
+    """The most trials that were running at one moment (RUN_DIR/trial.json start/end)."""
+    events = []
+    for row in rows:
+        times = json.loads((Path(row["run_dir"]) / "trial.json").read_text())
+        events += [(times["started"], 1), (times["ended"], -1)]
+    running = most = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_asha_search_records_agree_everywhere_and_best_config_reproduces(tmp_path, capfd):
+    """6 ASHA trials on a tiny KAN, some stopped at the first rung: every record says so,
+    every W&B run is finished; `train` with best_config.yaml gives the same metric."""
     from kanplatform.train import fit
 
     cfg = load_config(QUICK, tiny_overrides(tmp_path, "tracking.mode=offline"))
     spec = load_search(ROOT / "configs" / "search" / "asha_kan.yaml")
     spec.space["model.width"] = [2, 1, 1]  # keep every trial tiny
+    spec.num_samples = 6
     result = run_search(cfg, spec, storage_path=tmp_path / "tune", num_cpus=2, name="asha")
+    assert "will be ignored" not in capfd.readouterr().err  # max_concurrent_trials holds
 
     exp = tmp_path / "tune" / "asha"
     assert result.experiment_dir == exp
     rows, csv_rows = read_table(exp)
-    assert len(rows) == len(csv_rows) == spec.num_samples >= 4
+    assert len(rows) == len(csv_rows) == spec.num_samples == 6
     assert {r["trial_id"] for r in rows} == {r["trial_id"] for r in result.trials}
     for row in rows:
         assert row["status"] in ("completed", "stopped"), row
         assert {"optim.lr", "grid.update_every", "val/rmse", "grid/stage"} <= set(row)
+    stopped = [r for r in rows if r["status"] == "stopped"]
+    assert stopped and len(stopped) < 6, rows
+    for row in stopped:  # at the first rung, with why; the completed ones walked both stages
+        assert re.fullmatch(r"stopped by ASHA at rung grid/stage=1 \(step 10\): val/rmse "
+                            r"\S+ was not in the top 1/2 of the trials that reached this rung",
+                            row["reason"]), row["reason"]
+        assert row["grid/stage"] == 1
+    assert all(r["grid/stage"] == 2 for r in rows if r["status"] == "completed")
+    check_records(rows, csv_rows)
+    assert _most_at_once(rows) <= spec.max_concurrent_trials == 2
     best = result.best
     assert best == rows[0] and best["status"] == "completed"
     assert best["val/rmse"] == min(r["val/rmse"] for r in rows if r["status"] == "completed")
@@ -70,12 +124,17 @@ def test_grid_refinement_asha_stops_poor_trials_at_a_coarse_grid(tmp_path):
     assert "grid/stage" in stopped[0]["reason"]
 
 
-def test_diverging_trial_is_stopped_and_marked_while_the_others_finish(tmp_path):
-    """run_configs runs each listed config once; a NaN loss ends its trial with the reason."""
-    cfg = load_config(QUICK, tiny_overrides(tmp_path, "optim.name=adam"))
+def test_diverging_trial_is_stopped_and_marked_while_the_others_finish(tmp_path, capfd):
+    """run_configs (FIFO) runs each listed config once, one at a time on 2 CPUs as capped; a
+    NaN loss ends its trial with the reason; every record agrees."""
+    cfg = load_config(QUICK, tiny_overrides(tmp_path, "optim.name=adam",
+                                            "tracking.mode=offline"))
     configs = [{"optim.lr": 1e300}, {"optim.lr": 0.01}]
     result = run_configs(cfg, configs, storage_path=tmp_path / "tune", num_cpus=2,
-                         name="diverge", max_concurrent_trials=2)
+                         name="diverge", max_concurrent_trials=1)
+    assert "will be ignored" not in capfd.readouterr().err
+    check_records(*read_table(result.experiment_dir))
+    assert _most_at_once(result.trials) == 1  # 2 CPUs, 1 CPU a trial: the cap held them
     rows = {r["optim.lr"]: r for r in result.trials}
     assert len(result.trials) == 2 and set(rows) == {1e300, 0.01}
     bad, good = rows[1e300], rows[0.01]
@@ -87,7 +146,7 @@ def test_diverging_trial_is_stopped_and_marked_while_the_others_finish(tmp_path)
 
 
 def test_multiworker_trial_runs_ddp_on_two_cpu_workers_and_reports(tmp_path):
-    cfg = load_config(QUICK, tiny_overrides(tmp_path))
+    cfg = load_config(QUICK, tiny_overrides(tmp_path, "tracking.mode=offline"))
     spec = load_search(ROOT / "configs" / "search" / "multiworker.yaml")
     # the trial's coordinator holds a token CPU; its 2 workers need 1 each
     result = run_search(cfg, spec, storage_path=tmp_path / "tune", num_cpus=3)
@@ -96,6 +155,7 @@ def test_multiworker_trial_runs_ddp_on_two_cpu_workers_and_reports(tmp_path):
     assert row["grid/stage"] == 2 and math.isfinite(row["val/rmse"])
     metrics = (Path(row["run_dir"]) / "metrics.json").read_text()
     assert '"completed"' in metrics
+    check_records(*read_table(result.experiment_dir))  # rank 0's W&B run, finished
     # rank 0 reported through Ray Train's TuneReportCallback, from a 2-worker DDP group
     import json
 
