@@ -19,12 +19,15 @@ from typing import Any
 from kanplatform.search.records import unfinished
 from kanplatform.search.sampling import sample_configs, trial_key
 from kanplatform.search.spec import SearchSpec, SearchSpecError, _is_domain
+from kanplatform.search.storage import ExperimentStore, copy_file, join
 
 SEARCH_JSON = "search.json"
 
 
-def holds_search(path: Path) -> bool:
-    return (path / SEARCH_JSON).is_file() or (path / "tuner.pkl").is_file()
+def holds_search(store: ExperimentStore) -> bool:
+    """Whether a search was started there (its record, or Tune's state)."""
+    return (store.local / SEARCH_JSON).is_file() or store.has("tuner.pkl") or \
+        (store.uri is not None and store.has(SEARCH_JSON))
 
 
 @dataclass
@@ -42,14 +45,14 @@ class Plan:
     record: dict[str, Any] | None = None  # search.json, written once Ray is up
 
 
-def make_plan(spec: SearchSpec, base_cfg: Any, experiment_dir: Path,
-          configs: list[dict[str, Any]] | None, resume: bool,
-          run_dirs: Sequence[str | None] | None = None) -> Plan:
+def make_plan(spec: SearchSpec, base_cfg: Any, store: ExperimentStore,
+              configs: list[dict[str, Any]] | None, resume: bool,
+              run_dirs: Sequence[str | None] | None = None) -> Plan:
     """Draw (or, resuming, read back) the trial list; raise SearchSpecError saying why not."""
     from kanplatform.config import to_dict
 
     if resume:
-        return _resume_plan(spec, experiment_dir)
+        return _resume_plan(spec, store)
     base = to_dict(base_cfg)
     seed = None
     if configs is not None and spec.space:  # constant keys apply to every listed config
@@ -68,13 +71,17 @@ def make_plan(spec: SearchSpec, base_cfg: Any, experiment_dir: Path,
     record = {"search": spec.to_dict(), "seed": seed, "configs": configs,
               "run_dirs": run_dirs, "base_config": base}
     todo = list(range(len(configs))) if configs is not None else []
-    return Plan(base, configs, run_dirs, todo, experiment_dir.name, record=record)
+    return Plan(base, configs, run_dirs, todo, store.name, record=record)
 
 
 _SAME_ON_RESUME = ("space", "metric", "mode", "num_samples", "search_alg", "seed")
 
 
-def _resume_plan(spec: SearchSpec, experiment_dir: Path) -> Plan:
+def _resume_plan(spec: SearchSpec, store: ExperimentStore) -> Plan:
+    experiment_dir = store.local
+    if store.uri is not None and not (experiment_dir / SEARCH_JSON).is_file():
+        experiment_dir.mkdir(parents=True, exist_ok=True)  # another machine's driver ran it
+        copy_file(join(store.uri, SEARCH_JSON), experiment_dir / SEARCH_JSON)
     try:
         record = json.loads((experiment_dir / SEARCH_JSON).read_text())
     except (OSError, ValueError) as err:
@@ -90,18 +97,24 @@ def _resume_plan(spec: SearchSpec, experiment_dir: Path) -> Plan:
                 "same search file and options")
     base, configs = record.get("base_config"), record.get("configs")
     if configs is None:  # Optuna: Tune's state is the only record of what it sampled
-        if not list(experiment_dir.glob("experiment_state-*.json")):
+        if store.uri is None and not list(experiment_dir.glob("experiment_state-*.json")):
             raise SearchSpecError(
                 f"--resume: {experiment_dir} has no Tune experiment state (the driver died "
                 "before Tune first saved it), and an Optuna search cannot be rebuilt "
                 "without it; start the search again under a new name")
-        return Plan(base, None, None, [], experiment_dir.name, tune_restore=True)
+        return Plan(base, None, None, [], store.name, tune_restore=True)
     run_dirs = record.get("run_dirs") or [None] * len(configs)
-    dirs = run_dirs_of(experiment_dir, run_dirs)
     n = 1 + sum(1 for _ in experiment_dir.glob("resume-*"))
-    return Plan(base, configs, run_dirs, unfinished(dirs), f"resume-{n}")
+    (experiment_dir / f"resume-{n}").mkdir(parents=True, exist_ok=True)  # Tune's, or a mark
+    return Plan(base, configs, run_dirs, unfinished(run_dirs_of(store, run_dirs)),
+                f"resume-{n}")
 
 
-def run_dirs_of(experiment_dir: Path, run_dirs: Sequence[str | None]) -> list[Path]:
-    return [Path(d) if d else experiment_dir / "runs" / trial_key(i)
-            for i, d in enumerate(run_dirs)]
+def run_dir_of(store: ExperimentStore, key: str) -> Path | str:
+    """Where trial ``key``'s run directory is (published) by default."""
+    return join(store.uri, "runs", key) if store.uri else store.local / "runs" / key
+
+
+def run_dirs_of(store: ExperimentStore, run_dirs: Sequence[str | None]) -> list[Path | str]:
+    """The run directory of each listed trial (the given one, else the default)."""
+    return [Path(d) if d else run_dir_of(store, trial_key(i)) for i, d in enumerate(run_dirs)]

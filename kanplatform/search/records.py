@@ -17,6 +17,7 @@ from typing import Any
 
 from kanplatform.search.sampling import trial_key
 from kanplatform.search.spec import SearchSpec
+from kanplatform.search.storage import is_uri, join, read_file
 
 TRIAL_FILE = "trial.json"
 ENDED = ("completed", "stopped", "diverged")  # needs no more training: a resume skips it
@@ -30,28 +31,39 @@ def _finite(x: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def read_metrics(run_dir: str | Path | None) -> dict[str, Any] | None:
-    """A run directory's ``metrics.json``, or None (none yet, or unreadable)."""
+def _read_json(run_dir: str | Path | None, name: str) -> Any:
     if not run_dir:
         return None
     try:
-        data = json.loads((Path(run_dir) / "metrics.json").read_text())
+        if is_uri(run_dir):
+            data = read_file(join(str(run_dir), name))
+            return json.loads(data) if data is not None else None
+        return json.loads((Path(run_dir) / name).read_text())
     except (OSError, ValueError):
         return None
+
+
+def read_metrics(run_dir: str | Path | None) -> dict[str, Any] | None:
+    """A run directory's (path or URI) ``metrics.json``, or None (none yet, or unreadable)."""
+    data = _read_json(run_dir, "metrics.json")
     return data if isinstance(data, dict) else None
 
 
 def starts(run_dir: str | Path) -> int:
     """How many times a trial started in ``run_dir`` (``trial.json``; 0 if never)."""
+    data = _read_json(run_dir, TRIAL_FILE)
     try:
-        return int(json.loads((Path(run_dir) / TRIAL_FILE).read_text()).get("starts", 0))
-    except (OSError, ValueError, AttributeError):
+        return int(data.get("starts", 0)) if isinstance(data, dict) else 0
+    except (TypeError, ValueError):
         return 0
 
 
-def row_from_run(key: str, config: Mapping[str, Any], run_dir: Path, spec: SearchSpec,
-                 error: str | None = None) -> dict[str, Any]:
-    """One trials-table row from a run directory (``error``: Tune's, for a dead process)."""
+def row_from_run(key: str, config: Mapping[str, Any], run_dir: Path | str, spec: SearchSpec,
+                 facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One trials-table row from a run directory; ``facts``: what Tune knows besides
+    (``error`` of a trial whose process died, ``trainer/workers``...)."""
+    facts = dict(facts or {})
+    error = facts.pop("error", None)
     row: dict[str, Any] = {"trial_id": key, **config}
     metrics = read_metrics(run_dir)
     if metrics is None:
@@ -79,16 +91,18 @@ def row_from_run(key: str, config: Mapping[str, Any], run_dir: Path, spec: Searc
                 row[name] = _finite(final[name])
         if metrics.get("model/params") is not None:
             row["model/params"] = metrics["model/params"]
+    row.update(facts)
     row["restores"] = max(0, starts(run_dir) - 1)
     row["run_dir"] = str(run_dir)
     return row
 
 
-def listed_rows(configs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path], spec: SearchSpec,
-                errors: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """One row per listed trial, in list order (``errors``: Tune's, by trial key)."""
-    errors = errors or {}
-    return [row_from_run(trial_key(i), c, run_dirs[i], spec, errors.get(trial_key(i)))
+def listed_rows(configs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path | str],
+                spec: SearchSpec, facts: Mapping[str, Mapping[str, Any]] | None = None
+                ) -> list[dict[str, Any]]:
+    """One row per listed trial, in list order (``facts``: Tune's, by trial key)."""
+    facts = facts or {}
+    return [row_from_run(trial_key(i), c, run_dirs[i], spec, facts.get(trial_key(i)))
             for i, c in enumerate(configs)]
 
 
@@ -104,7 +118,7 @@ def rank(rows: list[dict[str, Any]], spec: SearchSpec) -> list[dict[str, Any]]:
     return sorted(rows, key=key)
 
 
-def unfinished(run_dirs: Sequence[Path]) -> list[int]:
+def unfinished(run_dirs: Sequence[Path | str]) -> list[int]:
     """Indices of the listed trials a resume must (re)run: no ended run in their directory.
 
     A ``failed`` run is run again (from its last checkpoint) as Tune's ``resume_errored``

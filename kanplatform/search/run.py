@@ -12,7 +12,7 @@
 
 ``run_configs`` runs an explicit list of override dicts (one trial each), e.g. a size sweep.
 
-A random or grid search draws its whole trial list first (:mod:`kanplatform.search.sampling`)
+A random or grid search draws its whole trial list first (:mod:`kanplatform.search.plan`)
 and records it in ``search.json``; trial ``i`` runs in ``runs/trial-<i>``. ``resume=True``
 reads that list and the run directories -- never Tune's experiment state, which a killed
 driver may have left missing, partial or older than the trials -- and runs, as a new Tune
@@ -20,12 +20,12 @@ experiment ``resume-<n>`` inside the experiment directory, exactly the trials wi
 run, each continuing in its own directory from its last checkpoint. So every sampled trial
 appears once, in one directory. An Optuna search (which chooses each trial from the earlier
 ones) resumes with ``Tuner.restore`` and is refused when Tune's state was never written.
+The tables are read from the run directories (:mod:`kanplatform.search.records`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -33,8 +33,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kanplatform.search.plan import SEARCH_JSON, Plan, holds_search, make_plan, run_dirs_of
+from kanplatform.search.plan import (
+    SEARCH_JSON,
+    Plan,
+    holds_search,
+    make_plan,
+    run_dir_of,
+    run_dirs_of,
+)
 from kanplatform.search.records import listed_rows, rank, read_metrics, row_from_run
+from kanplatform.search.resources import TrialPlacement, placement_wait
 from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key
 from kanplatform.search.spec import (
     SearchSpec,
@@ -43,11 +51,20 @@ from kanplatform.search.spec import (
     default_concurrency,
     to_tune_space,
 )
-from kanplatform.search.trainable import STATUS_KEY, TrialSetup, make_trainable
+from kanplatform.search.storage import (
+    ExperimentStore,
+    check_shared,
+    copy_file,
+    experiment_store,
+    is_uri,
+    join,
+    newest_experiment,
+)
 
 TRIALS_CSV = "trials.csv"
 TRIALS_JSON = "trials.json"
 BEST_CONFIG = "best_config.yaml"
+STATUS_KEY = "trial/status"  # what a trial reports: running | completed | ... (trainable's)
 
 
 @dataclass
@@ -80,30 +97,28 @@ class SearchResult:
         return pd.DataFrame(self.trials)
 
 
-def _experiment_name(spec: SearchSpec, storage: Path, name: str | None, resume: bool) -> str:
+def _experiment_name(spec: SearchSpec, storage: str | Path, name: str | None,
+                     resume: bool) -> str:
     if name:
         return name
     if resume:
-        candidates = sorted(
-            (p for p in storage.glob(f"{spec.name}-*") if holds_search(p)),
-            key=lambda p: p.stat().st_mtime,
-        )
-        if not candidates:
+        newest = newest_experiment(storage, f"{spec.name}-")
+        if newest is None:
             raise SearchSpecError(
                 f"--resume: no interrupted search named {spec.name}-* under {storage}"
             )
-        return candidates[-1].name
+        return newest
     return f"{spec.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
 
 
-def _scheduler(spec: SearchSpec, max_t: int | None, experiment_dir: Path) -> Any:
+def _scheduler(spec: SearchSpec, max_t: int | None, store: ExperimentStore) -> Any:
     if spec.scheduler.kind == "fifo":
         return None
     from kanplatform.search.stops import RecordedASHA
 
     s = spec.scheduler
     return RecordedASHA(
-        str(experiment_dir), STATUS_KEY,
+        str(store.local), STATUS_KEY, store.uri,
         time_attr=spec.time_attr(),
         max_t=s.max_t or max_t or 100,
         grace_period=s.grace_period,
@@ -166,6 +181,7 @@ def run_search(
     num_gpus: int | None = None,
     verbose: int = 1,
     ray_init_kwargs: Mapping[str, Any] | None = None,
+    autoscaling: bool = False,
     run_dirs: Sequence[str | None] | None = None,
 ) -> SearchResult:
     """Run (or resume) a Ray Tune search whose trials are ``kanplatform train`` runs.
@@ -180,14 +196,20 @@ def run_search(
         address: an existing cluster's head ``HOST:PORT``; None starts a local Ray.
         resume: continue the interrupted search ``name`` (default: the newest
             ``<spec.name>-*`` under the storage path) with ``Tuner.restore``.
-        storage_path: where experiment directories go (shared storage on clusters);
-            default ``spec.storage_path`` or ``<cfg.output_dir>/tune``.
+        storage_path: where experiment directories go: on a cluster of several nodes a
+            path every node mounts (checked: node-local paths are refused and the path is
+            probed from every node) or a URI Ray Tune writes through pyarrow (``s3://``,
+            ``gs://``, ``file:///...``; the tables are then mirrored under
+            ``<cfg.output_dir>/tune``); default ``spec.storage_path`` or
+            ``<cfg.output_dir>/tune``.
         name: experiment directory name (default ``<spec.name>-<UTC timestamp>``).
         configs: run exactly these override dicts, one trial each (``spec.space`` may then
             be empty; its constant keys still apply to every trial).
         num_cpus / num_gpus: size of a local Ray (default: this machine).
         verbose: Tune's console verbosity (0-3).
         ray_init_kwargs: extra ``ray.init`` arguments.
+        autoscaling: the cluster at ``address`` adds nodes on demand: a trial larger than
+            its current nodes waits (``resources.placement_timeout_s``) instead of failing.
         run_dirs: with ``configs``, the run directory of each (None: ``runs/trial-<i>``),
             e.g. a study's interrupted run that its trial continues.
 
@@ -211,37 +233,44 @@ def run_search(
         probe = replace(spec, space={k: {"choice": [c[k] for c in configs if k in c]}
                                      for c in configs for k in c})
         check_against_config(probe, base_cfg)
-    storage = Path(storage_path or spec.storage_path or Path(base_cfg.output_dir) / "tune")
-    storage = storage.expanduser().resolve()
+    storage = storage_path or spec.storage_path or Path(base_cfg.output_dir) / "tune"
     exp_name = _experiment_name(spec, storage, name, resume)
-    experiment_dir = storage / exp_name
-    if not resume and holds_search(experiment_dir):
+    store = experiment_store(storage, exp_name, Path(base_cfg.output_dir) / "tune")
+    if not resume and holds_search(store):
         raise SearchSpecError(
-            f"{experiment_dir} already holds a search; pass --resume to continue it "
+            f"{store.where} already holds a search; pass --resume to continue it "
             "or choose another name"
         )
-    if resume and not holds_search(experiment_dir):
-        raise SearchSpecError(f"--resume: no search to resume at {experiment_dir}")
-    plan = make_plan(spec, base_cfg, experiment_dir, configs, resume, run_dirs)  # before Ray
+    if resume and not holds_search(store):
+        raise SearchSpecError(f"--resume: no search to resume at {store.where}")
+    plan = make_plan(spec, base_cfg, store, configs, resume, run_dirs)  # before Ray starts
 
     conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
-                   init_kwargs=ray_init_kwargs)
+                   init_kwargs=ray_init_kwargs, autoscaling=autoscaling)
     try:
-        return _run(base_cfg, spec, experiment_dir, plan, conn, verbose=verbose)
+        if store.uri is None:  # several nodes: prove they all see the path
+            check_shared(store.local.parent)
+        return _run(base_cfg, spec, store, plan, conn, verbose=verbose)
     finally:
         conn.shutdown()
 
 
-def _run(base_cfg: Any, spec: SearchSpec, experiment_dir: Path, plan: Plan, conn: Any, *,
+def _run(base_cfg: Any, spec: SearchSpec, store: ExperimentStore, plan: Plan, conn: Any, *,
          verbose: int) -> SearchResult:
     from ray import tune
 
+    # Lightning comes with the trainable: imported only once the search is known to fit the
+    # cluster, so a refused search fails in the time torch and the config take to load
+    from kanplatform.search.trainable import TrialSetup, make_trainable
+
+    experiment_dir = store.local
     experiment_dir.mkdir(parents=True, exist_ok=True)
     if plan.record is not None:
         tmp = experiment_dir / f".{SEARCH_JSON}.tmp"
         tmp.write_text(json.dumps(plan.record, indent=2, default=str))
         tmp.replace(experiment_dir / SEARCH_JSON)  # the list is recorded whole or not at all
-    concurrency = default_concurrency(spec, conn.resources)
+        store.publish(SEARCH_JSON)
+    concurrency = default_concurrency(spec, conn.resources, conn.nodes)
     setup = TrialSetup(
         base_config=plan.base,
         experiment_dir=str(experiment_dir),
@@ -252,68 +281,87 @@ def _run(base_cfg: Any, spec: SearchSpec, experiment_dir: Path, plan: Plan, conn
         resources=spec.to_dict()["resources"],
         configs=plan.configs,
         run_dirs=plan.run_dirs,
+        results_uri=store.uri,
     )
     trainable = make_trainable(setup)
+    watch, stop = placement_wait(spec.resources.placement_timeout_s,
+                                 TrialPlacement.of(spec.resources))
     start = time.perf_counter()
-    errors: dict[str, str] = {}
+    facts: dict[str, dict[str, Any]] = {}
     if plan.configs is not None and not plan.todo:
-        print(f"resume: all {len(plan.configs)} trials of {experiment_dir} have ended; "
+        print(f"resume: all {len(plan.configs)} trials of {store.where} have ended; "
               "nothing to run")
     elif plan.configs is not None:
         if plan.tune_name != experiment_dir.name:
             print(f"resume: {len(plan.configs) - len(plan.todo)} of {len(plan.configs)} trials "
                   f"have ended; running {len(plan.todo)} ({plan.tune_name})")
         space = {CONFIG_INDEX_KEY: tune.grid_search(plan.todo)}
-        errors = _errors(_tuner(spec, base_cfg, trainable, space, experiment_dir, plan,
-                                concurrency, verbose).fit())
+        facts = _facts(_tuner(spec, base_cfg, trainable, space, store, plan, concurrency,
+                              verbose, watch, stop).fit())
     else:
         space = to_tune_space(spec)
         if plan.tune_restore:
-            tuner = tune.Tuner.restore(str(experiment_dir), trainable, resume_errored=True,
-                                       param_space=space)
+            tuner = tune.Tuner.restore(store.uri or str(experiment_dir), trainable,
+                                       resume_errored=True, param_space=space)
         else:
-            tuner = _tuner(spec, base_cfg, trainable, space, experiment_dir, plan, concurrency,
-                           verbose)
+            tuner = _tuner(spec, base_cfg, trainable, space, store, plan, concurrency, verbose,
+                           watch, stop)
         grid = tuner.fit()
     wall = time.perf_counter() - start
     if plan.configs is not None:
-        trials = rank(listed_rows(plan.configs, run_dirs_of(experiment_dir, plan.run_dirs),
-                                  spec, errors), spec)
+        trials = rank(listed_rows(plan.configs, run_dirs_of(store, plan.run_dirs), spec,
+                                  facts), spec)
     else:
-        trials = trials_table(grid, spec, experiment_dir)
+        trials = trials_table(grid, spec, store)
+    for row in trials:
+        if watch.state.message and row["status"] == "interrupted" and row.get("grid/stage") \
+                is None:  # never placed: the cluster could not hold it in time
+            row.update(status="failed", reason=watch.state.message)
     result = _write_results(experiment_dir, trials, spec, wall)
+    store.publish(SEARCH_JSON, TRIALS_JSON, TRIALS_CSV, BEST_CONFIG)
     print(format_table(result.trials, spec))
     if result.best_config:
         print(f"best config: {result.best_config}")
-    print(f"experiment: {experiment_dir}")
+    print(f"experiment: {experiment_dir}" + (f" (results: {store.uri})" if store.uri else ""))
+    if watch.state.message:
+        raise SearchSpecError(f"{watch.state.message} (tables so far: {experiment_dir})")
     return result
 
 
 def _tuner(spec: SearchSpec, base_cfg: Any, trainable: Any, space: dict[str, Any],
-           experiment_dir: Path, plan: Plan, concurrency: int | None, verbose: int) -> Any:
+           store: ExperimentStore, plan: Plan, concurrency: int | None, verbose: int,
+           watch: Any, stop: Any) -> Any:
     from ray import tune
 
     listed = plan.configs is not None
-    storage = experiment_dir.parent if plan.tune_name == experiment_dir.name else experiment_dir
+    first = plan.tune_name == store.name  # a resume is its own experiment inside this one
+    root = store.tune_root if first else (store.uri or str(store.local))
     return tune.Tuner(
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
-            scheduler=_scheduler(spec, _stage_count(base_cfg, spec), experiment_dir),
+            scheduler=_scheduler(spec, _stage_count(base_cfg, spec), store),
             search_alg=_search_alg(spec, concurrency),
             num_samples=1 if listed else spec.num_samples,  # listed: samples drawn already
             reuse_actors=spec.reuse_actors,
         ),
         run_config=tune.RunConfig(
             name=plan.tune_name,
-            storage_path=str(storage),
+            storage_path=root,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints),
             verbose=verbose,
+            callbacks=[watch],
+            stop=stop,
         ),
     )
+
+
+def join_run(run_dir: str, name: str) -> str:
+    """A file of a run directory named by a path or a URI."""
+    return join(run_dir, name) if is_uri(run_dir) else str(Path(run_dir) / name)
 
 
 def _error_reason(error: BaseException) -> str:
@@ -322,24 +370,34 @@ def _error_reason(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def _errors(grid: Any) -> dict[str, str]:
-    """``{trial key: error}`` of the Tune trials that ended in an error."""
-    return {run_key(res.config or {}, Path(res.path).name): _error_reason(res.error)
-            for res in grid if res.error is not None}
+FACTS = ("trainer/workers", "trainer/backend")  # what only Tune's results know of a trial
 
 
-def trials_table(grid: Any, spec: SearchSpec, experiment_dir: Path) -> list[dict[str, Any]]:
+def _facts(grid: Any) -> dict[str, dict[str, Any]]:
+    """``{trial key: {"error": ..., "trainer/workers": ...}}`` from Tune's results."""
+    out = {}
+    for res in grid:
+        m = dict(res.metrics or {})
+        fact = {k: m[k] for k in FACTS if k in m}
+        if res.error is not None:
+            fact["error"] = _error_reason(res.error)
+        out[run_key(res.config or {}, m.get("trial_id") or Path(res.path).name)] = fact
+    return out
+
+
+def trials_table(grid: Any, spec: SearchSpec, store: ExperimentStore) -> list[dict[str, Any]]:
     """One row per trial of a Tune ``ResultGrid`` (an Optuna search), from its run directory."""
     rows = []
     for res in grid:
         m = dict(res.metrics or {})
         trial_id = m.get("trial_id") or Path(res.path).name
-        run_dir = Path(m.get("trial/run_dir") or experiment_dir / "runs" / trial_id)
-        error = _error_reason(res.error) if res.error is not None else None
-        config = dict(res.config or {})
-        if read_metrics(run_dir) is None and not error and m:
-            error = "its process ended without writing metrics.json"
-        rows.append(row_from_run(trial_id, config, run_dir, spec, error))
+        run_dir = m.get("trial/run_dir") or str(run_dir_of(store, trial_id))
+        fact = {k: m[k] for k in FACTS if k in m}
+        if res.error is not None:
+            fact["error"] = _error_reason(res.error)
+        elif read_metrics(run_dir) is None and m:
+            fact["error"] = "its process ended without writing metrics.json"
+        rows.append(row_from_run(trial_id, dict(res.config or {}), run_dir, spec, fact))
     return rank(rows, spec)
 
 
@@ -360,9 +418,9 @@ def _write_results(experiment_dir: Path, trials: list[dict[str, Any]], spec: Sea
     best = next((r for r in trials if r["status"] == "completed"
                  and r.get(spec.metric) is not None), None)
     best_path = None
-    if best and best.get("run_dir") and (Path(best["run_dir"]) / "config.yaml").is_file():
+    if best and best.get("run_dir") and copy_file(join_run(best["run_dir"], "config.yaml"),
+                                                  experiment_dir / BEST_CONFIG):
         best_path = experiment_dir / BEST_CONFIG
-        shutil.copyfile(Path(best["run_dir"]) / "config.yaml", best_path)
     return SearchResult(experiment_dir, trials, spec.metric, spec.mode, best, best_path, wall)
 
 

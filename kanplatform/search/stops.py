@@ -24,6 +24,7 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from kanplatform.search.sampling import run_key
+from kanplatform.search.storage import join, read_file, upload
 
 STOP_DIR = "stops"  # in the experiment directory
 
@@ -33,11 +34,15 @@ def stop_file(experiment_dir: str | Path, key: str) -> Path:
     return Path(experiment_dir) / STOP_DIR / f"{key}.json"
 
 
-def read_stop(experiment_dir: str | Path, key: str) -> str | None:
-    """The reason trial ``key`` was told to stop, or None."""
+def read_stop(experiment_dir: str | Path, key: str, uri: str | None = None) -> str | None:
+    """The reason trial ``key`` was told to stop, or None (``uri``: the experiment's object
+    storage, where a trial on any node finds it)."""
     try:
+        if uri is not None:
+            data = read_file(join(uri, STOP_DIR, f"{key}.json"))
+            return json.loads(data)["reason"] if data is not None else None
         return json.loads(stop_file(experiment_dir, key).read_text())["reason"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -46,13 +51,16 @@ class RecordedASHA(ASHAScheduler):
 
     Args:
         experiment_dir: where ``stops/`` goes (the trials read it there).
+        uri: the experiment's object storage, where the decision is uploaded too.
         status_key: the result entry saying ``running`` while the trial has budget left.
         **kwargs: :class:`ASHAScheduler`'s.
     """
 
-    def __init__(self, experiment_dir: str, status_key: str, **kwargs: Any) -> None:
+    def __init__(self, experiment_dir: str, status_key: str, uri: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._stop_dir = str(experiment_dir)
+        self._uri = uri
         self._status_key = status_key
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
@@ -74,4 +82,6 @@ class RecordedASHA(ASHAScheduler):
         tmp.write_text(json.dumps({"reason": reason, "result": {
             k: v for k, v in result.items() if isinstance(v, int | float | str)}}))
         os.replace(tmp, path)  # the trial never reads half a decision
+        if self._uri is not None:
+            upload(path, join(self._uri, STOP_DIR, path.name))
         return TrialScheduler.CONTINUE

@@ -359,6 +359,7 @@ class _Run:
             "git_sha": git_sha(),
             "versions": versions(),
             "run_dir": str(self.run_dir),
+            **_distributed(self.trainer),
         })
         write_json(self.run_dir / "metrics.json", metrics)
         return metrics
@@ -418,6 +419,16 @@ class _Run:
         if self.finish_tracking is not None:
             ok = status in (STATUS_COMPLETED, STATUS_STOPPED)
             self.finish_tracking(self.loggers, exit_code=0 if ok else 1, status=status)
+
+
+def _distributed(trainer: Any) -> dict[str, Any]:
+    """``trainer/workers`` (processes training together) and ``trainer/backend`` (their
+    collective backend, ``gloo``/``nccl``; null for one process), as the run really trained."""
+    workers = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+    backend = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        backend = str(torch.distributed.get_backend())
+    return {"trainer/workers": workers, "trainer/backend": backend}
 
 
 def _as_list(value: Any) -> list[Any]:

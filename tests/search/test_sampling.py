@@ -48,8 +48,8 @@ def test_the_table_says_what_each_run_directory_recorded(tmp_path):
         d.mkdir()
         (d / "metrics.json").write_text(json.dumps(m))
     (dirs[1] / "trial.json").write_text(json.dumps({"starts": 3}))
-    rows = rank(listed_rows(configs, dirs, spec, {trial_key(4): "RayActorError: node died"}),
-                spec)
+    died = {trial_key(4): {"error": "RayActorError: node died"}}
+    rows = rank(listed_rows(configs, dirs, spec, died), spec)
     by = {r["trial_id"]: r for r in rows}
     assert rows[0]["trial_id"] == "trial-0000"  # the only completed one ranks first
     assert by["trial-0000"]["val/rmse"] == 0.2 and by["trial-0000"]["grid/size"] == 5
