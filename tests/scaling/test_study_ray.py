@@ -22,7 +22,7 @@ from tests.tracking.conftest import leet_summary_at, offline_runs
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "scaling" / "tiny.yaml"
 # one KAN grid-extension run (3 sizes) + 4 MLP widths = 5 trainings, 7 sizes
-OVERRIDES = ["families.mlp.widths=[4,8,16,32]"]
+OVERRIDES = ["families.mlp.widths=[4,8,16,32]", "tracking.mode=offline"]  # W&B of every trial
 N_TRAININGS = 5
 
 
