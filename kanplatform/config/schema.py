@@ -57,6 +57,9 @@ class DataConfig:
     (which seeds the model's initialisation), so seeds compare models on the same data.
     A file's rows holding NaN or inf are refused (their count and the first one named)
     unless ``drop_nonfinite: true``, which trains without them (with a warning).
+    ``n_ood > 0`` (registered targets only) adds an out-of-domain test split of that many
+    points in the shell ``ood_shell`` (in half-widths of the training box, default 1.0-1.5:
+    just outside it; see :mod:`kanplatform.data.ood`), and the run records ``ood/rmse``.
     """
 
     dataset: str = "exp_sin_sq"
@@ -70,6 +73,8 @@ class DataConfig:
     inputs: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     drop_nonfinite: bool = False
+    n_ood: int = 0
+    ood_shell: list[float] = field(default_factory=lambda: [1.0, 1.5])
 
 
 @dataclass

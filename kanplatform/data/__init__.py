@@ -20,6 +20,7 @@ from kanplatform.data.datasets import (
     make_dataset,
     read_columns,
 )
+from kanplatform.data.ood import OODSplit, box_radius, ood_split, shell_inputs
 from kanplatform.data.targets import TARGETS, Target, get_target, register
 
 __all__ = [
@@ -27,8 +28,10 @@ __all__ = [
     "DataError",
     "DataWarning",
     "KANDataModule",
+    "OODSplit",
     "Splits",
     "Target",
+    "box_radius",
     "check_data_config",
     "column_names",
     "dataset_dims",
@@ -37,8 +40,10 @@ __all__ = [
     "get_target",
     "load_file",
     "make_dataset",
+    "ood_split",
     "read_columns",
     "register",
+    "shell_inputs",
 ]
 
 

@@ -7,6 +7,7 @@ does not depend on ``n_train`` and nothing touches global random state.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kanplatform.data.ood import OODSplit, ood_split
 from kanplatform.data.targets import get_target
 
 SPLITS = ("train", "val", "test")
@@ -32,6 +34,7 @@ class Splits:
         input_names, target_names: column names.
         name: the dataset name (or file path).
         ranges: the input domain, one ``(low, high)`` per input (``None`` for file data).
+        ood: the out-of-domain split (``data.n_ood > 0``), or ``None``.
     """
 
     train: tuple[torch.Tensor, torch.Tensor]
@@ -41,6 +44,7 @@ class Splits:
     target_names: tuple[str, ...]
     name: str
     ranges: tuple[tuple[float, float], ...] | None = None
+    ood: OODSplit | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -61,8 +65,9 @@ class Splits:
         def move(pair):
             return tuple(t.to(device=device, dtype=dtype) for t in pair)
 
+        ood = self.ood.to(device=device, dtype=dtype) if self.ood is not None else None
         return Splits(move(self.train), move(self.val), move(self.test),
-                      self.input_names, self.target_names, self.name, self.ranges)
+                      self.input_names, self.target_names, self.name, self.ranges, ood)
 
     def domain_points(self, n: int = 10000, seed: int = 0) -> torch.Tensor | None:
         """Unlabelled inputs covering the input domain: ``(m, n_inputs)``, or ``None``.
@@ -222,4 +227,10 @@ def dataset_from_config(data_cfg: Any, dtype: torch.dtype = torch.float32) -> Sp
     if data_cfg.dataset == "file":
         return load_file(data_cfg.path, list(data_cfg.inputs), list(data_cfg.targets),
                          drop_nonfinite=bool(data_cfg.get("drop_nonfinite", False)), **common)
-    return make_dataset(data_cfg.dataset, **common)
+    splits = make_dataset(data_cfg.dataset, **common)
+    n_ood = int(getattr(data_cfg, "n_ood", 0) or 0)
+    if n_ood > 0:
+        shell = tuple(float(r) for r in data_cfg.ood_shell)
+        ood = ood_split(data_cfg.dataset, n_ood, shell, seed=data_cfg.seed, dtype=dtype)
+        splits = dataclasses.replace(splits, ood=ood)
+    return splits

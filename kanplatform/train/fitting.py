@@ -401,9 +401,14 @@ class _Run:
         final: dict[str, Any] = {}
         for split in ("train", "val", "test"):
             final[f"{split}/rmse"] = module.rmse(*splits.split(split))
+        extra: dict[str, Any] = {}
+        if splits.ood is not None:  # data.n_ood > 0: inputs in a shell outside the training box
+            final["ood/rmse"] = module.rmse(splits.ood.x, splits.ood.y)
+            extra["ood"] = {"n": len(splits.ood.x), "shell": list(splits.ood.shell),
+                            "nonfinite_dropped": splits.ood.n_dropped}
         final["train/loss"] = float(module.last_loss) if module.last_loss is not None else None
         return {"final": final, "stages": list(self.grid.stages), "step": self.trainer.global_step,
-                **_model_counts(module.model)}
+                **_model_counts(module.model), **extra}
 
     def _save_model(self) -> None:
         from kanplatform.train.callbacks import write_checkpoint

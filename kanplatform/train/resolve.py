@@ -61,6 +61,8 @@ def _check_data(d: DictConfig) -> None:
         _check(d.dataset in TARGETS, "data.dataset",
                f"unknown dataset {d.dataset!r}; valid: file, {', '.join(sorted(TARGETS))}")
         return
+    _check(d.n_ood == 0, "data.n_ood", "an out-of-domain split needs a registered target "
+           "(its training box); a file has none: set data.n_ood: 0")
     _check(bool(d.path), "data.path", "is required with dataset: file (a .csv or .npz)")
     path = Path(d.path)
     _check(path.is_file(), "data.path", f"file not found: {path}")

@@ -273,3 +273,20 @@ def test_a_loss_that_explodes_without_overflowing_is_diverged(quick_cfg, precisi
     off = fit(apply_overrides(cfg, {"trainer.divergence_factor": 0, "trainer.precision": 64}),
               verbose=False)
     assert off.status == "completed"  # the old rule: only NaN/inf, so 1e24 RMSE "completes"
+
+
+def test_ood_split_is_evaluated_beside_the_test_split(quick_cfg):
+    from kanplatform.data import dataset_from_config
+
+    cfg = apply_overrides(quick_cfg, {"data.n_ood": 300, "data.n_train": 200})
+    result = fit(cfg, verbose=False)
+    m = json.loads((result.run_dir / "metrics.json").read_text())
+    assert m["ood"] == {"n": 300, "shell": [1.0, 1.5], "nonfinite_dropped": 0}
+    dtype = next(result.model.parameters()).dtype
+    ood = dataset_from_config(cfg.data, dtype=dtype).ood
+    x, y = ood.x, ood.y
+    with torch.no_grad():
+        rmse = float(torch.sqrt(torch.mean((result.model(x) - y) ** 2)))
+    assert m["final"]["ood/rmse"] == pytest.approx(rmse, rel=1e-5)
+    assert m["final"]["ood/rmse"] > m["final"]["test/rmse"]  # outside the box is harder
+
