@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tracking.conftest import leet_summary_at, offline_runs
+from tests.tracking.conftest import leet_summary_at
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "scaling" / "tiny.yaml"
@@ -124,9 +124,14 @@ def test_study_killed_midway_resumes_without_retraining(tmp_path):
     # one directory per training: one the kill cut off was continued in place
     assert sorted(str(p) for p in exp_dir.glob("trials-*/runs/*")) == sorted(used)
     for run_dir in used:  # and its W&B run (the last process's, for a continued one) finished
-        path, _, _ = offline_runs(Path(run_dir))[-1]
-        summary = leet_summary_at(path)
+        # offline-run-<YYYYMMDD_HHMMSS>-<id>: the newest is the resumed process's; an older one
+        # of the SIGKILLed process may be a bare 7-byte header (nothing could flush it)
+        runs = sorted((Path(run_dir) / "wandb").glob("offline-run-*"))
+        assert runs, run_dir
+        summary = leet_summary_at(runs[-1])
         assert summary["state"] == "finished" and summary["exit_code"] == 0, run_dir
+        starts = json.loads((Path(run_dir) / "trial.json").read_text())["starts"]
+        assert len(runs) <= starts, run_dir  # at most one W&B run per process that trained it
 
     # the study's outputs: table, fits against both axes, plots
     rows = doc["rows"]
