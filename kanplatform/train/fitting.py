@@ -279,8 +279,7 @@ class _Run:
         cfg = self.cfg
         dtype = torch.float64 if cfg.trainer.precision == 64 else torch.float32
         schedule = list(cfg.grid.schedule)
-        kan = cfg.model.kind == "kan"
-        model = build_model_from_config(cfg.model, schedule[0] if schedule and kan else None,
+        model = build_model_from_config(cfg.model, schedule[0] if schedule else None,
                                         grid_eps=cfg.grid.grid_eps, seed=cfg.seed)
         self.module = RegressionModule(model.to(dtype), cfg.optim, cfg.reg)
         datamodule = KANDataModule(data_cfg=cfg.data, dtype=dtype, seed=cfg.seed)

@@ -2,8 +2,8 @@
 
 MSE loss plus optional KAN regularisation; Adam/AdamW through Lightning's automatic
 optimisation, LBFGS (strong Wolfe, full batch) by manual optimisation with a lean closure
-(forward, loss, backward: Lightning's per-closure hooks cost ~1.5 ms, as much as the whole
-forward and backward of a small KAN, and LBFGS evaluates ~10 closures per step). The
+(forward, loss, backward: Lightning's per-closure hooks cost as much as the whole forward and
+backward of a small KAN, and LBFGS evaluates ~10 closures per step; benchmarks/README.md). The
 wrapped model lives in ``self.model`` and may be replaced mid-fit (grid extension):
 :meth:`replace_model` swaps it and rebuilds the optimiser.
 """
@@ -17,12 +17,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from kanplatform.nn.registry import GridModel
 from kanplatform.train.optim import make_optimizer
-
-
-def is_kan(model: nn.Module) -> bool:
-    """True for models with a spline grid (they have ``update_grid`` and ``extend_grid``)."""
-    return hasattr(model, "update_grid") and hasattr(model, "extend_grid")
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
@@ -31,13 +27,8 @@ def model_config(model: nn.Module) -> dict[str, Any]:
 
 
 def model_grid_size(model: nn.Module) -> int | None:
-    """The KAN's current grid size, or ``None`` for models without a grid."""
-    if not is_kan(model):
-        return None
-    size = getattr(model, "grid_size", None)
-    if size is None:
-        size = model_config(model).get("grid_size")
-    return int(size) if size is not None else None
+    """The current grid size of a :class:`~kanplatform.nn.GridModel`, ``None`` for others."""
+    return int(model.grid_size) if isinstance(model, GridModel) else None
 
 
 class RegressionModule(pl.LightningModule):
@@ -66,7 +57,8 @@ class RegressionModule(pl.LightningModule):
         return self.model(x)
 
     def _use_reg(self) -> bool:
-        return bool(self.reg_cfg is not None and self.reg_cfg.lamb > 0 and is_kan(self.model))
+        return bool(self.reg_cfg is not None and self.reg_cfg.lamb > 0
+                    and isinstance(self.model, GridModel))
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor, use_reg: bool) -> torch.Tensor:
         # called once per Adam step, ~10 times per LBFGS step (the closure): keep it lean

@@ -17,7 +17,6 @@ The CLI, Ray Tune trials and scaling studies all go through these, so a trial is
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from omegaconf import DictConfig
 from kanplatform._util.dotted import Overrides
 from kanplatform.config import ConfigError, apply_overrides, config_root, load_config, validate
 from kanplatform.config.load import PathLike
+from kanplatform.config.schema import MODEL_CONFIGS
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -90,6 +90,8 @@ def _check_model(cfg: DictConfig) -> None:
 
     m = cfg.model
     _one_of(m.kind, "model.kind", sorted(MODEL_REGISTRY))
+    _check(m.kind in MODEL_CONFIGS, "model.kind", f"{m.kind!r} is registered in kanplatform.nn "
+           "but has no config dataclass in kanplatform.config.schema.MODEL_CONFIGS")
     width = list(m.width)
     n_in, n_out = dataset_dims(cfg.data)
     name = cfg.data.dataset if cfg.data.dataset != "file" else cfg.data.path
@@ -123,9 +125,9 @@ def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike
                         check: bool = False) -> DictConfig:
     """:func:`kanplatform.config.apply_overrides`, then the fills that need the model registry.
 
-    An MLP with ``match: params`` and no ``match_params`` that replaced a KAN (``model=mlp``
-    over a KAN config) gets the KAN's parameter count at its final grid size, which is how
-    ``kanplatform train EXP.yaml model=mlp`` trains a parameter-matched MLP.
+    An MLP with ``match: params`` and no ``match_params`` that replaced another kind
+    (``model=mlp`` over a KAN config) gets that model's parameter count at its final grid
+    size, which is how ``kanplatform train EXP.yaml model=mlp`` trains a parameter-matched MLP.
 
     Args:
         cfg: a loaded run config (not modified).
@@ -138,9 +140,9 @@ def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike
     """
     new = apply_overrides(cfg, overrides, root=root)
     m = new.model
-    if m.match == "params" and m.match_params is None and cfg.model.kind == "kan" \
-            and m.kind != "kan":
-        m.match_params = kan_param_count(cfg.model, cfg.grid.schedule)
+    if m.match == "params" and m.match_params is None and m.kind != cfg.model.kind \
+            and cfg.model.kind in MODEL_CONFIGS:
+        m.match_params = param_count(cfg.model, cfg.grid.schedule)
     return check_run_config(new) if check else new
 
 
@@ -157,16 +159,15 @@ def load_run_config(files: PathLike | Iterable[PathLike] = (), overrides: Overri
     return apply_run_overrides(cfg, overrides, root=root, check=check)
 
 
-def kan_param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
-    """Parameter count of the KAN ``model`` describes, at the last grid of ``schedule``."""
+def param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
+    """Parameter count of the model ``model`` describes, at the last grid of ``schedule``
+    (a grid kind's; other kinds ignore it)."""
     from kanplatform.nn import count_params
     from kanplatform.train.models import build_model_from_config
 
     schedule = list(schedule)
-    model = copy.deepcopy(model)
-    if schedule:
-        model.grid_size = schedule[-1]
-    return int(count_params(build_model_from_config(model)))
+    return int(count_params(build_model_from_config(model, schedule[-1] if schedule else None)))
+
 
 
 def check_group_file(path: Path) -> str:
