@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 import math
 
-from kanplatform.search import parse_search
+import pytest
+
+from kanplatform.config import load_config
+from kanplatform.search import SearchSpecError, parse_search
+from kanplatform.search.plan import SEARCH_JSON, make_plan
 from kanplatform.search.records import listed_rows, rank, unfinished
 from kanplatform.search.sampling import sample_configs, trial_key
+from kanplatform.search.storage import experiment_store
+from tests.search.conftest import QUICK
 
 
 def test_every_grid_combination_num_samples_times_and_the_same_list_for_a_seed():
@@ -62,3 +68,37 @@ def test_the_table_says_what_each_run_directory_recorded(tmp_path):
     assert all(r["optim.lr"] == configs[int(r["trial_id"][-1])]["optim.lr"] for r in rows)
     assert not any(isinstance(v, float) and math.isnan(v) for r in rows for v in r.values())
     assert unfinished(dirs) == [3, 4]  # interrupted, never recorded: a resume runs these
+
+
+def test_a_resume_that_cannot_rebuild_the_trial_list_refuses_saying_why(tmp_path):
+    """No Ray: ``--resume`` refuses in one line when search.json is unreadable, when the
+    search differs from the recorded one, or for an Optuna search Tune never saved."""
+    cfg = load_config(QUICK, [f"output_dir={tmp_path / 'runs'}"])
+    spec = parse_search({"seed": 1, "num_samples": 2,
+                         "space": {"optim.lr": {"choice": [0.1, 0.2]}}})
+    store = experiment_store(tmp_path / "tune", "s", tmp_path)
+    plan = make_plan(spec, cfg, store, None, resume=False)
+    assert len(plan.configs) == 2 and plan.todo == [0, 1]
+    store.local.mkdir(parents=True)
+    (store.local / SEARCH_JSON).write_text('{"search": ')  # cut off mid-write
+
+    def refusal(s) -> str:
+        with pytest.raises(SearchSpecError) as err:
+            make_plan(s, cfg, store, None, resume=True)
+        assert "\n" not in str(err.value)
+        return str(err.value)
+
+    assert "search.json cannot be read" in refusal(spec)
+    (store.local / SEARCH_JSON).write_text(json.dumps(plan.record, default=str))
+    other = parse_search({"seed": 2, "num_samples": 2,
+                          "space": {"optim.lr": {"choice": [0.1, 0.2]}}})
+    assert refusal(other).startswith("--resume: seed differs from the search this experiment")
+    resumed = make_plan(spec, cfg, store, None, resume=True)  # the same search: both to run
+    assert resumed.configs == plan.configs and resumed.todo == [0, 1]
+    assert resumed.tune_name == "resume-1"
+
+    optuna = parse_search({"search_alg": "optuna", "num_samples": 2,
+                           "space": {"optim.lr": {"uniform": [0.1, 0.2]}}})
+    record = make_plan(optuna, cfg, store, None, resume=False).record
+    (store.local / SEARCH_JSON).write_text(json.dumps(record, default=str))
+    assert "has no Tune experiment state" in refusal(optuna)
