@@ -80,6 +80,23 @@ class RegressionModule(pl.LightningModule):
         if self.automatic_optimization:
             return self._loss(x, y, use_reg)
         opt = self.optimizers()
+        from kanplatform.train.lbfgs import FlatLBFGS
+
+        fused = None if use_reg or not isinstance(opt.optimizer, FlatLBFGS) else \
+            self._fused_loss(x, y)
+        if fused is not None:
+            opt.optimizer.ensure_flat()  # a re-flattening inside step would move the tensors
+            run = fused.prepare()  # bound to them: grids and tensors hold for the whole step
+
+            def evaluate() -> torch.Tensor:
+                loss = run()  # the plain closure's loss and gradients, in one C call
+                self.last_mse = self.last_loss = loss
+                return loss
+
+            # LightningOptimizer.step counts the global step; its per-call hooks wrap the
+            # closure, which FlatLBFGS calls once, the line search's evaluations bare
+            opt.step(evaluate, evaluate=evaluate)
+            return self.last_loss
         params = [p for group in opt.param_groups for p in group["params"]]
 
         def closure() -> torch.Tensor:
@@ -92,6 +109,19 @@ class RegressionModule(pl.LightningModule):
         # LightningOptimizer.step counts the global step and runs the optimiser hooks
         opt.step(closure)
         return self.last_loss
+
+    def _fused_loss(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        """A :class:`~kanplatform.nn.fused.FusedMSE` of the model on this batch where it
+        applies (a small KAN on the CPU: the same loss and gradients as :meth:`_loss` +
+        ``backward``, bit for bit), else ``None``; kept while model and batch are the same."""
+        cached = self.__dict__.get("_fused")
+        if cached is not None and cached[0] is self.model and cached[1] is x and cached[2] is y:
+            return cached[3]
+        from kanplatform.nn.fused import FusedMSE
+
+        fused = FusedMSE(self.model, x, y) if FusedMSE.supported(self.model, x, y) else None
+        self.__dict__["_fused"] = (self.model, x, y, fused)
+        return fused
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
