@@ -10,9 +10,14 @@ larger budget (``trainer.max_steps=...``, ``grid.schedule=[...]``). The run's W&
 ``--interpret`` then prunes the trained KAN and fits a formula (``kanplatform interpret``'s
 defaults; its files go to ``RUN_DIR/interpret/``).
 
-Exit status: 0 completed, 1 diverged or ``--interpret`` failed (the reason is printed), 2
-invalid config or checkpoint (or ``--interpret`` with a model that is not a KAN),
-143 stopped by SIGTERM / 130 by Ctrl-C (``metrics.json`` says where; ``--resume`` goes on).
+A ``--run-dir`` that holds a run is refused unless ``--resume`` is given, and one another
+process is writing is refused at once (runs are never overwritten).
+
+Exit status: 0 completed, 1 diverged, failed or ``--interpret`` failed (one line with the
+reason and the run directory; a failure's traceback is in ``RUN_DIR/error.log``, and on the
+console with ``--debug``), 2 invalid config, checkpoint or run directory, found before
+anything is written (or ``--interpret`` with a model that is not a KAN), 143 stopped by
+SIGTERM / 130 by Ctrl-C (``metrics.json`` says ``interrupted`` and where; ``--resume`` goes on).
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "from its checkpoints/last.ckpt, with its config.yaml unless "
                              "config files are given")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true",
+                        help="print a failed run's traceback too (it is always written to "
+                             "RUN_DIR/error.log)")
     parser.add_argument("--interpret", action="store_true",
                         help="then prune the trained KAN and fit a symbolic formula, as "
                              "`kanplatform interpret RUN_DIR` with its defaults does")
@@ -104,7 +112,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     from kanplatform.train import ResumeError, fit
-    from kanplatform.train.rundir import new_run_dir
+    from kanplatform.train.fitting import ERROR_LOG
+    from kanplatform.train.rundir import RunDirError, new_run_dir
 
     run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.output_dir, cfg.name)
     try:
@@ -112,12 +121,25 @@ def main(args: argparse.Namespace) -> int:
     except ResumeError as err:  # fit checks the checkpoint before anything is written
         print(f"cannot resume: {err}", file=sys.stderr)
         return 2
+    except RunDirError as err:  # before anything was written
+        print(f"cannot train: {err}", file=sys.stderr)
+        return 2
     except SystemExit as err:  # how Lightning leaves on SIGTERM (after the step) and Ctrl-C
         from pytorch_lightning.utilities.exceptions import SIGTERMException
 
         print(f"run stopped: {_reason(run_dir) or err}", file=sys.stderr)
         print(run_dir.resolve())
         return 143 if isinstance(err, SIGTERMException) else 130
+    except Exception as err:  # noqa: BLE001 - after the start: one line, the rest in a log
+        log = run_dir.resolve() / ERROR_LOG
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"run failed: {_reason(run_dir) or f'{type(err).__name__}: {err}'} "
+              f"(run dir {run_dir.resolve()}; traceback in {log})", file=sys.stderr)
+        print(run_dir.resolve())
+        return 1
     metrics = result.metrics
     for row in metrics.get("stages", []):
         grid = f"G={row['grid_size']:<4}" if row.get("grid_size") is not None else "      "

@@ -116,6 +116,8 @@ class DataConfig:
     ``noise`` is the std of Gaussian noise added to train and validation targets (the
     test targets stay clean). ``seed`` fixes the samples independently of ``RunConfig.seed``
     (which seeds the model's initialisation), so seeds compare models on the same data.
+    A file's rows holding NaN or inf are refused (their count and the first one named)
+    unless ``drop_nonfinite: true``, which trains without them (with a warning).
     ``n_ood > 0`` (registered targets only) adds an out-of-domain test split of that many
     points in the shell ``ood_shell`` (in half-widths of the training box, default 1.0-1.5:
     just outside it; see :mod:`kanplatform.data.ood`), and the run records ``ood/rmse``.
@@ -145,6 +147,7 @@ class DataConfig:
     path: str | None = None
     inputs: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
+    drop_nonfinite: bool = False
     n_ood: int = 0
     ood_shell: list[float] = field(default_factory=lambda: [1.0, 1.5])
 
@@ -194,6 +197,12 @@ class TrainerConfig:
     KAN costs well under 1% of 100 LBFGS steps (benchmarks/README.md; a bit more for 100 Adam
     steps), and a kill loses at most 100 steps.
 
+    ``divergence_factor`` (default 1e4): a run whose training loss becomes NaN/inf, or rises
+    above this many times its best (lowest) loss so far, stops at once with ``status:
+    diverged`` and a reason naming the step and the loss, in every precision (float64 can
+    climb to 1e48 without overflowing); a search scores it with the worst value. 0 or null:
+    only non-finite losses count.
+
     Attributes:
         max_steps: the step budget without a grid schedule.
         accelerator: auto (GPU when present), cpu, gpu, cuda or mps.
@@ -205,6 +214,8 @@ class TrainerConfig:
         deterministic: deterministic algorithms (same seed, same result).
         enable_progress_bar: show Lightning's progress bar.
         checkpoint_every_n_steps: write checkpoints/last.ckpt every N steps (0: at the end).
+        divergence_factor: a training loss above this many times its best so far is divergence
+            (0 or null: only NaN/inf losses).
     """
 
     max_steps: int = 1000
@@ -217,6 +228,7 @@ class TrainerConfig:
     deterministic: bool = True
     enable_progress_bar: bool = True
     checkpoint_every_n_steps: int = 100
+    divergence_factor: float | None = 1.0e4
 
 
 @dataclass

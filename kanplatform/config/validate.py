@@ -49,7 +49,10 @@ def validate(cfg: DictConfig, problems: Problems | None = None) -> DictConfig:
     p.check(t.val_every_n_steps >= 1, "trainer.val_every_n_steps", "must be >= 1")
     p.check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", "must be >= 1")
     p.check(t.num_threads is None or t.num_threads >= 1, "trainer.num_threads",
-            "must be >= 1 or null")
+           "must be >= 1 or null")
+    p.check(t.divergence_factor is None or t.divergence_factor == 0 or t.divergence_factor > 1,
+           "trainer.divergence_factor", f"must be > 1, or 0/null to count only NaN/inf losses, "
+           f"got {t.divergence_factor}")
     g = cfg.grid
     for i, size in enumerate(g.schedule):
         p.check(size >= 1, f"grid.schedule[{i}]", f"grid sizes must be >= 1, got {size}")
@@ -87,9 +90,8 @@ def _validate_model(cfg: DictConfig, p: Problems) -> None:
     p.check(len(width) >= 2, "model.width", f"needs at least [in, out], got {width}")
     p.check(all(w >= 1 for w in width), "model.width", f"entries must be >= 1, got {width}")
     p.check(m.grid_size >= 1, "model.grid_size", f"must be >= 1, got {m.grid_size}")
-    p.check(m.spline_order >= 0, "model.spline_order", f"must be >= 0, got {m.spline_order}")
     p.check(len(m.grid_range) == 2 and m.grid_range[0] < m.grid_range[1], "model.grid_range",
-            f"must be [low, high] with low < high, got {list(m.grid_range)}")
+           f"must be [low, high] with low < high, got {list(m.grid_range)}")
     p.one_of(m.match, "model.match", MATCH_MODES)
     if m.match == "params":
         p.check("match" in model_keys(m.kind), "model.match",

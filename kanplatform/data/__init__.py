@@ -9,6 +9,7 @@ Example:
 
 from kanplatform.data import feynman as _feynman  # noqa: F401  (registers targets)
 from kanplatform.data import special as _special  # noqa: F401  (registers targets)
+from kanplatform.data.checks import DataWarning, check_data_config, file_table
 from kanplatform.data.datasets import (
     DataError,
     Splits,
@@ -25,14 +26,17 @@ from kanplatform.data.targets import TARGETS, Target, get_target, register
 __all__ = [
     "TARGETS",
     "DataError",
+    "DataWarning",
     "KANDataModule",
     "OODSplit",
     "Splits",
     "Target",
     "box_radius",
+    "check_data_config",
     "column_names",
     "dataset_dims",
     "dataset_from_config",
+    "file_table",
     "get_target",
     "load_file",
     "make_dataset",

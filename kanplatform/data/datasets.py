@@ -141,34 +141,32 @@ def read_columns(path: str | Path) -> dict[str, np.ndarray]:
     """Read a .csv (header row of names) or .npz (one 1-D array per name) as columns.
 
     Raises:
-        DataError: the file is missing, of another type, or malformed.
+        DataError: the file is missing, of another type, empty, non-numeric (the column and
+            line are named) or ragged.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data.path: file not found: {path}")
-    if path.suffix == ".npz":
-        with np.load(path) as npz:
-            return {k: np.asarray(npz[k], dtype=np.float64).reshape(-1) for k in npz.files}
-    if path.suffix == ".csv":
-        with path.open(newline="") as f:
-            rows = list(csv.reader(f))
-        if not rows:
-            raise DataError(f"data.path: {path} is empty (expected a header row of column names)")
-        header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if r]
-        try:
-            values = np.array(body, dtype=np.float64).reshape(len(body), len(header))
-        except ValueError as err:
-            raise DataError(f"data.path: {path}: non-numeric or ragged rows ({err})") from None
-        return {name: values[:, i] for i, name in enumerate(header)}
-    raise DataError(f"data.path: {path}: unsupported file type {path.suffix!r}; use .csv or .npz")
+    from kanplatform.data.checks import read_table
+
+    return read_table(path)
 
 
 def column_names(path: str | Path) -> list[str]:
-    """Return the column names of a .csv/.npz file without reading its values."""
+    """Return the column names of a .csv/.npz file (a CSV's header row only).
+
+    Raises:
+        DataError: missing, unreadable or empty file.
+    """
     path = Path(path)
     if path.suffix == ".csv" and path.is_file():
-        with path.open(newline="") as f:
-            return [h.strip() for h in next(csv.reader(f), [])]
+        try:
+            with path.open(newline="") as f:
+                header = [h.strip() for h in next(csv.reader(f), [])]
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise DataError(f"data.path: cannot read {path} ({type(err).__name__}: {err})") \
+                from None
+        if not any(header):
+            raise DataError(f"data.path: {path} is empty; expected a header row of column "
+                            "names and one row of numbers per sample")
+        return header
     return list(read_columns(path))
 
 
@@ -182,26 +180,25 @@ def load_file(
     noise: float = 0.0,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
+    drop_nonfinite: bool = False,
 ) -> Splits:
     """Split the rows of a user's file into train/val/test after a seeded shuffle.
 
+    Args:
+        drop_nonfinite: leave out rows with NaN/inf values (with a warning) instead of
+            refusing the file.
+
     Raises:
-        DataError: missing file or column, or fewer rows than ``n_train + n_val + n_test``.
+        DataError: missing file or column, non-numeric or non-finite values (see
+            :func:`kanplatform.data.checks.file_table`), or fewer rows than
+            ``n_train + n_val + n_test``.
     """
-    columns = read_columns(path)
-    for role, names in (("data.inputs", inputs), ("data.targets", targets)):
-        if not names:
-            raise DataError(f"{role} is empty: name the columns of {path} to use")
-        missing = [n for n in names if n not in columns]
-        if missing:
-            raise DataError(f"{role}: no column {missing} in {path}; columns: {', '.join(columns)}")
-    x = np.stack([columns[n] for n in inputs], axis=1)
-    y = np.stack([columns[n] for n in targets], axis=1)
-    need = n_train + n_val + n_test
-    if len(x) < need:
-        raise DataError(
-            f"data.path: {path} has {len(x)} rows, fewer than n_train + n_val + n_test = {need}"
-        )
+    from kanplatform.data.checks import file_table, warn_dropped
+
+    table = file_table(path, list(inputs), list(targets), drop_nonfinite,
+                       need=n_train + n_val + n_test)
+    warn_dropped(path, table)
+    x, y = table.x, table.y
     rng = np.random.default_rng([seed, 3])
     order = rng.permutation(len(x))
     bounds = np.cumsum([0, n_train, n_val, n_test])
@@ -228,7 +225,8 @@ def dataset_from_config(data_cfg: Any, dtype: torch.dtype = torch.float32) -> Sp
     common = dict(n_train=data_cfg.n_train, n_val=data_cfg.n_val, n_test=data_cfg.n_test,
                   noise=data_cfg.noise, seed=data_cfg.seed, dtype=dtype)
     if data_cfg.dataset == "file":
-        return load_file(data_cfg.path, list(data_cfg.inputs), list(data_cfg.targets), **common)
+        return load_file(data_cfg.path, list(data_cfg.inputs), list(data_cfg.targets),
+                         drop_nonfinite=bool(data_cfg.get("drop_nonfinite", False)), **common)
     splits = make_dataset(data_cfg.dataset, **common)
     n_ood = int(getattr(data_cfg, "n_ood", 0) or 0)
     if n_ood > 0:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kanplatform._util.checks import check_bool, check_int, check_name, check_number, check_str
 from kanplatform._util.dotted import parse_overrides, set_dotted
 from kanplatform._util.strict import check_keys, field_names, from_mapping
 from kanplatform._util.yamlfile import read_yaml
@@ -239,6 +240,7 @@ def parse_study(data: Mapping[str, Any], source: str | Path | None = None) -> St
         source=str(source) if source else None,
         **data,
     )
+    _check_types(spec, where)
     spec.seeds = [int(s) for s in spec.seeds]
     if not spec.seeds:
         raise StudyError(f"{where}: seeds must list at least one seed")
@@ -253,6 +255,41 @@ def parse_study(data: Mapping[str, Any], source: str | Path | None = None) -> St
         if not path.is_file():
             raise StudyError(f"base: run config {path} not found (paths are relative to the study)")
     return spec
+
+
+def _check_types(spec: StudySpec, where: str) -> None:
+    """Type and range of the study's scalar fields (Ray would meet them unchecked)."""
+    E = StudyError
+    check_name(spec.name, "name", E)
+    check_str(spec.metric, "metric", E)
+    check_str(spec.output_dir, "output_dir", E)
+    check_int(spec.max_failures, "max_failures", E, minimum=0,
+              hint=" (restarts of a crashed training; 0 = none)")
+    check_int(spec.max_concurrent_trials, "max_concurrent_trials", E, minimum=1, optional=True)
+    if not isinstance(spec.seeds, list) or not all(_int(v) for v in spec.seeds):
+        raise E(f"{where}: seeds must be a list of integers, got {spec.seeds!r}")
+    if not isinstance(spec.resources, Mapping):
+        raise E(f"resources: expected a mapping like {{cpu: 1, gpu: 0}}, got {spec.resources!r}")
+    unknown = sorted(set(spec.resources) - {"cpu", "gpu", "workers", "use_gpu"})
+    if unknown:
+        raise E(f"resources: unknown key(s) {unknown}; allowed: cpu, gpu, workers, use_gpu")
+    for key in ("cpu", "gpu"):
+        check_number(spec.resources.get(key, 0), f"resources.{key}", E, minimum=0)
+    check_int(spec.resources.get("workers", 1), "resources.workers", E, minimum=1)
+    f = spec.fit
+    check_int(f.n_boot, "fit.n_boot", E, minimum=1)
+    check_int(f.min_sizes, "fit.min_sizes", E, minimum=2)
+    check_number(f.ci_level, "fit.ci_level", E, above=0)
+    if f.ci_level >= 1:
+        raise E(f"fit.ci_level: must be in (0, 1), got {f.ci_level!r}")
+    for key in ("tail_slope", "diverge_factor", "seed_factor"):
+        check_number(getattr(f, key), f"fit.{key}", E, above=0)
+    check_number(f.gap_factor, "fit.gap_factor", E, above=0, optional=True)
+    check_bool(f.floor, "fit.floor", E)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _split_overrides(overrides: Iterable[str] | Mapping[str, Any]) -> tuple[dict, dict]:

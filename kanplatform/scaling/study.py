@@ -144,7 +144,8 @@ def run_trials(
     trial is that trial's result. So a study killed at any moment -- even between a run's
     end and Tune's next state save -- never trains a finished size again. Each call that
     has work left runs the remaining trials as a new Tune experiment ``trials-<UTC time>``
-    (one trial per size, FIFO); a run interrupted mid-way restarts from its beginning.
+    (one trial per size, FIFO); a run interrupted mid-way continues in its own directory
+    from its last checkpoint (no second directory for one trial).
 
     Returns:
         ``(rows, n_run)``: per trial (in order), ``{"run_dir", "status"}`` (run_dir None
@@ -164,6 +165,7 @@ def run_trials(
               f"{len(todo)} to run")
     statuses: dict[str, str] = {}
     if todo:
+        cut_off = finished_runs(todo, exp_dir, ended=False)  # continued where they are
         result = run_configs(
             base,
             [dict(t.overrides) for t in todo],
@@ -176,11 +178,12 @@ def run_trials(
             address=address,
             storage_path=exp_dir,
             verbose=verbose,
+            run_dirs=[cut_off.get(t.key) for t in todo],
             **search_kwargs,
         )
         for t in todo:
             row = match_row(t, result.trials)
-            statuses[t.key] = (row or {}).get("status") or "not_run"
+            statuses[t.key] = (row or {}).get("status") or "failed"
     now = finished_runs(trials, exp_dir)
     rows = [
         {"run_dir": now.get(t.key), "status": "completed" if t.key in now else statuses.get(t.key)}
@@ -189,24 +192,31 @@ def run_trials(
     return rows, len(set(now) - set(done))
 
 
+FINISHED = ("completed", "diverged")  # deterministic: training again gives the same
+
+
 _MISSING = object()  # a key the run's config lacks matches no value
 
 
-def finished_runs(trials: Sequence[Trial], exp_dir: Path) -> dict[str, str]:
-    """``{trial.key: run_dir}`` of the trials with a finished run under ``exp_dir``."""
+def finished_runs(trials: Sequence[Trial], exp_dir: Path, ended: bool = True) -> dict[str, str]:
+    """``{trial.key: run_dir}`` of the trials with a finished run under ``exp_dir`` (the
+    newest); with ``ended=False``, of those whose newest run was cut off or failed."""
     out: dict[str, tuple[float, str]] = {}
-    for metrics_path in exp_dir.glob(f"{TRIALS_DIR}-*/runs/*/metrics.json"):
-        run_dir = metrics_path.parent
+    for config_path in exp_dir.glob(f"{TRIALS_DIR}-*/runs/*/config.yaml"):
+        run_dir = config_path.parent
         try:
-            status = json.loads(metrics_path.read_text()).get("status")
-            config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        except (OSError, ValueError, yaml.YAMLError):
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        except (OSError, ValueError):
+            metrics = {}
+        try:
+            config = yaml.safe_load(config_path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
             continue
-        if status not in ("completed", "diverged"):
+        if (metrics.get("status") in FINISHED) != ended:
             continue
         for t in trials:
             if all(_same(get_dotted(config, k, _MISSING), v) for k, v in t.overrides.items()):
-                mtime = metrics_path.stat().st_mtime
+                mtime = config_path.stat().st_mtime
                 if t.key not in out or out[t.key][0] < mtime:
                     out[t.key] = (mtime, str(run_dir))
                 break

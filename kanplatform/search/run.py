@@ -11,12 +11,21 @@
     result.best_config   # path of best_config.yaml (`kanplatform train` accepts it)
 
 ``run_configs`` runs an explicit list of override dicts (one trial each), e.g. a size sweep.
+
+A random or grid search draws its whole trial list first (:mod:`kanplatform.search.plan`)
+and records it in ``search.json``; trial ``i`` runs in ``runs/trial-<i>``. ``resume=True``
+reads that list and the run directories -- never Tune's experiment state, which a killed
+driver may have left missing, partial or older than the trials -- and runs, as a new Tune
+experiment ``resume-<n>`` inside the experiment directory, exactly the trials with no ended
+run, each continuing in its own directory from its last checkpoint. So every sampled trial
+appears once, in one directory. An Optuna search (which chooses each trial from the earlier
+ones) resumes with ``Tuner.restore`` and is refused when Tune's state was never written.
+The tables are read from the run directories (:mod:`kanplatform.search.records`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -24,7 +33,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kanplatform.search.plan import (
+    SEARCH_JSON,
+    Plan,
+    holds_search,
+    make_plan,
+    run_dir_of,
+    run_dirs_of,
+)
+from kanplatform.search.records import listed_rows, rank, read_metrics, row_from_run
 from kanplatform.search.resources import TrialPlacement, placement_wait
+from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key
 from kanplatform.search.spec import (
     SearchSpec,
     SearchSpecError,
@@ -46,7 +65,7 @@ from kanplatform.search.watch import only_our_loggers, tune_loggers, watch_searc
 TRIALS_CSV = "trials.csv"
 TRIALS_JSON = "trials.json"
 BEST_CONFIG = "best_config.yaml"
-SEARCH_JSON = "search.json"
+STATUS_KEY = "trial/status"  # what a trial reports: running | completed | ... (trainable's)
 
 
 @dataclass
@@ -101,13 +120,14 @@ def _experiment_name(spec: SearchSpec, storage: str | Path, name: str | None,
     return f"{spec.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
 
 
-def _scheduler(spec: SearchSpec, max_t: int | None) -> Any:
+def _scheduler(spec: SearchSpec, max_t: int | None, store: ExperimentStore) -> Any:
     if spec.scheduler.kind == "fifo":
         return None
-    from ray.tune.schedulers import ASHAScheduler
+    from kanplatform.search.stops import RecordedASHA
 
     s = spec.scheduler
-    return ASHAScheduler(
+    return RecordedASHA(
+        str(store.local), STATUS_KEY, store.uri,
         time_attr=spec.time_attr(),
         max_t=s.max_t or max_t or 100,
         grace_period=s.grace_period,
@@ -117,12 +137,13 @@ def _scheduler(spec: SearchSpec, max_t: int | None) -> Any:
 
 
 def _search_alg(spec: SearchSpec, concurrency: int | None) -> Any:
+    """The search algorithm, holding the concurrency cap itself: Tune's own
+    ``max_concurrent_trials`` is ignored (with a warning) for a searcher it did not wrap."""
     if spec.search_alg != "optuna":
-        if spec.seed is None:
-            return None  # Tune's BasicVariantGenerator: random sampling, grid_search expanded
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        return BasicVariantGenerator(random_state=spec.seed, max_concurrent=concurrency or 0)
+        # the trials are listed already (one grid over their indices): no sampling here
+        return BasicVariantGenerator(max_concurrent=concurrency or 0)
     try:
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
@@ -172,6 +193,7 @@ def run_search(
     autoscaling: bool = False,
     dashboard: bool = False,
     watch: bool = True,
+    run_dirs: Sequence[str | None] | None = None,
 ) -> SearchResult:
     """Run (or resume) a Ray Tune search whose trials are ``kanplatform train`` runs.
 
@@ -204,6 +226,8 @@ def run_search(
             (running trials with their latest metrics; the path is printed at the start)
             and the experiment's own W&B run logs its progress, then the trials table (see
             :mod:`kanplatform.search.watch`). False: neither (a study reports for itself).
+        run_dirs: with ``configs``, the run directory of each (None: ``runs/trial-<i>``),
+            e.g. a study's interrupted run that its trial continues.
 
     Returns:
         The :class:`SearchResult`; the tables and ``best_config.yaml`` are also written to
@@ -213,7 +237,6 @@ def run_search(
         SearchSpecError: a bad search, found before Ray starts (or right after connecting,
             for resources of a remote cluster).
     """
-    from kanplatform.config import to_dict
     from kanplatform.search.ray_cluster import connect
 
     check_against_config(spec, base_cfg)
@@ -229,15 +252,16 @@ def run_search(
     storage = storage_path or spec.storage_path or Path(base_cfg.output_dir) / "tune"
     exp_name = _experiment_name(spec, storage, name, resume)
     store = experiment_store(storage, exp_name, Path(base_cfg.output_dir) / "tune")
-    if not resume and store.has("tuner.pkl"):
+    if not resume and holds_search(store):
         raise SearchSpecError(
             f"{store.where} already holds a search; pass --resume to continue it "
             "or choose another name"
         )
-    if resume and not store.has("tuner.pkl"):
+    if resume and not holds_search(store):
         raise SearchSpecError(f"--resume: no search to resume at {store.where}")
+    plan = make_plan(spec, base_cfg, store, configs, resume, run_dirs)  # before Ray starts
 
-    with watch_search(store.local, spec, to_dict(base_cfg), enabled=watch) as watching:
+    with watch_search(store.local, spec, plan.base, enabled=watch) as watching:
         conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
                        init_kwargs=ray_init_kwargs, autoscaling=autoscaling,
                        dashboard=dashboard)
@@ -245,82 +269,77 @@ def run_search(
             if store.uri is None:  # several nodes: prove they all see the path
                 check_shared(store.local.parent)
             watching.begin()
-            result = _run(base_cfg, spec, to_dict(base_cfg), store, configs, conn,
-                          resume=resume, verbose=verbose)
+            result = _run(base_cfg, spec, store, plan, conn, verbose=verbose)
         finally:
             conn.shutdown()
     return watching.annotate(result, conn)
 
 
-def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: ExperimentStore,
-         configs: list[dict[str, Any]] | None, conn: Any, *, resume: bool,
+def _run(base_cfg: Any, spec: SearchSpec, store: ExperimentStore, plan: Plan, conn: Any, *,
          verbose: int) -> SearchResult:
     from ray import tune
 
     # Lightning comes with the trainable: imported only once the search is known to fit the
     # cluster, so a refused search fails in the time torch and the config take to load
-    from kanplatform.search.trainable import CONFIG_INDEX_KEY, TrialSetup, make_trainable
+    from kanplatform.search.trainable import TrialSetup, make_trainable
 
     experiment_dir = store.local
     experiment_dir.mkdir(parents=True, exist_ok=True)
+    if plan.record is not None:
+        tmp = experiment_dir / f".{SEARCH_JSON}.tmp"
+        tmp.write_text(json.dumps(plan.record, indent=2, default=str))
+        tmp.replace(experiment_dir / SEARCH_JSON)  # the list is recorded whole or not at all
+        store.publish(SEARCH_JSON)
     concurrency = default_concurrency(spec, conn.resources, conn.nodes)
     setup = TrialSetup(
-        base_config=base,
+        base_config=plan.base,
         experiment_dir=str(experiment_dir),
         experiment_name=experiment_dir.name,
         metric=spec.metric,
         mode=spec.mode,
         report_on=spec.report_on,
         resources=spec.to_dict()["resources"],
-        configs=configs,
+        configs=plan.configs,
+        run_dirs=plan.run_dirs,
         results_uri=store.uri,
     )
     trainable = make_trainable(setup)
-    param_space = to_tune_space(spec)
-    if configs is not None:
-        param_space[CONFIG_INDEX_KEY] = tune.grid_search(list(range(len(configs))))
-    (experiment_dir / SEARCH_JSON).write_text(json.dumps(
-        {"search": spec.to_dict(), "configs": configs}, indent=2, default=str))
-
     watch, stop = placement_wait(spec.resources.placement_timeout_s,
                                  TrialPlacement.of(spec.resources))
     start = time.perf_counter()
-    if resume:
-        tuner = tune.Tuner.restore(store.uri or str(experiment_dir), trainable,
-                                   resume_errored=True, param_space=param_space)
+    facts: dict[str, dict[str, Any]] = {}
+    if plan.configs is not None and not plan.todo:
+        print(f"resume: all {len(plan.configs)} trials of {store.where} have ended; "
+              "nothing to run")
+    elif plan.configs is not None:
+        if plan.tune_name != experiment_dir.name:
+            print(f"resume: {len(plan.configs) - len(plan.todo)} of {len(plan.configs)} trials "
+                  f"have ended; running {len(plan.todo)} ({plan.tune_name})")
+        space = {CONFIG_INDEX_KEY: tune.grid_search(plan.todo)}
+        tuner = _tuner(spec, base_cfg, trainable, space, store, plan, concurrency, verbose,
+                       watch, stop)
+        with only_our_loggers():
+            facts = _facts(tuner.fit())
     else:
-        search_alg = _search_alg(spec, concurrency)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=tune.TuneConfig(
-                metric=spec.metric,
-                mode=spec.mode,
-                scheduler=_scheduler(spec, _stage_count(base_cfg, spec)),
-                search_alg=search_alg,
-                num_samples=spec.num_samples,
-                # a search algorithm built here carries the limit itself: Tune warns that
-                # `max_concurrent_trials` "will be ignored" when given both
-                max_concurrent_trials=concurrency if search_alg is None else None,
-                reuse_actors=spec.reuse_actors,
-            ),
-            run_config=tune.RunConfig(
-                name=experiment_dir.name,
-                storage_path=store.tune_root,
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints),
-                verbose=verbose,
-                callbacks=[watch, *tune_loggers()],
-                stop=stop,
-            ),
-        )
-    with only_our_loggers():
-        grid = tuner.fit()
+        space = to_tune_space(spec)
+        if plan.tune_restore:
+            tuner = tune.Tuner.restore(store.uri or str(experiment_dir), trainable,
+                                       resume_errored=True, param_space=space)
+        else:
+            tuner = _tuner(spec, base_cfg, trainable, space, store, plan, concurrency, verbose,
+                           watch, stop)
+        with only_our_loggers():
+            grid = tuner.fit()
     wall = time.perf_counter() - start
-    trials = trials_table(grid, spec, configs)
+    if plan.configs is not None:
+        trials = rank(listed_rows(plan.configs, run_dirs_of(store, plan.run_dirs), spec,
+                                  facts), spec)
+    else:
+        trials = trials_table(grid, spec, store)
     for row in trials:
-        if watch.state.message and row["status"] == "not_run":
-            row["reason"] = watch.state.message
+        if watch.state.message and row["status"] == "interrupted" and row.get("grid/stage") \
+                is None:  # never placed: the cluster could not hold it in time
+            row.update(status="failed", reason=watch.state.message)
     result = _write_results(experiment_dir, trials, spec, wall)
     store.publish(SEARCH_JSON, TRIALS_JSON, TRIALS_CSV, BEST_CONFIG)
     print(format_table(result.trials, spec))
@@ -331,17 +350,44 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: Experimen
     return result
 
 
+def _tuner(spec: SearchSpec, base_cfg: Any, trainable: Any, space: dict[str, Any],
+           store: ExperimentStore, plan: Plan, concurrency: int | None, verbose: int,
+           watch: Any, stop: Any) -> Any:
+    from ray import tune
+
+    listed = plan.configs is not None
+    first = plan.tune_name == store.name  # a resume is its own experiment inside this one
+    root = store.tune_root if first else (store.uri or str(store.local))
+    search_alg = _search_alg(spec, concurrency)
+    return tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=spec.metric,
+            mode=spec.mode,
+            scheduler=_scheduler(spec, _stage_count(base_cfg, spec), store),
+            search_alg=search_alg,
+            num_samples=1 if listed else spec.num_samples,  # listed: samples drawn already
+            # a search algorithm built here carries the limit itself: Tune warns that
+            # `max_concurrent_trials` "will be ignored" when given both
+            max_concurrent_trials=concurrency if search_alg is None else None,
+            reuse_actors=spec.reuse_actors,
+        ),
+        run_config=tune.RunConfig(
+            name=plan.tune_name,
+            storage_path=root,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints),
+            verbose=verbose,
+            callbacks=[watch, *tune_loggers()],
+            stop=stop,
+        ),
+    )
+
+
 def join_run(run_dir: str, name: str) -> str:
     """A file of a run directory named by a path or a URI."""
     return join(run_dir, name) if is_uri(run_dir) else str(Path(run_dir) / name)
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _error_reason(error: BaseException) -> str:
@@ -350,50 +396,35 @@ def _error_reason(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def trials_table(grid: Any, spec: SearchSpec,
-                 configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """One row per trial of a Tune ``ResultGrid``: config keys, metric, status, reason."""
-    from kanplatform.search.trainable import CONFIG_INDEX_KEY, REASON_KEY, STATUS_KEY
+FACTS = ("trainer/workers", "trainer/backend")  # what only Tune's results know of a trial
 
+
+def _facts(grid: Any) -> dict[str, dict[str, Any]]:
+    """``{trial key: {"error": ..., "trainer/workers": ...}}`` from Tune's results."""
+    out = {}
+    for res in grid:
+        m = dict(res.metrics or {})
+        fact = {k: m[k] for k in FACTS if k in m}
+        if res.error is not None:
+            fact["error"] = _error_reason(res.error)
+        out[run_key(res.config or {}, m.get("trial_id") or Path(res.path).name)] = fact
+    return out
+
+
+def trials_table(grid: Any, spec: SearchSpec, store: ExperimentStore) -> list[dict[str, Any]]:
+    """One row per trial of a Tune ``ResultGrid`` (an Optuna search), from its run directory."""
     rows = []
     for res in grid:
         m = dict(res.metrics or {})
-        cfg = dict(res.config or {})
-        row: dict[str, Any] = {"trial_id": m.get("trial_id") or Path(res.path).name}
-        if configs is not None and CONFIG_INDEX_KEY in cfg:
-            row.update(configs[int(cfg.pop(CONFIG_INDEX_KEY))])
-        row.update({k: v for k, v in cfg.items() if k != CONFIG_INDEX_KEY})
+        trial_id = m.get("trial_id") or Path(res.path).name
+        run_dir = m.get("trial/run_dir") or str(run_dir_of(store, trial_id))
+        fact = {k: m[k] for k in FACTS if k in m}
         if res.error is not None:
-            status, reason = "error", _error_reason(res.error)
-        elif m.get(STATUS_KEY) not in (None, "running"):
-            status, reason = m[STATUS_KEY], m.get(REASON_KEY)
-        elif m.get("training_iteration"):  # its last report said "running": stopped there
-            status = "stopped"
-            reason = f"stopped by the scheduler at {spec.time_attr()}={m.get(spec.time_attr())}"
-        else:
-            status, reason = "not_run", None
-        row.update(
-            status=status,
-            reason=reason,
-            **{spec.metric: _finite(m.get(spec.metric))},
-        )
-        for key in ("grid/stage", "grid/size", "train/loss", "val/rmse", "test/rmse",
-                    "model/params", "trainer/workers", "trainer/backend",
-                    "training_iteration"):
-            if key in m and key not in row:
-                row[key] = m[key]
-        row["restores"] = int(m.get("trial/restores", 0) or 0)
-        row["run_dir"] = m.get("trial/run_dir")
-        rows.append(row)
-    sign = 1 if spec.mode == "min" else -1
-
-    def key(r: dict[str, Any]) -> tuple[int, float]:
-        v = r.get(spec.metric)
-        ok = r["status"] == "completed" and v is not None
-        return (0 if ok else 1, sign * v if ok else 0.0)
-
-    rows.sort(key=key)
-    return rows
+            fact["error"] = _error_reason(res.error)
+        elif read_metrics(run_dir) is None and m:
+            fact["error"] = "its process ended without writing metrics.json"
+        rows.append(row_from_run(trial_id, dict(res.config or {}), run_dir, spec, fact))
+    return rank(rows, spec)
 
 
 def _write_results(experiment_dir: Path, trials: list[dict[str, Any]], spec: SearchSpec,

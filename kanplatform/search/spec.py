@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kanplatform._util.checks import check_bool, check_int, check_name, check_number, check_str
 from kanplatform._util.dotted import flatten
 from kanplatform._util.strict import check_keys, field_names, from_mapping
 from kanplatform._util.yamlfile import read_yaml
@@ -189,7 +190,39 @@ def parse_search(data: Mapping[str, Any]) -> SearchSpec:
     return spec
 
 
+def _check_types(spec: SearchSpec) -> None:
+    """Every scalar field's type and range (YAML values reach Ray unchecked otherwise)."""
+    E = SearchSpecError
+    check_str(spec.metric, "metric", E)
+    check_name(spec.name, "name", E)
+    check_int(spec.num_samples, "num_samples", E, minimum=1)
+    check_int(spec.max_concurrent_trials, "max_concurrent_trials", E, minimum=1, optional=True,
+              hint=" (omit it for no cap)")
+    check_int(spec.max_failures, "max_failures", E, minimum=0,
+              hint=" (restarts of a crashed trial from its last checkpoint; 0 = none)")
+    check_int(spec.keep_checkpoints, "keep_checkpoints", E, minimum=1)
+    check_bool(spec.reuse_actors, "reuse_actors", E)
+    check_str(spec.storage_path, "storage_path", E, optional=True)
+    check_int(spec.seed, "seed", E, optional=True)
+    s = spec.scheduler
+    check_str(s.kind, "scheduler.kind", E, choices=SCHEDULERS)
+    check_str(s.time_attr, "scheduler.time_attr", E, optional=True)
+    check_int(s.max_t, "scheduler.max_t", E, minimum=1, optional=True)
+    check_int(s.grace_period, "scheduler.grace_period", E, minimum=1,
+              hint=" (rungs, in scheduler.time_attr units)")
+    check_number(s.reduction_factor, "scheduler.reduction_factor", E, above=1)
+    check_int(s.brackets, "scheduler.brackets", E, minimum=1)
+    if s.max_t is not None and s.grace_period > s.max_t:
+        raise E(f"scheduler.grace_period: {s.grace_period} is past scheduler.max_t = {s.max_t}")
+    r = spec.resources
+    check_number(r.cpu, "resources.cpu", E, minimum=0)
+    check_number(r.gpu, "resources.gpu", E, minimum=0)
+    check_int(r.workers, "resources.workers", E, minimum=1)
+    check_bool(r.use_gpu, "resources.use_gpu", E, optional=True)
+
+
 def _check_spec(spec: SearchSpec) -> None:
+    _check_types(spec)
     for key, value in spec.space.items():
         _check_domain(key, value)
     if spec.mode not in ("min", "max"):

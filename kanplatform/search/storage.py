@@ -247,18 +247,22 @@ def upload(local: Path, uri: str) -> None:
         dst.write(src.read())
 
 
-def copy_file(src: str, dst: Path) -> bool:
-    """Copy ``src`` (a path or a URI) to the local file ``dst``; False when it is missing."""
+def read_file(src: str) -> bytes | None:
+    """The bytes of ``src`` (a path or a URI), or None when it is missing."""
     if not is_uri(src):
-        if not Path(src).is_file():
-            return False
-        dst.write_bytes(Path(src).read_bytes())
-        return True
+        return Path(src).read_bytes() if Path(src).is_file() else None
     fs, path = _fs(src)
     try:
         with fs.open_input_stream(path) as fh:
-            data = fh.read()
+            return fh.read()
     except (FileNotFoundError, OSError):
+        return None
+
+
+def copy_file(src: str, dst: Path) -> bool:
+    """Copy ``src`` (a path or a URI) to the local file ``dst``; False when it is missing."""
+    data = read_file(src)
+    if data is None:
         return False
     dst.write_bytes(data)
     return True

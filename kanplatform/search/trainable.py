@@ -6,6 +6,15 @@ reports to Tune. With ``report_on: stage`` it reports once per grid stage, carry
 (stages completed) so ASHA's rungs are grid stages; with ``validation`` it reports after
 every validation. Each report carries a checkpoint, from which a failed trial restarts.
 
+A listed trial (``config_index``: every random/grid search, see
+:mod:`kanplatform.search.sampling`) writes ``EXPERIMENT/runs/trial-<index>``, whichever Tune
+trial or driver runs it: a trial restarted, or resumed by a later ``--resume``, continues
+there from its last checkpoint, and one whose run there has ended reports that run instead
+of training it again. ``RUN_DIR/trial.json`` counts its starts (``restores`` = starts - 1,
+a restart from scratch included). When the scheduler stops it (:mod:`kanplatform.search.stops`)
+the trial ends its own run: ``status: stopped`` with the rung, the step and why, its W&B
+run finished; a trial Tune itself ends (the driver was stopped) records ``interrupted``.
+
 With ``resources.workers > 1`` the trial runs data-parallel: the Tune function launches a
 Ray Train ``TorchTrainer`` whose workers run the same ``fit`` under Lightning DDP
 (``RayDDPStrategy``); rank 0's reports reach Tune through Ray Train's ``TuneReportCallback``.
@@ -19,15 +28,18 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 
+from kanplatform.search.records import ENDED, TRIAL_FILE
+from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key
+from kanplatform.search.stops import read_stop
 from kanplatform.search.storage import join, publish_run_dir, trial_run_dir
 
-CONFIG_INDEX_KEY = "config_index"
 STATUS_KEY = "trial/status"
 REASON_KEY = "trial/reason"
 CKPT_NAME = "trial.ckpt"
@@ -46,7 +58,20 @@ class TrialSetup:
     report_on: str = "stage"
     resources: dict[str, Any] = field(default_factory=dict)
     configs: list[dict[str, Any]] | None = None
+    run_dirs: list[str | None] | None = None
     results_uri: str | None = None  # object storage: run dirs are published there
+
+    def run_dir(self, config: dict[str, Any], trial_id: str) -> tuple[str, Path, str | None]:
+        """``(key, run directory, where it is published)`` of a trial: ``runs/<key>`` (or
+        node-local scratch published to ``<uri>/runs/<key>``) unless the caller named one."""
+        key = run_key(config, trial_id)
+        if self.run_dirs is not None and CONFIG_INDEX_KEY in config:
+            given = self.run_dirs[int(config[CONFIG_INDEX_KEY])]
+            if given:
+                return key, Path(given), None
+        run_dir, remote = trial_run_dir(self.experiment_dir, self.results_uri,
+                                        self.experiment_name, key)
+        return key, run_dir, remote
 
     def overrides(self, config: dict[str, Any]) -> dict[str, Any]:
         """The dotted-key overrides of one trial (its sampled keys, or its listed config)."""
@@ -104,8 +129,11 @@ class TuneReporter(pl.Callback):
 
     def __init__(self, setup: TrialSetup, report: Any, n_stages: int, *, stage_offset: int = 0,
                  restores: int = 0, extra: dict[str, Any] | None = None,
-                 keep_dir: str | Path | None = None) -> None:
+                 keep_dir: str | Path | None = None, key: str | None = None) -> None:
         self.setup = setup
+        self.key = key
+        self.stop_request: tuple[str, str] | None = None  # fit's outcome when we end the run
+        self.ended = False  # told to stop: no more reports (Tune expects none)
         self.keep_dir = Path(keep_dir) if keep_dir else None
         self.report = report
         self.n_stages = n_stages
@@ -114,7 +142,6 @@ class TuneReporter(pl.Callback):
         self.extra = dict(extra or {})
         self.last_status: str | None = None
         self.reported_stage = -1
-        self.reports = 0  # this fit's reports (Tune's training_iteration when not restored)
         # Tune stopped the trial in a report: once the records are written the function must
         # end as Ray's session would have ended it (SystemExit(0)); returning instead makes
         # Ray report once more, and that report waits for ever
@@ -132,6 +159,7 @@ class TuneReporter(pl.Callback):
         out.update(extra or {})
         out[self.setup.metric] = _finite_or(out.get(self.setup.metric), self.setup.worst())
         out["grid/stage"] = self.stage
+        out["trial/step"] = int(trainer.global_step)
         out[STATUS_KEY] = status
         out["trial/restores"] = self.restores
         out.update(self.extra)
@@ -139,7 +167,9 @@ class TuneReporter(pl.Callback):
         return {self.setup.metric: out.pop(self.setup.metric), **out}
 
     def send(self, trainer: pl.Trainer, status: str, extra: dict[str, Any] | None = None) -> None:
-        """Report now, with a checkpoint to restart from."""
+        """Report now, with a checkpoint to restart from; then end the run if told to."""
+        if self.ended:
+            return
         metrics = self.metrics(trainer, status, extra)
         with tempfile.TemporaryDirectory(prefix="kanplatform-ckpt-") as tmp:
             trainer.save_checkpoint(os.path.join(tmp, CKPT_NAME), weights_only=False)
@@ -152,28 +182,30 @@ class TuneReporter(pl.Callback):
                     os.replace(self.keep_dir / f".{name}.tmp", self.keep_dir / name)
             try:
                 self.report(metrics, tmp if Path(tmp, CKPT_NAME).exists() else None)
-            except SystemExit as stop:
-                # Tune ends a trial it stops (ASHA, or max_t reached) with sys.exit(0) in the
-                # report; left alone it reads as Ctrl-C and metrics.json would say failed
+            except SystemExit as stop:  # Ray ends a trial's thread so, from inside report
                 if stop.code not in (0, None):
                     raise
-                self.reports += 1
-                self.last_status, self.reported_stage = status, self.stage
                 self.stopped_by_tune = True
-                if status != "completed":  # a finished run only writes its records now
-                    from kanplatform.train.fitting import RunStopped
-
-                    raise RunStopped(self.stop_reason()) from None
+                if status == "completed":  # its budget is done: nothing was cut short
+                    self.ended = True
+                    return
+                self.end(trainer, "interrupted", (
+                    f"interrupted: the search stopped this trial at grid stage {self.stage}, "
+                    f"step {trainer.global_step} (its driver was stopped); `kanplatform tune "
+                    "... --resume` continues it"))
                 return
-        self.reports += 1
         self.last_status = status
         self.reported_stage = self.stage
+        reason = read_stop(self.setup.experiment_dir, self.key, self.setup.results_uri) \
+            if self.key else None
+        if reason and status == "running":
+            self.end(trainer, "stopped", reason)
 
-    def stop_reason(self) -> str:
-        """Why the trial ended early, worded as the trials table words it."""
-        where = (f"grid/stage={self.stage}" if self.setup.report_on == "stage"
-                 else f"training_iteration={self.reports}")
-        return f"stopped by the scheduler at {where}"
+    def end(self, trainer: pl.Trainer, status: str, reason: str) -> None:
+        """Stop training after this step; ``fit`` records ``status`` and ``reason``."""
+        self.ended = True
+        self.stop_request = (status, reason)
+        trainer.should_stop = True
 
     # -- when ------------------------------------------------------------------------------
     def _new_stage_row(self, trainer: pl.Trainer) -> dict[str, Any] | None:
@@ -210,27 +242,71 @@ class TuneReporter(pl.Callback):
 # -- the Tune function ----------------------------------------------------------------------
 
 def _restore_point(run_dir: Path) -> tuple[Path | None, int, int]:
-    """Copy the trial's latest Tune checkpoint out; return ``(ckpt, stage, restores)``."""
+    """Count this start and find where to continue; return ``(ckpt, stage, restores)``.
+
+    The trial's latest Tune checkpoint (a restart within one driver), else the run's own
+    ``checkpoints/last.ckpt`` (a trial resumed by a later driver, or restarted before its
+    first report), else none (from scratch; still counted as a restart if it ran before).
+    """
     from ray import tune
 
-    restores_file = run_dir / "tune_restores.json"
+    trial_file = run_dir / TRIAL_FILE
+    try:
+        starts = int(json.loads(trial_file.read_text()).get("starts", 0))
+    except (OSError, ValueError, AttributeError):
+        starts = 0
+    restores = starts  # every earlier start of this trial makes this one a restart
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _note(run_dir, starts=starts + 1, started=time.time(), ended=None, pid=os.getpid())
     checkpoint = tune.get_checkpoint()
     kept = run_dir / "checkpoints" / "tune"  # multi-worker trials keep theirs here
     if checkpoint is None and (kept / CKPT_NAME).is_file():
         checkpoint = tune.Checkpoint.from_directory(str(kept))
-    if checkpoint is None:
-        return None, 0, 0
-    restores = 1
-    if restores_file.is_file():
-        restores += int(json.loads(restores_file.read_text()).get("restores", 0))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    restores_file.write_text(json.dumps({"restores": restores}))
     target = run_dir / "checkpoints" / f"restore-{restores}.ckpt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with checkpoint.as_directory() as src:
-        shutil.copyfile(Path(src, CKPT_NAME), target)
-        stage = int(json.loads(Path(src, STATE_NAME).read_text()).get("stage", 0))
-    return target, stage, restores
+    if checkpoint is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with checkpoint.as_directory() as src:
+            shutil.copyfile(Path(src, CKPT_NAME), target)
+            stage = int(json.loads(Path(src, STATE_NAME).read_text()).get("stage", 0))
+        return target, stage, restores
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if restores and last.is_file():
+        shutil.copyfile(last, target)  # fit writes last.ckpt anew as it goes
+        return target, 0, restores  # the reporter finds the stages done in the checkpoint
+    return None, 0, restores
+
+
+def _note(run_dir: Path, **fields: Any) -> None:
+    """Merge ``fields`` into ``RUN_DIR/trial.json`` (starts, when it ran, which process)."""
+    path = run_dir / TRIAL_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data.update(fields)
+    tmp = path.with_name(f".{TRIAL_FILE}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _recorded_result(setup: TrialSetup, run_dir: Path, restores: int) -> dict[str, Any] | None:
+    """What a run that already ended in ``run_dir`` reports, instead of training again."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if metrics.get("status") not in ENDED:
+        return None
+    final = dict(metrics.get("final") or {})
+    stages = metrics.get("stages") or []
+    out = {**final, "grid/stage": len(stages), STATUS_KEY: metrics["status"],
+           "trial/restores": restores, "trial/run_dir": str(run_dir)}
+    if stages and stages[-1].get("grid_size") is not None:
+        out["grid/size"] = stages[-1]["grid_size"]
+    out[setup.metric] = _finite_or(final.get(setup.metric), setup.worst())
+    if metrics.get("reason"):
+        out[REASON_KEY] = str(metrics["reason"])
+    return out
 
 
 def _tune_report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
@@ -244,8 +320,8 @@ def _final_report(setup: TrialSetup, reporter: TuneReporter, metrics: dict[str, 
                   report: Any) -> None:
     """After ``fit``: report a divergence (or a run that never reached a stage end)."""
     status = metrics.get("status", "completed")
-    if status == "completed" and reporter.last_status == "completed":
-        return
+    if reporter.ended or (status == "completed" and reporter.last_status == "completed"):
+        return  # told to stop (Tune expects no more reports), or reported already
     final = {k: v for k, v in (metrics.get("final") or {}).items()}
     out = {**final, "grid/stage": reporter.stage, STATUS_KEY: status,
            "trial/restores": reporter.restores, **reporter.extra}
@@ -263,28 +339,39 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     # results already record every checkpoint
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     trial_id = tune.get_context().get_trial_id()
-    cfg = build_config(setup, config, trial_id)
-    run_dir, remote = trial_run_dir(setup.experiment_dir, setup.results_uri,
-                                    setup.experiment_name, trial_id)
+    key, run_dir, remote = setup.run_dir(config, trial_id)
+    cfg = build_config(setup, config, key)
     ckpt, stage, restores = _restore_point(run_dir)
+    try:
+        _run_trial(setup, cfg, run_dir, remote, trial_id, key, ckpt, stage, restores)
+    finally:
+        _note(run_dir, ended=time.time())
+
+
+def _run_trial(setup: TrialSetup, cfg: Any, run_dir: Path, remote: str | None, trial_id: str,
+               key: str, ckpt: Path | None, stage: int, restores: int) -> None:
+    recorded = _recorded_result(setup, run_dir, restores) if restores else None
+    if recorded is not None:  # its run ended already (before a driver died): not again
+        try:
+            _tune_report(recorded, None)
+        except SystemExit:
+            pass
+        return
     n_stages = max(1, len(cfg.grid.schedule))
     workers = int(setup.resources.get("workers", 1) or 1)
     if workers > 1:
-        _run_multiworker(setup, cfg, run_dir, trial_id, ckpt, stage, restores, n_stages)
+        _run_multiworker(setup, cfg, run_dir, remote, trial_id, key, ckpt, stage, restores,
+                         n_stages)
         return
     from kanplatform.train import fit
 
     reporter = TuneReporter(setup, _tune_report, n_stages, stage_offset=stage,
                             restores=restores, extra={"trial/run_dir": remote or str(run_dir),
-                                                      "trainer/workers": 1})
+                                                      "trainer/workers": 1}, key=key)
     trainer_kwargs = {"enable_progress_bar": False}
-    from kanplatform.train.fitting import RunStopped
-
     try:
         result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
-                     ckpt_path=ckpt, verbose=False)
-    except RunStopped:  # Tune stopped it; metrics.json says so
-        raise SystemExit(0) from None
+                     ckpt_path=ckpt, verbose=False, replace=True)
     finally:
         _stop_wandb_service()
         publish_run_dir(run_dir, remote)
@@ -384,7 +471,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
                             extra={"trial/run_dir": remote or loop_config["run_dir"],
                                    **_distributed_info()},
                             keep_dir=Path(loop_config["run_dir"]) / "checkpoints" / "tune"
-                            if rank == 0 else None)
+                            if rank == 0 else None, key=loop_config["key"] if rank == 0 else None)
     use_gpu = loop_config["use_gpu"]
     trainer_kwargs = {
         "strategy": RayDDPStrategy(),
@@ -400,13 +487,9 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
         cfg = apply_overrides(cfg, {"tracking.mode": "disabled"})
         run_dir = tempfile.mkdtemp(prefix="kanplatform-")
-    from kanplatform.train.fitting import RunStopped
-
     try:
         result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
-                     ckpt_path=loop_config["ckpt"], verbose=False)
-    except RunStopped:  # Tune stopped the trial: end as Ray's own sys.exit(0) would
-        raise SystemExit(0) from None
+                     ckpt_path=loop_config["ckpt"], verbose=False, replace=True)
     finally:
         if rank == 0:
             publish_run_dir(Path(run_dir), remote)
@@ -437,7 +520,8 @@ def worker_backend(res: dict[str, Any]) -> dict[str, Any]:
             "backend": "nccl" if use_gpu else "gloo", "per_worker": per_worker}
 
 
-def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str,
+def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, remote: str | None,
+                     trial_id: str, key: str,
                      ckpt: Path | None, stage: int, restores: int, n_stages: int) -> None:
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -449,10 +533,10 @@ def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str,
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"setup": setup, "cfg": cfg, "run_dir": str(run_dir),
-                           "remote": trial_run_dir(setup.experiment_dir, setup.results_uri,
-                                                   setup.experiment_name, trial_id)[1],
+                           "remote": remote,
                            "ckpt": str(ckpt) if ckpt else None, "stage": stage,
-                           "restores": restores, "n_stages": n_stages, "use_gpu": use_gpu},
+                           "restores": restores, "n_stages": n_stages, "use_gpu": use_gpu,
+                           "key": key},
         scaling_config=ray.train.ScalingConfig(num_workers=backend["workers"],
                                                use_gpu=use_gpu,
                                                resources_per_worker=backend["per_worker"]),

@@ -276,7 +276,7 @@ def finish_run(run: Any, exit_code: int = 0) -> None:
         warn_once(f"W&B run did not finish cleanly ({_why(err)})", key=f"finish:{id(run)}")
 
 
-def finish(loggers: Any = None, exit_code: int = 0) -> None:
+def finish(loggers: Any = None, exit_code: int = 0, status: str | None = None) -> None:
     """Finish the W&B run(s) so the offline files are complete; failures become a warning.
 
     ``kanplatform.train.fit`` calls this once after its last trainer and after writing
@@ -288,7 +288,11 @@ def finish(loggers: Any = None, exit_code: int = 0) -> None:
     Args:
         loggers: loggers from :func:`kanplatform.tracking.make_loggers`; ``None`` finishes
             every run :func:`init_run` started in this process and nobody finished.
-        exit_code: 0 for a completed run, non-zero for a failed or diverged one.
+        exit_code: 0 for a completed (or stopped) run, non-zero for a failed, diverged or
+            interrupted one.
+        status: the run's status; one other than ``completed`` becomes a tag of the W&B run
+            (``stopped``, ``diverged``, ``failed``, ``interrupted``), besides ``status`` in
+            its summary.
     """
     runs = []
     for logger in loggers or ():
@@ -302,6 +306,8 @@ def finish(loggers: Any = None, exit_code: int = 0) -> None:
         if run in _OPEN_RUNS:
             _OPEN_RUNS.remove(run)
         try:
+            if status and status != "completed":
+                run.tags = (*(run.tags or ()), status)
             if run_dir is not None:
                 run.summary.update(final_summary(run_dir))
                 if log_checkpoints:

@@ -7,6 +7,7 @@ stage ``s`` covers steps ``[s * steps_per_stage, (s + 1) * steps_per_stage)``.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -37,6 +38,52 @@ def _model_counts(model: torch.nn.Module) -> dict[str, int]:
     return {"model/params": int(count_params(model)), "model/flops": int(count_flops(model))}
 
 
+class DivergenceGuard:
+    """Decides, once per step, whether the training loss diverged.
+
+    A loss diverges when it is NaN/inf, or when ``factor`` > 0 and it rises above ``factor``
+    times the best (lowest) loss of the run so far -- e.g. Adam at lr 1e6 in float64 climbs
+    to 1e48 without ever overflowing. Both callbacks that care (:class:`GridSchedule`,
+    :class:`RunRecorder`) ask it, in either order; the answer is computed once per step.
+
+    Args:
+        factor: ``trainer.divergence_factor`` (0 or None: only non-finite losses count).
+
+    Attributes:
+        reason: None, or why the run diverged (the step and the loss are named).
+        best: the lowest finite loss seen (kept in checkpoints, so a resume goes on with it).
+    """
+
+    def __init__(self, factor: float | None = 1e4) -> None:
+        self.factor = float(factor or 0.0)
+        self.best: float | None = None
+        self.reason: str | None = None
+        self._step = -1
+
+    def check(self, step: int, loss: Any) -> bool:
+        """Whether the run has diverged, given the loss of global step ``step``."""
+        if self.reason is not None or step == self._step or loss is None:
+            return self.reason is not None
+        self._step = step
+        value = float(loss)
+        if not math.isfinite(value):
+            self.reason = f"non-finite train/loss ({value}) at step {step}"
+        elif self.factor > 0 and self.best is not None and value > self.factor * self.best \
+                and value > 0:
+            self.reason = (f"train/loss {value:.4g} at step {step} rose above "
+                           f"{self.factor:g}x its best {self.best:.4g} "
+                           "(trainer.divergence_factor)")
+        elif self.best is None or value < self.best:
+            self.best = value
+        return self.reason is not None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state.get("best", self.best)
+
+
 class GridSchedule(pl.Callback):
     """Split training into stages; for KANs update and extend the grid as pykan's recipe does.
 
@@ -54,6 +101,8 @@ class GridSchedule(pl.Callback):
         steps_per_stage: optimiser steps per stage.
         update_every: steps between grid updates (0 = none).
         update_until: no updates at or after this step of a stage.
+        guard: the run's :class:`DivergenceGuard` (a diverged model gets no stage row and no
+            finer grid); default: non-finite losses only.
 
     Attributes:
         stages: one dict per finished stage, in order (the ``metrics.json`` table).
@@ -65,7 +114,9 @@ class GridSchedule(pl.Callback):
         steps_per_stage: int,
         update_every: int = 5,
         update_until: int = 50,
+        guard: DivergenceGuard | None = None,
     ) -> None:
+        self.guard = guard or DivergenceGuard(0)
         self.schedule = list(schedule)
         self.steps_per_stage = int(steps_per_stage)
         self.update_every = int(update_every)
@@ -121,7 +172,7 @@ class GridSchedule(pl.Callback):
         step = trainer.global_step
         if step == 0 or step % self.steps_per_stage or len(self.stages) >= self.n_stages:
             return
-        if not finite(pl_module.last_loss):
+        if self.guard.check(step, pl_module.last_loss):
             return  # diverged: RunRecorder stops the run
         stage = step // self.steps_per_stage - 1
         self.record_stage(trainer, pl_module, stage)
@@ -135,7 +186,7 @@ class GridSchedule(pl.Callback):
         # a run stopped early (max_steps not a stage multiple, divergence) still gets a row
         step = trainer.global_step
         done = len(self.stages) * self.steps_per_stage
-        if step > done and finite(pl_module.last_loss):
+        if step > done and finite(pl_module.last_loss) and self.guard.reason is None:
             self.record_stage(trainer, pl_module, self.stage_of(step - 1))
 
     def record_stage(self, trainer: pl.Trainer, pl_module: RegressionModule, stage: int) -> None:
@@ -170,23 +221,32 @@ class RunRecorder(pl.Callback):
     """Log ``train/loss``, ``train/rmse``, ``grid/size`` every N steps; keep the history; stop
     on divergence.
 
+    Args:
+        every_n_steps: log every N steps (and at step 1).
+        grid: the run's :class:`GridSchedule` (``grid/stage`` in the rows).
+        guard: the run's :class:`DivergenceGuard` (default: the grid's, else non-finite only).
+
     Attributes:
         history: ``{step: {metric: value}}``, the rows of ``history.csv``.
-        diverged: ``None``, or the reason the run stopped (a non-finite loss).
     """
 
-    def __init__(self, every_n_steps: int = 10, grid: GridSchedule | None = None) -> None:
+    def __init__(self, every_n_steps: int = 10, grid: GridSchedule | None = None,
+                 guard: DivergenceGuard | None = None) -> None:
         self.every_n_steps = max(1, int(every_n_steps))
         self.grid = grid
+        self.guard = guard or (grid.guard if grid is not None else DivergenceGuard(0))
         self.history: dict[int, dict[str, float]] = {}
-        self.diverged: str | None = None
+
+    @property
+    def diverged(self) -> str | None:
+        """``None``, or why the run stopped: a non-finite loss, or one far above its best."""
+        return self.guard.reason
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: RegressionModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         loss = pl_module.last_loss
-        if not finite(loss):
-            self.diverged = f"non-finite train/loss ({float(loss)}) at step {step}"
+        if self.guard.check(step, loss):
             trainer.should_stop = True
             return
         if step % self.every_n_steps and step != 1:
@@ -214,11 +274,13 @@ class RunRecorder(pl.Callback):
 
     # the history travels in checkpoints, so a resumed run's history.csv starts at step 1
     def state_dict(self) -> dict[str, Any]:
-        return {"history": {step: dict(row) for step, row in self.history.items()}}
+        return {"history": {step: dict(row) for step, row in self.history.items()},
+                "divergence": self.guard.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         for step, row in state_dict.get("history", {}).items():
             self.history.setdefault(int(step), {}).update(row)
+        self.guard.load_state_dict(state_dict.get("divergence", {}))
 
 
 def write_checkpoint(trainer: pl.Trainer, path: str | Path) -> None:

@@ -1,13 +1,46 @@
-"""Save a trained model with its config; load it back (``kanplatform.load(run_dir)``)."""
+"""Save a trained model with its config; load it back (``kanplatform.load(run_dir)``).
+
+Run files are data, not code: every file is read with ``torch.load(..., weights_only=True)``
+(tensors, numbers, strings, lists and dicts only), so a ``model.pt`` or ``last.ckpt`` that
+someone crafted to run code when unpickled is refused with :class:`UnsafeCheckpointError`
+naming the file, and nothing in it runs. Our own files need nothing more.
+"""
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kanplatform.config import ConfigError
+
+
+class UnsafeCheckpointError(ValueError):
+    """A run file that holds more than weights and plain data (pickled objects or code)."""
+
+
+def read_run_file(path: str | Path) -> Any:
+    """Read a ``model.pt`` / Lightning checkpoint as data (``weights_only=True``), on the CPU.
+
+    Raises:
+        UnsafeCheckpointError: the file needs objects beyond tensors and plain containers
+            (a crafted or foreign pickle); nothing of it was executed.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # only the offending global of torch's message: its advice to allow-list it is
+        # the opposite of what to do with a file nobody vouches for
+        found = re.search(r"Unsupported (global|operand)[^.;]*?(GLOBAL [\w.]+|\d+)", str(err))
+        detail = f" (needs {found.group(2)})" if found else ""
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it holds pickled objects, not only weights{detail}; "
+            "kanplatform never writes such files, so it was crafted or comes from elsewhere. "
+            "Nothing in it was run.") from None
 
 
 def save_model(model: torch.nn.Module, path: str | Path) -> None:
@@ -17,8 +50,8 @@ def save_model(model: torch.nn.Module, path: str | Path) -> None:
 
 
 def _from_lightning(path: Path) -> dict[str, Any]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if "model_config" not in ckpt:
+    ckpt = read_run_file(path)
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt:
         raise FileNotFoundError(f"{path} holds no model_config; it was not written by fit()")
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     return {"model_config": ckpt["model_config"], "state_dict": state}
@@ -41,7 +74,8 @@ def check_resume(path: str | Path, cfg: Any, max_steps: int) -> int:
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        ResumeError: not a ``fit`` checkpoint, a different model kind or width than the
+        ResumeError: not a ``fit`` checkpoint, a file holding more than weights (see
+            :class:`UnsafeCheckpointError`), a different model kind or width than the
             config's, or a step past ``max_steps``.
     """
     from kanplatform.train.models import model_spec
@@ -50,7 +84,9 @@ def check_resume(path: str | Path, cfg: Any, max_steps: int) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = read_run_file(path)
+    except UnsafeCheckpointError as err:
+        raise ResumeError(str(err)) from None
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same message
         raise ResumeError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") \
             from None
@@ -79,6 +115,7 @@ def load_model(run_dir: str | Path) -> torch.nn.Module:
 
     Raises:
         FileNotFoundError: no model file found.
+        UnsafeCheckpointError: the file holds more than weights (nothing of it runs).
     """
     from kanplatform.nn import build_model
 
@@ -90,7 +127,10 @@ def load_model(run_dir: str | Path) -> torch.nn.Module:
             if candidate.suffix == ".ckpt":
                 saved = _from_lightning(candidate)
             else:
-                saved = torch.load(candidate, map_location="cpu", weights_only=False)
+                saved = read_run_file(candidate)
+                if not isinstance(saved, dict) or "model_config" not in saved:
+                    raise FileNotFoundError(f"{candidate} holds no model_config; it was not "
+                                            "written by kanplatform")
             model = build_model(saved["model_config"])
             dtype = next(iter(saved["state_dict"].values())).dtype if saved["state_dict"] else None
             if dtype is not None and dtype.is_floating_point:

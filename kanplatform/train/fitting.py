@@ -24,19 +24,12 @@ import torch
 from kanplatform.config import ConfigError, load_config, save_config, to_dict
 from kanplatform.train.resolve import check_run_config, fill_matched_width, load_run_config
 
-STATUS_COMPLETED, STATUS_DIVERGED, STATUS_FAILED = "completed", "diverged", "failed"
-STATUS_STOPPED = "stopped"
-
-
-class RunStopped(BaseException):
-    """Raised from a callback to end a run early on purpose (a search's scheduler stopped the
-    trial): :func:`fit` records ``status: stopped`` with ``reason`` and the results so far,
-    then re-raises it. A BaseException, like the interrupt it replaces, so that nothing on
-    the way catches it as an error."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+# what a run's metrics.json, a search's trials table, W&B and the reports say (DESIGN.md)
+STATUS_COMPLETED, STATUS_STOPPED, STATUS_DIVERGED = "completed", "stopped", "diverged"
+STATUS_FAILED, STATUS_INTERRUPTED = "failed", "interrupted"
+STATUSES = (STATUS_COMPLETED, STATUS_STOPPED, STATUS_DIVERGED, STATUS_FAILED,
+            STATUS_INTERRUPTED)
+ERROR_LOG = "error.log"  # RUN_DIR/error.log: the traceback of a failed run
 
 
 @dataclass
@@ -55,7 +48,7 @@ class FitResult:
 
     @property
     def status(self) -> str:
-        """``completed`` or ``diverged``."""
+        """``completed``, ``stopped`` (a callback's stop request) or ``diverged``."""
         return self.metrics["status"]
 
 
@@ -111,6 +104,7 @@ def fit(
     trainer_kwargs: Mapping[str, Any] | None = None,
     ckpt_path: str | Path | None = None,
     verbose: bool = True,
+    replace: bool = False,
 ) -> FitResult:
     """Train the model ``cfg`` describes and write its run directory.
 
@@ -120,9 +114,15 @@ def fit(
     Args:
         cfg: a RunConfig (from :func:`kanplatform.train.resolve.load_run_config`), a plain
             dict or a path.
-        callbacks: extra Lightning callbacks (e.g. Ray Tune's report callback).
+        callbacks: extra Lightning callbacks (e.g. Ray Tune's report callback). One that
+            stops the run early (``trainer.should_stop``) says why in its ``stop_request``
+            attribute, ``(status, reason)`` with status ``stopped`` or ``interrupted``; the
+            run then ends with that status and reason.
         loggers: extra Lightning loggers (tracking's W&B logger is added from ``cfg.tracking``).
-        run_dir: write here instead of a new ``cfg.output_dir/<name>-<time>-<random>``.
+        run_dir: write here instead of a new ``cfg.output_dir/<name>-<time>-<random>``. A
+            directory that holds a run is refused (runs are never overwritten) unless
+            ``ckpt_path`` resumes it or ``replace``; one another process is writing is
+            refused at once (an exclusive lock on ``RUN_DIR/.lock``).
         trainer_kwargs: extra ``pl.Trainer`` arguments, overriding the config's (e.g.
             ``strategy``, ``plugins`` for Ray Train workers).
         ckpt_path: resume from this Lightning checkpoint (e.g. ``RUN_DIR/checkpoints/last.ckpt``
@@ -133,26 +133,29 @@ def fit(
             uninterrupted run. The W&B run recorded in ``run_dir`` goes on. Checked before
             anything is written.
         verbose: print the run directory.
+        replace: write over the run in ``run_dir`` (a search trial restarted from scratch).
 
     Returns:
-        :class:`FitResult`. A run whose loss became NaN/inf stops at once and *returns* with
-        ``status == "diverged"`` and ``metrics["reason"]`` (the CLI exits 1); its files are
-        written as usual.
+        :class:`FitResult`. A run whose loss became NaN/inf, or rose above
+        ``trainer.divergence_factor`` times its best, stops at once and *returns* with
+        ``status == "diverged"`` and ``metrics["reason"]`` naming the step and the loss (the
+        CLI exits 1); its files are written as usual.
 
     Raises:
-        ConfigError: an invalid config, or a ``ckpt_path`` of another model or past the
-            config's step budget, before anything is written.
+        ConfigError: an invalid config, or a ``ckpt_path`` of another model, past the
+            config's step budget or holding more than weights, before anything is written.
         FileNotFoundError: ``ckpt_path`` does not exist, before anything is written.
+        RunDirError: ``run_dir`` holds a run or is in use, before anything is written.
         Exception: any training error, re-raised after ``metrics.json`` records
-            ``status: failed`` with the reason.
-        RunStopped: a callback stopped the run on purpose, re-raised after
-            ``metrics.json`` records ``status: stopped`` with the reason.
+            ``status: failed`` with the reason (the traceback is in ``RUN_DIR/error.log``);
+            SIGTERM and Ctrl-C (Lightning's ``SystemExit``) after it records ``interrupted``
+            with the step and how to resume.
 
     Example:
         >>> result = fit(load_config("configs/experiment/quick.yaml"))  # doctest: +SKIP
         >>> result.metrics["final"]["test/rmse"]                          # doctest: +SKIP
     """
-    from kanplatform.train.rundir import new_run_dir
+    from kanplatform.train.rundir import claim_run_dir, new_run_dir
 
     cfg = fill_matched_width(copy.deepcopy(as_run_config(cfg)))  # config.yaml: what trains
     check_run_config(cfg)
@@ -164,7 +167,19 @@ def fit(
         budget = (trainer_kwargs or {}).get("max_steps") or step_budget(cfg)
         resumed = {"checkpoint": str(ckpt_path), "step": check_resume(ckpt_path, cfg, budget)}
     run_dir = Path(run_dir).resolve() if run_dir else new_run_dir(cfg.output_dir, cfg.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = claim_run_dir(run_dir, resume=ckpt_path is not None, replace=replace)
+    try:
+        return _fit_in(cfg, run_dir, resumed, callbacks, loggers, trainer_kwargs, ckpt_path,
+                       verbose)
+    finally:
+        lock.release()
+
+
+def _fit_in(cfg: Any, run_dir: Path, resumed: dict[str, Any] | None, callbacks: Sequence[Any],
+            loggers: Sequence[Any], trainer_kwargs: Mapping[str, Any] | None,
+            ckpt_path: Path | None, verbose: bool) -> FitResult:
+    """:func:`fit` once the run directory is this process's."""
+    (run_dir / ERROR_LOG).unlink(missing_ok=True)  # an earlier attempt's; this one starts
     save_config(cfg, run_dir / "config.yaml")
     if verbose:
         print(f"run dir: {run_dir}", file=sys.stderr, flush=True)
@@ -178,17 +193,18 @@ def fit(
     try:
         with _local_torch_state(cfg.seed, cfg.trainer.num_threads):
             run.train(callbacks, loggers, trainer_kwargs, ckpt_path)
-    except RunStopped as err:
-        run.write(STATUS_STOPPED, err.reason, time.perf_counter() - started)
-        run.finish(exit_code=0)
-        raise
     except BaseException as err:
-        run.write(STATUS_FAILED, run.failure_reason(err), time.perf_counter() - started)
-        run.finish(exit_code=1)
+        status, reason = run.failure(err)
+        if status == STATUS_FAILED:
+            import traceback
+
+            (run_dir / ERROR_LOG).write_text("".join(traceback.format_exception(err)))
+        run.write(status, reason, time.perf_counter() - started)
+        run.finish(status)
         raise
-    status = STATUS_DIVERGED if run.recorder.diverged else STATUS_COMPLETED
-    metrics = run.write(status, run.recorder.diverged, time.perf_counter() - started)
-    run.finish(exit_code=0 if status == STATUS_COMPLETED else 1)
+    status, reason = run.outcome(callbacks, (trainer_kwargs or {}).get("max_steps"))
+    metrics = run.write(status, reason, time.perf_counter() - started)
+    run.finish(status)
     return FitResult(run_dir, metrics, run.module.model.eval() if run.module else None)
 
 
@@ -252,7 +268,12 @@ class _Run:
         import pytorch_lightning as pl
 
         from kanplatform.data import KANDataModule
-        from kanplatform.train.callbacks import GridSchedule, PeriodicCheckpoint, RunRecorder
+        from kanplatform.train.callbacks import (
+            DivergenceGuard,
+            GridSchedule,
+            PeriodicCheckpoint,
+            RunRecorder,
+        )
         from kanplatform.train.models import build_model_from_config
         from kanplatform.train.module import RegressionModule
 
@@ -267,7 +288,9 @@ class _Run:
         steps_per_stage = cfg.grid.steps_per_stage if schedule else cfg.trainer.max_steps
         max_steps = step_budget(cfg)
         g = cfg.grid
-        self.grid = GridSchedule(schedule, steps_per_stage, g.update_every, g.update_until)
+        guard = DivergenceGuard(cfg.trainer.divergence_factor)
+        self.grid = GridSchedule(schedule, steps_per_stage, g.update_every, g.update_until,
+                                 guard=guard)
         self.recorder = RunRecorder(cfg.trainer.log_every_n_steps, self.grid)
         self.checkpoint = PeriodicCheckpoint(self.run_dir / "checkpoints" / "last.ckpt",
                                              cfg.trainer.checkpoint_every_n_steps, self.grid)
@@ -302,8 +325,11 @@ class _Run:
             warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\).*")
             self.trainer = pl.Trainer(**kwargs)
             started, cpu_started = time.perf_counter(), time.process_time()
+            # weights_only: a checkpoint is data (check_resume refused anything else already;
+            # this keeps Lightning's own read of it just as strict)
             self.trainer.fit(self.module, datamodule=datamodule,
-                             ckpt_path=str(ckpt_path) if ckpt_path else None)
+                             ckpt_path=str(ckpt_path) if ckpt_path else None,
+                             weights_only=True)
             self.wall_time_s = time.perf_counter() - started
             self.cpu_time_s = time.process_time() - cpu_started
 
@@ -338,17 +364,34 @@ class _Run:
         write_json(self.run_dir / "metrics.json", metrics)
         return metrics
 
-    def failure_reason(self, err: BaseException) -> str:
-        """``Type: message``; for an interrupted run, where it stopped and how to go on."""
+    def failure(self, err: BaseException) -> tuple[str, str]:
+        """``(status, reason)`` of a run that raised ``err``: ``interrupted`` (SIGTERM or
+        Ctrl-C: where it stopped and how to go on) or ``failed`` (``Type: message``)."""
         name = type(err).__name__
         # Lightning turns Ctrl-C into SystemExit, and SIGTERM into SIGTERMException after
         # the step in progress (so that checkpoint continues exactly)
         why = {"SIGTERMException": "SIGTERM", "KeyboardInterrupt": "Ctrl-C",
                "SystemExit": "Ctrl-C"}.get(name)
-        if why is None or self.trainer is None:
-            return f"{name}: {err}"
-        return (f"interrupted ({why}) at step {self.trainer.global_step}; continue with "
-                f"`kanplatform train --resume {self.run_dir}`")
+        if why is None:
+            return STATUS_FAILED, f"{name}: {err}"
+        step = self.trainer.global_step if self.trainer is not None else 0
+        return STATUS_INTERRUPTED, (f"interrupted ({why}) at step {step}; continue with "
+                                    f"`kanplatform train --resume {self.run_dir}`")
+
+    def outcome(self, callbacks: Sequence[Any], max_steps: int | None) -> tuple[str, str | None]:
+        """``(status, reason)`` of a run whose training returned."""
+        if self.recorder.diverged:
+            return STATUS_DIVERGED, self.recorder.diverged
+        for callback in callbacks:
+            request = getattr(callback, "stop_request", None)
+            if request:
+                status, reason = request
+                return (status if status in STATUSES else STATUS_STOPPED), reason
+        budget = max_steps or step_budget(self.cfg)
+        step = self.trainer.global_step
+        if step < budget:  # a callback set should_stop without saying why
+            return STATUS_STOPPED, f"stopped at step {step} of {budget} by a callback"
+        return STATUS_COMPLETED, None
 
     def _results(self) -> dict[str, Any]:
         from kanplatform.train.callbacks import _model_counts
@@ -375,9 +418,12 @@ class _Run:
         # atomically: a kill while it is written leaves the last periodic checkpoint intact
         write_checkpoint(self.trainer, self.run_dir / "checkpoints" / "last.ckpt")
 
-    def finish(self, exit_code: int) -> None:
+    def finish(self, status: str) -> None:
+        """Finish the W&B run: exit code 0 for a completed or stopped run, the status as a
+        tag when it is not ``completed`` (a stopped trial is a result, not an error)."""
         if self.finish_tracking is not None:
-            self.finish_tracking(self.loggers, exit_code=exit_code)
+            ok = status in (STATUS_COMPLETED, STATUS_STOPPED)
+            self.finish_tracking(self.loggers, exit_code=0 if ok else 1, status=status)
 
 
 def _distributed(trainer: Any) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 :mod:`kanplatform.config` knows the schema and the YAML files but no dataset or model. Here
 they meet the registries of :mod:`kanplatform.data` and :mod:`kanplatform.nn`:
 
-* :func:`check_run_config`: dataset names, data files and their columns, the model's input
-  and output widths against the dataset, model kinds, activation names (after
+* :func:`check_run_config`: dataset names, data files (their columns and contents: numeric,
+  finite, enough rows), the model's input and output widths against the dataset, model
+  kinds, activation names, every constructor argument of the model (after
   :func:`kanplatform.config.validate`'s own checks);
 * :func:`apply_run_overrides`: :func:`kanplatform.config.apply_overrides`, plus the parameter
   count a ``match: params`` MLP selected over a KAN (``model=mlp``) is matched to;
@@ -52,6 +53,7 @@ def check_run_config(cfg: DictConfig, problems: Problems | None = None) -> DictC
 
 def _check_data(d: DictConfig, p: Problems) -> None:
     from kanplatform.data import TARGETS, DataError, column_names
+    from kanplatform.data.checks import check_data_config
 
     if d.dataset != "file":
         valid = ["file", *sorted(TARGETS)]
@@ -66,6 +68,7 @@ def _check_data(d: DictConfig, p: Problems) -> None:
                         f"{Path(d.path).suffix!r}: use .csv or .npz")):
         return
     path = Path(d.path)
+    before = len(p)
     try:
         columns = column_names(path)
     except DataError as err:
@@ -77,6 +80,12 @@ def _check_data(d: DictConfig, p: Problems) -> None:
         missing = [n for n in names if n not in columns]
         p.check(not missing, f"data.{key}", f"no column {missing} in {path}; columns: "
                 f"{', '.join(columns)}")
+    if len(p) > before:  # the content is read only once the file and its columns are right
+        return
+    try:  # the content: readable, numeric, finite, enough rows
+        check_data_config(d)
+    except DataError as err:
+        p.add(str(err))
 
 
 def _check_model(cfg: DictConfig, p: Problems, *, data_ok: bool = True) -> None:
@@ -100,6 +109,25 @@ def _check_model(cfg: DictConfig, p: Problems, *, data_ok: bool = True) -> None:
             f"first entry {width[0]} != {n_in} inputs of dataset {name!r} (use {n_in})")
     p.check(width[-1] == n_out, "model.width",
             f"last entry {width[-1]} != {n_out} outputs of dataset {name!r} (use {n_out})")
+    if not p:  # last, and only on its own: the keys above have more specific messages
+        _check_model_args(cfg, p)
+
+
+def _check_model_args(cfg: DictConfig, p: Problems) -> None:
+    """Every argument the model's constructor checks, without building it (nn's checks)."""
+    from kanplatform.nn.checks import ModelArgError, check_model_args
+    from kanplatform.train.models import model_spec
+
+    schedule = list(cfg.grid.schedule)
+    try:
+        check_model_args(model_spec(cfg.model, schedule[0] if schedule else None,
+                                    grid_eps=cfg.grid.grid_eps))
+    except ModelArgError as err:
+        key = {"grid_eps": "grid.grid_eps",
+               "grid_size": "grid.schedule[0]" if schedule else "model.grid_size"
+               }.get(err.arg, f"model.{err.arg}")
+        message = str(err).removeprefix(f"{err.arg} ")  # "spline_order must be ..." -> "must be"
+        p.add(f"{key}: {message}")
 
 
 def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike | None = None,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import math
+import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -31,6 +33,70 @@ def new_run_dir(output_dir: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"could not create a unique run directory under {root}")
+
+
+LOCK_NAME = ".lock"  # in every run directory: flock()ed by the process writing the run
+RUN_FILES = ("config.yaml", "metrics.json", "model.pt", "checkpoints")
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be written: it holds a run, or another process has it."""
+
+
+class RunDirLock:
+    """An exclusive ``flock`` on ``RUN_DIR/.lock``, held while one process writes the run.
+
+    The kernel drops it when the process ends however it ends (SIGKILL included), so a
+    killed run never leaves a stale lock; the file itself stays (removing it would let a
+    second process lock a file that a third then replaces).
+    """
+
+    def __init__(self, run_dir: Path, fd: int) -> None:
+        self.run_dir, self._fd = run_dir, fd
+
+    def release(self) -> None:
+        """Give the directory up (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+def holds_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds (part of) a run: its config, metrics, model or checkpoints."""
+    return any((Path(run_dir) / name).exists() for name in RUN_FILES)
+
+
+def claim_run_dir(run_dir: str | Path, *, resume: bool = False,
+                  replace: bool = False) -> RunDirLock:
+    """Create ``run_dir`` if needed and take it for this process, before anything is written.
+
+    Two processes racing for one directory: exactly one gets it, the other gets
+    :class:`RunDirError` at once. A directory that already holds a run is refused unless
+    the run is being resumed (``resume``) or replaced by its own restart (``replace``, a
+    search trial retried from scratch).
+
+    Raises:
+        RunDirError: naming the directory, the process holding it or the run it holds, and
+            what to do instead.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise RunDirError(f"run directory {run_dir} is in use by another run (pid {holder}); "
+                          "wait for it to end or choose another --run-dir") from None
+    if holds_run(run_dir) and not (resume or replace):
+        os.close(fd)
+        raise RunDirError(f"run directory {run_dir} already holds a run; continue it with "
+                          f"`kanplatform train --resume {run_dir}` or choose another --run-dir "
+                          "(runs are never overwritten)")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return RunDirLock(run_dir, fd)
 
 
 def _json_safe(value: Any) -> Any:

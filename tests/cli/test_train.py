@@ -134,7 +134,7 @@ def test_a_run_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path, 
     assert out.strip() == str(run.resolve()) and "run stopped: interrupted (SIGTERM)" in err
     stopped = _metrics(run)
     step = int(re.search(r"interrupted \(SIGTERM\) at step (\d+)", stopped["reason"])[1])
-    assert stopped["status"] == "failed" and 100 <= step < 200, stopped["reason"]
+    assert stopped["status"] == "interrupted" and 100 <= step < 200, stopped["reason"]
     assert f"kanplatform train --resume {run.resolve()}" in stopped["reason"]
     assert (run / "checkpoints" / "last.ckpt").is_file()
 
@@ -168,7 +168,7 @@ def test_a_run_killed_by_sigkill_resumes_from_its_periodic_checkpoint(tmp_path, 
     assert returncode == -signal.SIGKILL, "the run finished before it was killed"
     assert not (run / "metrics.json").exists()  # nothing was written at the end
     ckpt = run / "checkpoints" / "last.ckpt"
-    step = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+    step = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
     assert step in (30, 40, 45, 60, 75), step
 
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
@@ -228,3 +228,80 @@ def test_interpret_with_an_mlp_fails_before_training(tmp_path, capsys):
     assert main(["train", str(QUICK), f"output_dir={tmp_path}", "model=mlp", "--interpret"]) == 2
     assert "--interpret needs a KAN; model.kind is 'mlp'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_run_dir_holding_a_run_is_refused_unless_resumed(tmp_path, capsys):
+    run = tmp_path / "run"
+    common = [str(QUICK), f"output_dir={tmp_path}", "grid.schedule=[3]", "trainer.num_threads=1",
+              "--run-dir", str(run), "--quiet"]
+    assert main(["train", *common]) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(["train", *common, "optim.lr=0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"cannot train: run directory {run.resolve()} already holds a run; continue "
+                   f"it with `kanplatform train --resume {run.resolve()}` or choose another "
+                   "--run-dir (runs are never overwritten)")
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+    assert load_config(run / "config.yaml").optim.lr == 1.0
+
+
+def test_a_run_dir_in_use_by_another_process_is_refused_at_once(tmp_path, capsys):
+    """The lock is an flock on RUN_DIR/.lock: held here as another process would hold it."""
+    from kanplatform.train.rundir import claim_run_dir
+
+    run = tmp_path / "busy"
+    held = claim_run_dir(run)
+    try:
+        code = main(["train", str(QUICK), f"output_dir={tmp_path}", "--run-dir", str(run),
+                     "--quiet"])
+        err = capsys.readouterr().err.strip()
+    finally:
+        held.release()
+    assert code == 2
+    assert err == (f"cannot train: run directory {run.resolve()} is in use by another run (pid "
+                   f"{__import__('os').getpid()}); wait for it to end or choose another "
+                   "--run-dir")
+    assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing of a run was written
+    claim_run_dir(run).release()  # released: the next one gets it
+
+
+@pytest.mark.slow  # two subprocesses (~5 s of imports each, in parallel)
+def test_two_processes_racing_for_one_run_dir_one_wins(tmp_path):
+    run = tmp_path / "raced"
+    cmd = [sys.executable, "-m", "kanplatform", "train", str(QUICK), f"output_dir={tmp_path}",
+           "trainer.num_threads=1", "grid.steps_per_stage=150", "--run-dir", str(run), "--quiet"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, _, err in results if code == 2).strip().splitlines()
+    assert len(loser) == 1 and loser[0].startswith(f"cannot train: run directory {run}"), loser
+    assert ("is in use by another run" in loser[0]) or ("already holds a run" in loser[0])
+    metrics = _metrics(run)
+    assert metrics["status"] == "completed" and metrics["step"] == 300
+
+
+def test_a_failure_after_the_start_is_one_line_with_the_run_dir_and_a_log(tmp_path, capsys):
+    """No GPU here: Lightning fails once the run directory and its W&B run exist."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU")
+    run = tmp_path / "gpu"
+    args = [str(QUICK), f"output_dir={tmp_path}", "trainer.accelerator=gpu", "--run-dir",
+            str(run), "--quiet"]
+    assert main(["train", *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"run failed: MisconfigurationException: No supported gpu backend found! "
+                       f"(run dir {run.resolve()}; traceback in {run.resolve()}/error.log)")
+    assert not any("Traceback" in line for line in err)
+    metrics = _metrics(run)
+    assert metrics["status"] == "failed" and "No supported gpu backend" in metrics["reason"]
+    log = (run / "error.log").read_text()
+    assert log.startswith("Traceback") and "MisconfigurationException" in log
+
+    again = tmp_path / "gpu-debug"
+    assert main(["train", *args[:-3], "--run-dir", str(again), "--quiet", "--debug"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err

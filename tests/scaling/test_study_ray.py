@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.tracking.conftest import leet_summary_at
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "scaling" / "tiny.yaml"
 # one KAN grid-extension run (3 sizes) + 4 MLP widths = 5 trainings, 7 sizes
-OVERRIDES = ["families.mlp.widths=[4,8,16,32]"]
+OVERRIDES = ["families.mlp.widths=[4,8,16,32]", "tracking.mode=offline"]  # W&B of every trial
 N_TRAININGS = 5
 
 
@@ -119,6 +121,17 @@ def test_study_killed_midway_resumes_without_retraining(tmp_path):
         assert after[run_dir] == stamp, f"{run_dir} was trained again"
     used = {r["run_dir"] for r in doc["rows"]}
     assert len(used) == N_TRAININGS and used <= set(after)
+    # one directory per training: one the kill cut off was continued in place
+    assert sorted(str(p) for p in exp_dir.glob("trials-*/runs/*")) == sorted(used)
+    for run_dir in used:  # and its W&B run (the last process's, for a continued one) finished
+        # offline-run-<YYYYMMDD_HHMMSS>-<id>: the newest is the resumed process's; an older one
+        # of the SIGKILLed process may be a bare 7-byte header (nothing could flush it)
+        runs = sorted((Path(run_dir) / "wandb").glob("offline-run-*"))
+        assert runs, run_dir
+        summary = leet_summary_at(runs[-1])
+        assert summary["state"] == "finished" and summary["exit_code"] == 0, run_dir
+        starts = json.loads((Path(run_dir) / "trial.json").read_text())["starts"]
+        assert len(runs) <= starts, run_dir  # at most one W&B run per process that trained it
 
     # the study's outputs: table, fits against both axes, plots
     rows = doc["rows"]

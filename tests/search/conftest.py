@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tracking.conftest import leet_summary_at, offline_run_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "configs" / "experiment" / "quick.yaml"
 
@@ -50,3 +52,40 @@ def read_table(experiment_dir: Path) -> tuple[list[dict], list[dict]]:
     with open(experiment_dir / "trials.csv") as fh:
         csv_rows = list(csv.DictReader(fh))
     return rows, csv_rows
+
+
+def check_records(rows: list[dict], csv_rows: list[dict]) -> None:
+    """Every trial's status and reason agree in metrics.json, trials.json, trials.csv and W&B,
+    whose run was finished (exit code 0 for completed/stopped, else 1; any status but
+    completed is a tag, the status and reason are in its summary)."""
+    by_csv = {r["trial_id"]: r for r in csv_rows}
+    assert len(by_csv) == len(rows)
+    for row in rows:
+        run_dir = Path(row["run_dir"])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["status"] == row["status"] == by_csv[row["trial_id"]]["status"], row
+        assert metrics["reason"] == row["reason"]
+        assert metrics["wall_time_s"] is not None
+        summary = leet_summary_at(offline_run_dir(run_dir))
+        ok = row["status"] in ("completed", "stopped")
+        assert summary["exit_code"] == (0 if ok else 1), (row, summary)
+        # written to its end: wandb's word for a run finished with exit code 1 is "failed"
+        assert summary["state"] == ("finished" if ok else "failed"), (row, summary)
+        assert summary["summary"]["status"] == row["status"]
+        assert summary["summary"].get("reason") == row["reason"]
+        assert ("stopped" in summary.get("tags", [])) == (row["status"] == "stopped")
+        if row["status"] in ("completed", "stopped"):
+            assert summary["summary"]["val/rmse"] == pytest.approx(row["val/rmse"])
+
+
+def most_at_once(rows: list[dict]) -> int:
+    """The most trials that were running at one moment (RUN_DIR/trial.json start/end)."""
+    events = []
+    for row in rows:
+        times = json.loads((Path(row["run_dir"]) / "trial.json").read_text())
+        events += [(times["started"], 1), (times["ended"], -1)]
+    running = most = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        running += step
+        most = max(most, running)
+    return most

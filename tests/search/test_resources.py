@@ -169,7 +169,7 @@ def test_rays_placement_of_fractional_gpus_matches_the_arithmetic():
 @pytest.mark.slow
 def test_a_search_whose_resources_are_held_by_others_times_out_with_the_reason(tmp_path):
     """Ray has the CPU but another job holds it: the search waits placement_timeout_s, then
-    fails with one line, and the tables list the trial as not run."""
+    fails with one line, and the tables list the trial as failed, with why."""
     import ray
 
     ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1")
@@ -191,5 +191,6 @@ def test_a_search_whose_resources_are_held_by_others_times_out_with_the_reason(t
     assert "\n" not in str(err.value)
     (exp,) = (tmp_path / "tune").glob("busy-*")
     rows, _ = read_table(exp)
-    assert [r["status"] for r in rows] == ["not_run"]
+    assert [r["status"] for r in rows] == ["failed"]  # it never ran: the placement failed
+    assert "no trial could be placed for 3 s" in rows[0]["reason"]
     ray.shutdown()

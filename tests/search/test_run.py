@@ -3,6 +3,7 @@ ASHA search, its tables and best config are tested with the watched one in test_
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -10,7 +11,14 @@ import pytest
 
 from kanplatform.config import load_config
 from kanplatform.search import load_search, parse_search, run_configs, run_search
-from tests.search.conftest import QUICK, ROOT, read_table, tiny_overrides
+from tests.search.conftest import (
+    QUICK,
+    ROOT,
+    check_records,
+    most_at_once,
+    read_table,
+    tiny_overrides,
+)
 
 pytestmark = pytest.mark.slow  # each starts a local Ray (~15 s) and runs several trials
 
@@ -38,12 +46,17 @@ def test_grid_refinement_asha_stops_poor_trials_at_a_coarse_grid(tmp_path):
     assert "grid/stage" in stopped[0]["reason"]
 
 
-def test_diverging_trial_is_stopped_and_marked_while_the_others_finish(tmp_path):
-    """run_configs runs each listed config once; a NaN loss ends its trial with the reason."""
-    cfg = load_config(QUICK, tiny_overrides(tmp_path, "optim.name=adam"))
+def test_diverging_trial_is_stopped_and_marked_while_the_others_finish(tmp_path, capfd):
+    """run_configs (FIFO) runs each listed config once, one at a time on 2 CPUs as capped; a
+    NaN loss ends its trial with the reason; every record agrees."""
+    cfg = load_config(QUICK, tiny_overrides(tmp_path, "optim.name=adam",
+                                            "tracking.mode=offline"))
     configs = [{"optim.lr": 1e300}, {"optim.lr": 0.01}]
     result = run_configs(cfg, configs, storage_path=tmp_path / "tune", num_cpus=2,
-                         name="diverge", max_concurrent_trials=2)
+                         name="diverge", max_concurrent_trials=1)
+    assert "will be ignored" not in capfd.readouterr().err
+    check_records(*read_table(result.experiment_dir))
+    assert most_at_once(result.trials) == 1  # 2 CPUs, 1 CPU a trial: the cap held them
     rows = {r["optim.lr"]: r for r in result.trials}
     assert len(result.trials) == 2 and set(rows) == {1e300, 0.01}
     bad, good = rows[1e300], rows[0.01]
@@ -58,8 +71,6 @@ def test_multiworker_trial_runs_ddp_on_two_cpu_workers_and_reports(tmp_path):
     """2 Ray Train workers of 1 CPU on a 2-CPU local Ray: the coordinator holds no CPU, so
     they fit (with a 0.01-CPU coordinator they never did); the worker count and backend are
     recorded in metrics.json, W&B, trials.csv and every Tune result."""
-    import json
-
     from tests.tracking.conftest import leet_summary
 
     cfg = load_config(QUICK, tiny_overrides(tmp_path, "tracking.mode=offline"))
@@ -79,6 +90,7 @@ def test_multiworker_trial_runs_ddp_on_two_cpu_workers_and_reports(tmp_path):
     assert summary["grid/stage"] == 2
     _, csv_rows = read_table(result.experiment_dir)
     assert csv_rows[0]["trainer/workers"] == "2" and csv_rows[0]["trainer/backend"] == "gloo"
+    check_records(*read_table(result.experiment_dir))  # rank 0's W&B run, finished
     # rank 0 reported through Ray Train's TuneReportCallback, from a 2-worker DDP group
     progress = Path(result.experiment_dir).glob("search_trial_*/result.json")
     results = [json.loads(line) for p in progress for line in p.read_text().splitlines()]

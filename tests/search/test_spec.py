@@ -202,6 +202,47 @@ def test_an_optuna_search_it_cannot_run_fails_before_ray(cfg, tmp_path, capsys, 
     assert not (tmp_path / "runs").exists() and not (tmp_path / "tune").exists()
 
 
+@pytest.mark.parametrize("data, match", [
+    ({"scheduler": {"kind": "asha", "grace_period": "abc"}},
+     r"scheduler.grace_period: must be an integer >= 1, got 'abc'"),
+    ({"scheduler": {"kind": "asha", "grace_period": -7}}, r"scheduler.grace_period: .* got -7"),
+    ({"scheduler": {"kind": "asha", "grace_period": 3, "max_t": 2}}, "past scheduler.max_t"),
+    ({"scheduler": {"kind": "asha", "reduction_factor": 1}}, r"reduction_factor: must be .* > 1"),
+    ({"scheduler": {"kind": "asha", "brackets": 0}}, "scheduler.brackets"),
+    ({"scheduler": {"kind": "asha", "max_t": "x"}}, "scheduler.max_t"),
+    ({"max_failures": "abc"}, r"max_failures: must be an integer >= 0, got 'abc'"),
+    ({"max_failures": -7}, r"max_failures: .* got -7"),
+    ({"max_concurrent_trials": 1.5}, "max_concurrent_trials"),
+    ({"num_samples": "8"}, "num_samples"),
+    ({"keep_checkpoints": 0}, "keep_checkpoints"),
+    ({"reuse_actors": "yes"}, "reuse_actors: must be true or false"),
+    ({"seed": 0.5}, "seed"),
+    ({"name": "../elsewhere"}, "name: .* path separators"),
+    ({"resources": {"cpu": "one"}}, "resources.cpu"),
+    ({"resources": {"workers": 0}}, "resources.workers"),
+    ({"resources": {"use_gpu": "no"}}, "resources.use_gpu"),
+])
+def test_every_scheduler_search_and_failure_field_is_type_and_range_checked(data, match):
+    with pytest.raises(SearchSpecError, match=match):
+        _spec(**data)
+
+
+@pytest.mark.parametrize("line", ["scheduler: {kind: asha, grace_period: abc}",
+                                  "max_failures: -7"])
+def test_validate_and_tune_refuse_a_bad_field_with_one_line_and_create_nothing(
+        tmp_path, capsys, line):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"space:\n  optim.lr: {{loguniform: [0.01, 1.0]}}\n{line}\n")
+    assert cli_main(["validate", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert line.split(":")[0] in out and "Traceback" not in out
+    code = cli_main(["tune", str(QUICK), str(bad), f"output_dir={tmp_path / 'runs'}",
+                     "--storage-path", str(tmp_path / "tune")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "tune").exists()
+
+
 def test_data_parallel_gpu_trials_take_one_gpu_per_worker_on_nccl():
     """workers > 1 on GPUs: NCCL, exactly one whole GPU per worker (a fraction or several per
     worker is refused before Ray starts); on CPUs gloo."""

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -154,25 +155,6 @@ def test_failure_is_recorded_and_raised(quick_cfg):
     assert saved["status"] == "failed" and "boom" in saved["reason"]
 
 
-def test_a_run_stopped_on_purpose_is_recorded_as_stopped_and_raised(quick_cfg):
-    """A search's scheduler ends a trial this way: the records say stopped, with the reason
-    and the results so far, not failed."""
-    from kanplatform.train.fitting import RunStopped
-
-    class Scheduler(pl.Callback):
-        def on_train_batch_end(self, trainer, *args):
-            if trainer.global_step == 4:
-                raise RunStopped("stopped by the scheduler at grid/stage=1")
-
-    with pytest.raises(RunStopped):
-        fit(quick_cfg, callbacks=[Scheduler()], verbose=False)
-    run = next(Path(quick_cfg.output_dir).iterdir())
-    saved = json.loads((run / "metrics.json").read_text())
-    assert saved["status"] == "stopped" and saved["step"] == 4
-    assert saved["reason"] == "stopped by the scheduler at grid/stage=1"
-    assert saved["final"]["val/rmse"] > 0 and (run / "model.pt").is_file()
-
-
 def test_invalid_config_writes_nothing(quick_cfg, tmp_path):
     from kanplatform.config import ConfigError, to_dict
 
@@ -295,6 +277,24 @@ def test_no_periodic_checkpoint_with_zero(quick_cfg, tmp_path):
     result = fit(cfg, run_dir=tmp_path / "run", callbacks=[kept], verbose=False)
     assert kept.kept == {}  # none while training...
     assert (result.run_dir / "checkpoints" / "last.ckpt").is_file()  # ...one at the end
+
+
+@pytest.mark.parametrize("precision", [32, 64])
+def test_a_loss_that_explodes_without_overflowing_is_diverged(quick_cfg, precision):
+    """Adam at lr 1e6: float64 climbs to ~1e36 while staying finite; still ``diverged``."""
+    cfg = apply_overrides(quick_cfg, {"optim.name": "adam", "optim.lr": 1e6,
+                                      "trainer.precision": precision})
+    result = fit(cfg, verbose=False)
+    assert result.status == "diverged", result.metrics
+    reason = result.metrics["reason"]
+    assert re.search(r"(rose above 10000x its best|non-finite train/loss).* at step \d+|"
+                     r"at step \d+ rose above", reason), reason
+    assert result.metrics["step"] < 20
+    assert json.loads((result.run_dir / "metrics.json").read_text())["status"] == "diverged"
+
+    off = fit(apply_overrides(cfg, {"trainer.divergence_factor": 0, "trainer.precision": 64}),
+              verbose=False)
+    assert off.status == "completed"  # the old rule: only NaN/inf, so 1e24 RMSE "completes"
 
 
 def test_ood_split_is_evaluated_beside_the_test_split(quick_cfg):

@@ -23,6 +23,10 @@ BROKEN = {
     "missing_data_file": ("data:\n  dataset: file\n  path: /no/such.csv\n",
                           r"data\.path: file not found"),
     "range_still_checked": ("model:\n  grid_size: 0\n", r"model\.grid_size: must be >= 1, got 0"),
+    "spline_order_0": ("model:\n  spline_order: 0\n",
+                       r"model\.spline_order: must be an integer >= 1, got 0"),
+    "mlp_activation": ("model:\n  kind: mlp\n  width: [2, 4, 1]\n  activation: swish\n",
+                       r"model\.activation"),
 }
 
 
