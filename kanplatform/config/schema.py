@@ -135,6 +135,7 @@ class DataConfig:
         targets: the file's target columns.
         n_ood: points of an out-of-domain test split (0: none; registered targets only).
         ood_shell: that split's shell [r_lo, r_hi], in half-widths of the training box.
+        drop_nonfinite: train without rows holding NaN/inf (with a warning) instead of refusing.
     """
 
     dataset: str = "exp_sin_sq"

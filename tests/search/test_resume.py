@@ -66,7 +66,7 @@ def test_driver_killed_at_several_moments_resumes_every_trial_exactly_once(
     search = _write_search(tmp_path / "ft.yaml", [1.0, 0.5, 0.3], concurrent=1)
     exp, runs = tmp_path / "tune" / "ft", tmp_path / "tune" / "ft" / "runs"
     cmd = [sys.executable, "-m", "kanplatform", "tune", str(QUICK), str(search),
-           f"output_dir={tmp_path / 'runs'}", *TRIAL, "--storage-path", str(tmp_path / "tune"),
+           f"output_dir={tmp_path / 'runs'}", *TRIAL, "--output-dir", str(tmp_path / "tune"),
            "--name", "ft", "--verbose", "0", "--num-cpus", "2"]
 
     # 1: Tune wrote tuner.pkl, not yet its experiment state

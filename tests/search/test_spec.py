@@ -237,7 +237,7 @@ def test_validate_and_tune_refuse_a_bad_field_with_one_line_and_create_nothing(
     out = capsys.readouterr().out
     assert line.split(":")[0] in out and "Traceback" not in out
     code = cli_main(["tune", str(QUICK), str(bad), f"output_dir={tmp_path / 'runs'}",
-                     "--storage-path", str(tmp_path / "tune")])
+                     "--output-dir", str(tmp_path / "tune")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "tune").exists()
