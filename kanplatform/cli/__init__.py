@@ -131,8 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args._main(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # a search says what it left and how to go on
+        print(str(err) or "interrupted", file=sys.stderr)
         return 130
 
 

@@ -68,6 +68,13 @@ BEST_CONFIG = "best_config.yaml"
 STATUS_KEY = "trial/status"  # what a trial reports: running | completed | ... (trainable's)
 
 
+class SearchInterrupted(KeyboardInterrupt):
+    """The search's driver was stopped (Ctrl-C) before every trial ended. Tune itself stops
+    gracefully and returns; this is raised after the tables are written (the ended trials, and
+    the rest marked ``interrupted``) so that nothing built on the search -- a scaling study, a
+    compare study, the CLI -- carries on as if it had finished. ``--resume`` runs the rest."""
+
+
 @dataclass
 class SearchResult:
     """The outcome of a search.
@@ -347,6 +354,11 @@ def _run(base_cfg: Any, spec: SearchSpec, store: ExperimentStore, plan: Plan, co
         print(f"experiment: {experiment_dir} (results: {store.uri})")
     if watch.state.message:
         raise SearchSpecError(f"{watch.state.message} (tables so far: {experiment_dir})")
+    cut = [r for r in trials if r["status"] == "interrupted"]
+    if cut:
+        raise SearchInterrupted(
+            f"interrupted: {len(cut)} of {len(trials)} trials did not end (tables so far: "
+            f"{experiment_dir}); the same command with --resume runs them")
     return result
 
 

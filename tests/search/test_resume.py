@@ -1,10 +1,11 @@
-"""A search whose driver is SIGKILLed at several moments resumes with every trial exactly once.
+"""A search whose driver is stopped at several moments resumes with every trial exactly once.
 
-The moments: between Tune's ``tuner.pkl`` and its first ``experiment_state-*.json`` (Tune's
-own restore then ran 1 of the trials), and mid-trial after another trial had finished (the
-state older than the trial directories). Each ``--resume`` reads the sampled list from
-``search.json`` and the run directories; the last one ends with all three trials completed,
-each in its one directory, the one cut off mid-run continued from its checkpoint.
+The moments: SIGKILL between Tune's ``tuner.pkl`` and its first ``experiment_state-*.json``
+(Tune's own restore then ran 1 of the trials), and Ctrl-C mid-trial after another trial had
+finished (exit 130, the tables written, the cut-off trial ``interrupted``). Each
+``--resume`` reads the sampled list from ``search.json`` and the run directories; the last
+one ends with all three trials completed, each in its one directory, the one cut off mid-run
+continued from its checkpoint.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ TRIAL = ["grid.schedule=[3,5,10]", "grid.steps_per_stage=10", "trainer.num_threa
 
 
 def _run_until(cmd: list[str], env: dict, cwd: Path, ray_tmp: Path,
-               moment: Callable[[], bool], what: str) -> None:
-    """Start the driver, SIGKILL it (and its local Ray: one process group) at ``moment``."""
+               moment: Callable[[], bool], what: str, sig: int = signal.SIGKILL) -> int:
+    """Start the driver, send ``sig`` to it and its local Ray (one process group, as a
+    terminal's Ctrl-C reaches them) at ``moment``; return its exit code."""
     log = open(cwd / "driver.log", "a")
     driver = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
@@ -43,8 +45,8 @@ def _run_until(cmd: list[str], env: dict, cwd: Path, ray_tmp: Path,
             time.sleep(0.02)
         assert driver.poll() is None, f"the search ended before {what}"
         assert moment(), f"timed out waiting for {what}"
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
+        os.killpg(driver.pid, sig)
+        return driver.wait(timeout=30 if sig == signal.SIGKILL else 180)
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -73,14 +75,22 @@ def test_driver_killed_at_several_moments_resumes_every_trial_exactly_once(
     _run_until(cmd, env, tmp_path, ray_tmp, lambda: (exp / "tuner.pkl").is_file(), "tuner.pkl")
     assert (exp / "search.json").is_file() and not list(exp.glob("experiment_state-*.json"))
 
-    # 2: resumed, killed while the second trial trains (the first has finished)
+    # 2: resumed, Ctrl-C while the second trial trains (the first has finished): Tune stops
+    # gracefully, the tables say what ended and what was cut off, the driver exits 130 saying
+    # how to go on (a study built on the search stops there too, not carrying on)
     def second_mid_run() -> bool:
         return _metrics(runs / "trial-0000").get("status") == "completed" and \
             (runs / "trial-0001" / "checkpoints" / "last.ckpt").is_file()
 
-    _run_until([*cmd, "--resume"], env, tmp_path, ray_tmp, second_mid_run, "trial 1 mid-run")
-    assert _metrics(runs / "trial-0001").get("status") != "completed"
-    assert not (exp / "trials.json").exists()  # it really was interrupted
+    code = _run_until([*cmd, "--resume"], env, tmp_path, ray_tmp, second_mid_run,
+                      "trial 1 mid-run", sig=signal.SIGINT)
+    log = (tmp_path / "driver.log").read_text()
+    assert code == 130, log[-3000:]
+    assert "interrupted: 2 of 3 trials did not end" in log and "--resume" in log, log[-3000:]
+    cut = {r["trial_id"]: r for r in read_table(exp)[0]}
+    assert cut["trial-0000"]["status"] == "completed", cut
+    assert {cut[t]["status"] for t in ("trial-0001", "trial-0002")} == {"interrupted"}, cut
+    assert _metrics(runs / "trial-0001").get("status") in (None, "interrupted")
     kept = (runs / "trial-0000" / "metrics.json").stat().st_mtime_ns
 
     # 3: resumed to the end
