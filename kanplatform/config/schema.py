@@ -12,7 +12,11 @@ from typing import Any
 
 MODEL_KINDS = ("kan", "mlp")
 OPTIMIZERS = ("lbfgs", "adam", "adamw")
-PRECISIONS = (32, 64)
+PRECISIONS = (32, 64, "bf16-mixed")
+TASKS = ("regression", "classification")
+NORMALIZE = ("auto", "standard", "minmax", "none")
+SCHEDULERS = ("none", "cosine", "step")
+EARLY_STOP_MODES = ("min", "max")
 TRACKING_MODES = ("auto", "offline", "online", "disabled")
 REG_VARIANTS = ("paper", "pykan")
 MATCH_MODES = ("none", "params")
@@ -47,26 +51,58 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the samples come from: a registered target (``dataset``) or a file.
+    """Where the samples come from: a registered dataset (``dataset``) or a file.
 
-    ``dataset: file`` reads ``path`` (.csv with a header row, or .npz with one array per
-    column) and takes the columns ``inputs`` -> ``targets``. ``batch_size: null`` trains
-    on the full batch (what LBFGS needs); an integer gives shuffled mini-batches.
-    ``noise`` is the std of Gaussian noise added to train and validation targets (the
-    test targets stay clean). ``seed`` fixes the samples independently of ``RunConfig.seed``
-    (which seeds the model's initialisation), so seeds compare models on the same data.
+    ``dataset`` names a synthetic target (``exp_sin_sq``, Feynman equations...), a real
+    dataset (scikit-learn's bundled ``digits``, ``wine``, ``breast_cancer``, ``iris``,
+    ``diabetes``; torchvision's ``mnist``, ``fashion_mnist``, ``cifar10`` read from ``root``),
+    or ``file``: ``path`` (.csv with a header row, .npz with one array per column, .parquet)
+    and the columns ``inputs`` -> ``targets`` (classification: one label column, integers or
+    strings).
+
+    Sizes: ``n_train``/``n_val``/``n_test`` null (or ``all``) means every row, split by the
+    fractions ``split`` (seeded shuffle, stratified by class for classification); a number
+    fixes that split's size (the others still take their fraction of the rows). Synthetic
+    targets have no rows to use up: null samples 1000 each. Datasets with an official test
+    set (torchvision) test on it and split ``split[0]:split[1]`` of their training set.
+
+    ``normalize``: ``auto`` keeps a synthetic target's declared domain and, for file and real
+    data, maps the inputs onto the model's ``grid_range`` (min/max of the training split) and
+    standardises regression targets; ``minmax`` and ``standard`` do that (``standard``
+    z-scores the inputs) for every dataset; ``none`` leaves the values alone. Fitted on the
+    training split only, saved with the model, applied by ``kanplatform.load`` and
+    ``predict``; metrics are in the original units.
+
+    ``batch_size: null`` trains on the full batch (what LBFGS needs); an integer gives
+    mini-batches, reshuffled every epoch from ``seed``. ``noise`` is the std of Gaussian
+    noise added to train and validation targets of synthetic and file regression data (test
+    targets stay clean). ``seed`` fixes the samples and the split independently of
+    ``RunConfig.seed`` (which seeds the model's initialisation), so seeds compare models on
+    the same data. A file's rows holding NaN or inf are refused (their count and the first
+    one named) unless ``drop_nonfinite: true``, which trains without them (with a warning).
+
+    Image datasets: ``root`` holds torchvision's layout (``ROOT/MNIST/raw/*-ubyte``,
+    ``ROOT/FashionMNIST/raw/``, ``ROOT/cifar-10-batches-py/``); ``download: true`` lets
+    torchvision fetch it (when installed); ``pool: k`` averages k x k pixel blocks before the
+    image is flattened (MNIST: 784 inputs, 196 with ``pool: 2``).
     """
 
     dataset: str = "exp_sin_sq"
-    n_train: int = 1000
-    n_val: int = 1000
-    n_test: int = 1000
+    n_train: Any = None
+    n_val: Any = None
+    n_test: Any = None
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    normalize: str = "auto"
     noise: float = 0.0
     seed: int = 0
     batch_size: int | None = None
     path: str | None = None
     inputs: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
+    drop_nonfinite: bool = False
+    root: str | None = None
+    download: bool = False
+    pool: int = 1
 
 
 @dataclass
@@ -75,6 +111,11 @@ class OptimConfig:
 
     The LBFGS tolerances default to pykan's (practically never stop early), which is what
     lets the grid-extension experiment reach RMSE ~1e-5.
+
+    ``scheduler`` sets the learning rate per step (Adam/AdamW): ``none``; ``cosine`` (linear
+    warm-up over ``warmup_steps``, then a cosine from ``lr`` down to ``min_lr`` at the end of
+    the budget); ``step`` (multiply by ``gamma`` every ``step_size`` steps, after the
+    warm-up). Grid stages rebuild the optimiser, not the schedule: it follows the global step.
     """
 
     name: str = "lbfgs"
@@ -85,6 +126,23 @@ class OptimConfig:
     line_search: str | None = "strong_wolfe"
     tolerance_grad: float = 1e-32
     tolerance_change: float = 1e-32
+    scheduler: str = "none"
+    warmup_steps: int = 0
+    step_size: int = 1000
+    gamma: float = 0.1
+    min_lr: float = 0.0
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Stop when ``metric`` (a logged validation metric; null: ``val/loss`` for
+    classification, ``val/rmse`` for regression) has not improved by more than ``min_delta``
+    for ``patience`` validations in a row; ``mode: max`` for accuracies."""
+
+    metric: str | None = None
+    patience: int = 5
+    mode: str = "min"
+    min_delta: float = 0.0
 
 
 @dataclass
@@ -103,18 +161,30 @@ class TrainerConfig:
     the run ends (completed, failed, SIGTERM or Ctrl-C). Default 100: a checkpoint of a small
     KAN takes ~3 ms on the CPU, ~0.2% of 100 LBFGS steps (~1.5% of 100 small Adam mini-batch
     steps), and a kill loses at most 100 steps.
+
+    ``max_epochs``: passes over the training split (mini-batch runs); with ``max_steps`` as
+    well, whichever comes first ends the run (``max_steps: null`` for epochs alone).
+    ``precision``: 32, 64, or ``bf16-mixed`` (autocast to bfloat16 where the device supports
+    it; float32 weights). ``gradient_clip_val`` clips the gradient norm (Adam/AdamW).
+    ``early_stopping: {metric, patience, mode}`` stops the run (``status: stopped``, with why)
+    when ``metric`` has not improved for ``patience`` validations. ``enable_progress_bar``:
+    the bar shows only on a terminal; elsewhere (cluster logs, pipes) one line is printed per
+    validation.
     """
 
-    max_steps: int = 1000
+    max_steps: int | None = 1000
+    max_epochs: int | None = None
     accelerator: str = "auto"
     devices: Any = "auto"
-    precision: int = 32
+    precision: Any = 32
     val_every_n_steps: int = 50
     log_every_n_steps: int = 10
     num_threads: int | None = None
     deterministic: bool = True
     enable_progress_bar: bool = True
     checkpoint_every_n_steps: int = 100
+    gradient_clip_val: float | None = None
+    early_stopping: EarlyStoppingConfig | None = None
 
 
 @dataclass
@@ -176,9 +246,15 @@ class TrackingConfig:
 
 @dataclass
 class RunConfig:
-    """One training run. ``seed`` seeds the model's initialisation and the optimiser."""
+    """One training run. ``seed`` seeds the model's initialisation and the optimiser.
+
+    ``task``: ``regression`` (MSE; metrics ``*/rmse``) or ``classification`` (one label
+    column, classes counted from the training split, ``model.width[-1]`` logits, cross-entropy;
+    metrics ``*/loss``, ``*/accuracy``, ``*/f1`` (macro)).
+    """
 
     name: str = "run"
+    task: str = "regression"
     seed: int = 0
     output_dir: str = "runs"
     model: ModelConfig = field(default_factory=ModelConfig)

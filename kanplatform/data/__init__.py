@@ -1,4 +1,4 @@
-"""Target functions, datasets and the Lightning data module.
+"""Target functions, real datasets, user files, splits, normalisation and the data module.
 
 Example:
     >>> from kanplatform.data import make_dataset, get_target
@@ -9,27 +9,40 @@ Example:
 
 from kanplatform.data import feynman as _feynman  # noqa: F401  (registers targets)
 from kanplatform.data import special as _special  # noqa: F401  (registers targets)
+from kanplatform.data.checks import DataWarning, check_data_config, file_table
 from kanplatform.data.datasets import (
     DataError,
     Splits,
     column_names,
     dataset_dims,
+    dataset_for_run,
     dataset_from_config,
+    dataset_task,
     load_file,
     make_dataset,
     read_columns,
 )
+from kanplatform.data.normalize import Normalizer
+from kanplatform.data.real import REAL_DATASETS, get_real
 from kanplatform.data.targets import TARGETS, Target, get_target, register
 
 __all__ = [
+    "REAL_DATASETS",
     "TARGETS",
     "DataError",
+    "DataWarning",
     "KANDataModule",
+    "Normalizer",
     "Splits",
     "Target",
+    "check_data_config",
     "column_names",
     "dataset_dims",
+    "dataset_for_run",
     "dataset_from_config",
+    "dataset_task",
+    "file_table",
+    "get_real",
     "get_target",
     "load_file",
     "make_dataset",

@@ -16,7 +16,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from kanplatform.train.module import RegressionModule, finite, is_kan, model_grid_size
+from kanplatform.train.module import TaskModule as RegressionModule
+from kanplatform.train.module import finite, is_kan, model_grid_size
 
 
 def _splits(trainer: pl.Trainer) -> Any:
@@ -143,7 +144,8 @@ class GridSchedule(pl.Callback):
         row: dict[str, Any] = {"stage": stage, "grid_size": model_grid_size(pl_module.model),
                                "step": trainer.global_step}
         for split in ("train", "val", "test"):
-            row[f"{split}/rmse"] = pl_module.rmse(*splits.split(split))
+            for name, value in pl_module.evaluate(*splits.split(split)).items():
+                row[f"{split}/{name}"] = value
         row.update(_model_counts(pl_module.model))
         self.stages.append(row)
         metrics = {"grid/stage": stage, **{k: v for k, v in row.items() if "/" in k}}
@@ -161,8 +163,11 @@ class GridSchedule(pl.Callback):
 
 
 class RunRecorder(pl.Callback):
-    """Log ``train/loss``, ``train/rmse``, ``grid/size`` every N steps; keep the history; stop
-    on divergence.
+    """Log ``train/loss``, ``train/rmse`` (or ``train/accuracy``), ``grid/size`` every N steps;
+    keep the history; stop on divergence.
+
+    Nothing but the finiteness check of the loss runs per step (on a CUDA device even that
+    waits for the cadence: reading the loss would synchronise every step).
 
     Attributes:
         history: ``{step: {metric: value}}``, the rows of ``history.csv``.
@@ -179,13 +184,16 @@ class RunRecorder(pl.Callback):
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         loss = pl_module.last_loss
+        due = step % self.every_n_steps == 0 or step == 1
+        if loss is None or (not due and loss.device.type == "cuda"):
+            return
         if not finite(loss):
             self.diverged = f"non-finite train/loss ({float(loss)}) at step {step}"
             trainer.should_stop = True
             return
-        if step % self.every_n_steps and step != 1:
+        if not due:
             return
-        row = {"train/loss": float(loss), "train/rmse": float(torch.sqrt(pl_module.last_mse))}
+        row = {"train/loss": float(loss), **pl_module.train_metrics()}
         size = model_grid_size(pl_module.model)
         if size is not None:
             row["grid/size"] = size
@@ -202,9 +210,12 @@ class RunRecorder(pl.Callback):
         pl_module.log("loss", row["train/loss"], prog_bar=True, logger=False, batch_size=1)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: RegressionModule) -> None:
-        value = trainer.callback_metrics.get("val/rmse")
-        if value is not None and not trainer.sanity_checking:
-            self.history.setdefault(trainer.global_step, {})["val/rmse"] = float(value)
+        if trainer.sanity_checking:
+            return
+        row = self.history.setdefault(trainer.global_step, {})
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith("val/"):
+                row[key] = float(value)
 
     # the history travels in checkpoints, so a resumed run's history.csv starts at step 1
     def state_dict(self) -> dict[str, Any]:

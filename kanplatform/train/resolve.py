@@ -3,9 +3,9 @@
 :mod:`kanplatform.config` knows the schema and the YAML files but no dataset or model. Here
 they meet the registries of :mod:`kanplatform.data` and :mod:`kanplatform.nn`:
 
-* :func:`check_run_config`: dataset names, data files and their columns, the model's input
-  and output widths against the dataset, model kinds, activation names (after
-  :func:`kanplatform.config.validate`'s own checks);
+* :func:`check_run_config`: dataset names and tasks, data files (columns and contents),
+  torchvision roots, the model's input and output widths (classes) against the dataset,
+  model kinds, activation names (after :func:`kanplatform.config.validate`'s own checks);
 * :func:`apply_run_overrides`: :func:`kanplatform.config.apply_overrides`, plus the parameter
   count a ``match: params`` MLP selected over a KAN (``model=mlp``) is matched to;
 * :func:`load_run_config`: files + overrides + both, what ``kanplatform train`` trains.
@@ -41,38 +41,69 @@ def _one_of(value: Any, key: str, valid: Iterable[Any]) -> None:
 def check_run_config(cfg: DictConfig) -> DictConfig:
     """Check a run config completely before any work starts; return it unchanged.
 
+    Data files are read and checked here (readable, numeric, finite, enough rows, two
+    classes; cached per file content), so a bad file fails before anything is created.
+
     Raises:
         ConfigError: the first problem, e.g. ``model.grid_size: must be >= 1, got 0``,
             ``data.dataset: unknown dataset 'nope'; valid: file, ...`` or
             ``model.width: first entry 3 != 2 inputs of dataset 'exp_sin_sq' (use 2)``.
     """
+    from kanplatform.data import DataError
+
     validate(cfg)
-    _check_data(cfg.data)
-    _check_model(cfg)
+    try:
+        _check_data(cfg)
+        _check_model(cfg)
+    except DataError as err:
+        raise ConfigError(str(err)) from None
     return cfg
 
 
-def _check_data(d: DictConfig) -> None:
-    from kanplatform.data import TARGETS, DataError, column_names
+def _check_data(cfg: DictConfig) -> None:
+    from kanplatform.data import REAL_DATASETS, TARGETS
+    from kanplatform.data.checks import FILE_TYPES, check_data_config, column_list
+    from kanplatform.data.vision import VISION, check_vision
 
+    d, task = cfg.data, cfg.task
     if d.dataset != "file":
-        _check(d.dataset in TARGETS, "data.dataset",
-               f"unknown dataset {d.dataset!r}; valid: file, {', '.join(sorted(TARGETS))}")
+        valid = sorted([*TARGETS, *REAL_DATASETS])
+        _check(d.dataset in valid, "data.dataset",
+               f"unknown dataset {d.dataset!r}; valid: file, {', '.join(valid)}")
+        real = REAL_DATASETS.get(d.dataset)
+        if real is None:
+            _check(task == "regression", "task", f"classification needs class labels (a "
+                   f"file's label column or a real dataset: {', '.join(_classified())}); "
+                   f"{d.dataset!r} is a regression target")
+            return
+        _check(task == real.task, "task", f"{d.dataset!r} is a {real.task} dataset; set "
+               f"task: {real.task}")
+        if d.dataset in VISION:
+            check_vision(d.dataset, d.root, bool(d.download))
         return
-    _check(bool(d.path), "data.path", "is required with dataset: file (a .csv or .npz)")
+    _check(bool(d.path), "data.path", "is required with dataset: file (a .csv, .npz or "
+           ".parquet)")
     path = Path(d.path)
     _check(path.is_file(), "data.path", f"file not found: {path}")
-    _check(path.suffix in (".csv", ".npz"), "data.path", f"{path.suffix!r}: use .csv or .npz")
-    try:
-        columns = column_names(path)
-    except DataError as err:
-        raise ConfigError(str(err)) from None
+    _check(path.suffix in FILE_TYPES, "data.path",
+           f"{path.suffix!r}: use {', '.join(FILE_TYPES)}")
+    columns = column_list(path)
     for key in ("inputs", "targets"):
         names = list(d[key])
         _check(bool(names), f"data.{key}", f"name at least one column of {path}")
         missing = [n for n in names if n not in columns]
         _check(not missing, f"data.{key}", f"no column {missing} in {path}; columns: "
                f"{', '.join(columns)}")
+    if task == "classification":
+        _check(len(d.targets) == 1, "data.targets",
+               f"classification takes one label column, got {list(d.targets)}")
+    check_data_config(d, task)  # the content: numeric, finite, enough rows, two classes
+
+
+def _classified() -> list[str]:
+    from kanplatform.data import REAL_DATASETS
+
+    return sorted(n for n, r in REAL_DATASETS.items() if r.task == "classification")
 
 
 def _check_model(cfg: DictConfig) -> None:
@@ -83,14 +114,22 @@ def _check_model(cfg: DictConfig) -> None:
     m = cfg.model
     _one_of(m.kind, "model.kind", sorted(MODEL_REGISTRY))
     width = list(m.width)
-    n_in, n_out = dataset_dims(cfg.data)
+    n_in, n_out = dataset_dims(cfg.data, cfg.task)
     name = cfg.data.dataset if cfg.data.dataset != "file" else cfg.data.path
+    outputs = "classes" if cfg.task == "classification" else "outputs"
     _check(width[0] == n_in, "model.width",
            f"first entry {width[0]} != {n_in} inputs of dataset {name!r} (use {n_in})")
     _check(width[-1] == n_out, "model.width",
-           f"last entry {width[-1]} != {n_out} outputs of dataset {name!r} (use {n_out})")
+           f"last entry {width[-1]} != {n_out} {outputs} of dataset {name!r} (use {n_out})")
     _one_of(m.base_activation, "model.base_activation", sorted(ACTIVATIONS))
     _one_of(m.activation, "model.activation", sorted(ACTIVATIONS))
+    e = cfg.trainer.early_stopping
+    if e is not None and e.metric is not None:
+        from kanplatform.config.validate import task_metrics
+
+        logged = [k for k in task_metrics(cfg.task) if k.startswith("val/")]
+        _check(e.metric in logged, "trainer.early_stopping.metric",
+               f"{e.metric!r} is not logged by a {cfg.task} run; use one of {', '.join(logged)}")
 
 
 def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike | None = None,
@@ -150,8 +189,12 @@ def check_group_file(path: Path) -> str:
 
     group = path.parent.name
     cfg = load_config([], [f"{group}={path.stem}"], validate=False)
+    if group == "data":  # a real dataset has its own task
+        from kanplatform.data import dataset_task
+
+        cfg.task = dataset_task(cfg.data, cfg.task)
     if group in ("data", "model"):  # a data group changes the dims
-        n_in, n_out = dataset_dims(cfg.data)
+        n_in, n_out = dataset_dims(cfg.data, cfg.task)
         width = list(cfg.model.width)
         width[0], width[-1] = n_in, n_out
         cfg.model.width = width

@@ -76,7 +76,7 @@ def test_file_errors(tmp_path):
     path.write_text("a,b\n1,2\n3,4\n")
     with pytest.raises(DataError, match=r"data\.targets: no column \['y'\].*columns: a, b"):
         load_file(path, ["a"], ["y"], 1, 1, 0)
-    with pytest.raises(DataError, match="has 2 rows, fewer than"):
+    with pytest.raises(DataError, match="has 2 data rows, fewer than"):
         load_file(path, ["a"], ["b"], 2, 1, 1)
     bad = tmp_path / "d.txt"
     bad.write_text("a\n1\n")
