@@ -122,6 +122,14 @@ class KANDataModule(pl.LightningDataModule):
         if trainer is not None:
             self.move_to(trainer.strategy.root_device)
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device,
+                                 dataloader_idx: int) -> Any:
+        # the batches are already there (see move_to): skip Lightning's walk over the batch
+        if isinstance(batch, tuple) and all(isinstance(t, torch.Tensor) and t.device == device
+                                            for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def train_dataloader(self) -> Any:
         self._on_device()
         if self.batch_size is None:

@@ -46,6 +46,7 @@ class RealDataset:
     n_inputs: Callable[[Any], int]
     n_outputs: int  # classes for classification
     load: Callable[[Any], RealTable]
+    n_rows: int | None = None  # known without loading (the bundled tables); None: read them
 
 
 def _sklearn(loader_name: str, named_classes: bool) -> Callable[[Any], RealTable]:
@@ -104,20 +105,21 @@ REAL_DATASETS: dict[str, RealDataset] = {}
 
 
 def _add(name: str, task: str, description: str, n_inputs: Callable[[Any], int],
-         n_outputs: int, load: Callable[[Any], RealTable]) -> None:
-    REAL_DATASETS[name] = RealDataset(name, task, description, n_inputs, n_outputs, load)
+         n_outputs: int, load: Callable[[Any], RealTable], n_rows: int | None = None) -> None:
+    REAL_DATASETS[name] = RealDataset(name, task, description, n_inputs, n_outputs, load,
+                                      n_rows)
 
 
-for _name, _loader, _classes, _named, _text in (
-        ("digits", "load_digits", 10, False, "8x8 handwritten digits, 1797 rows, 64 inputs"),
-        ("wine", "load_wine", 3, True, "wine cultivars, 178 rows, 13 inputs"),
-        ("breast_cancer", "load_breast_cancer", 2, True,
-         "Wisconsin breast cancer, 569 rows, 30 inputs"),
-        ("iris", "load_iris", 3, True, "iris species, 150 rows, 4 inputs")):
-    _add(_name, "classification", _text, _sklearn_dims(_loader), _classes,
-         _sklearn(_loader, _named))
-_add("diabetes", "regression", "disease progression, 442 rows, 10 inputs",
-     _sklearn_dims("load_diabetes"), 1, _sklearn("load_diabetes", False))
+for _name, _loader, _classes, _named, _rows, _text in (
+        ("digits", "load_digits", 10, False, 1797, "8x8 handwritten digits, 64 inputs"),
+        ("wine", "load_wine", 3, True, 178, "wine cultivars, 13 inputs"),
+        ("breast_cancer", "load_breast_cancer", 2, True, 569,
+         "Wisconsin breast cancer, 30 inputs"),
+        ("iris", "load_iris", 3, True, 150, "iris species, 4 inputs")):
+    _add(_name, "classification", f"{_text}, {_rows} rows", _sklearn_dims(_loader), _classes,
+         _sklearn(_loader, _named), _rows)
+_add("diabetes", "regression", "disease progression, 10 inputs, 442 rows",
+     _sklearn_dims("load_diabetes"), 1, _sklearn("load_diabetes", False), 442)
 for _name, _text in (("mnist", "MNIST digits, 60000 + 10000 images 28x28"),
                      ("fashion_mnist", "Fashion-MNIST, 60000 + 10000 images 28x28"),
                      ("cifar10", "CIFAR-10, 50000 + 10000 colour images 32x32")):

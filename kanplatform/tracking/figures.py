@@ -87,30 +87,54 @@ def edge_alpha(l1: np.ndarray, floor: float = 0.1) -> np.ndarray:
 def spline_figure(curve: Mapping[str, np.ndarray], title: str = "") -> Any:
     """One layer's edges as a grid of small plots: row j = output, column i = input.
 
-    Edges beyond ``MAX_EDGES_PLOTTED`` per side are left out (the npz keeps them all).
+    Every edge is drawn in its own cell of one axes (scaled to the cell, as a small axes of
+    its own would autoscale it), all in one line collection: a figure of hundreds of edges
+    costs one draw, not hundreds of axes to lay out. Edges beyond ``MAX_EDGES_PLOTTED`` per
+    side are left out (the npz keeps them all).
     """
+    from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
 
     x, phi, l1 = curve["x"], curve["phi"], curve["l1"]
     n_out, n_in = min(phi.shape[1], MAX_EDGES_PLOTTED), min(phi.shape[2], MAX_EDGES_PLOTTED)
     alpha = edge_alpha(l1)
-    fig = Figure(figsize=(1.2 * n_in + 0.6, 1.0 * n_out + 0.7), dpi=90, layout="constrained")
-    axes = fig.subplots(n_out, n_in, squeeze=False)
+    fig = Figure(figsize=(1.2 * n_in + 0.6, 1.0 * n_out + 0.7), dpi=90)
+    ax = fig.add_axes((0.6 / (1.2 * n_in + 0.6), 0.45 / (1.0 * n_out + 0.7),
+                       1.2 * n_in / (1.2 * n_in + 0.6), 1.0 * n_out / (1.0 * n_out + 0.7)))
+    segments, colors = [], []
     for j in range(n_out):
         for i in range(n_in):
-            ax = axes[j, i]
-            ax.plot(x[:, i], phi[:, j, i], color="black", lw=1.2, alpha=float(alpha[j, i]))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_alpha(0.3)
-            if j == n_out - 1:
-                ax.set_xlabel(f"x{i} [{x[0, i]:.3g}, {x[-1, i]:.3g}]", fontsize=7)
-            if i == 0:
-                ax.set_ylabel(f"y{j}", fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=8)
+            xs, ys = _unit(x[:, i]), _unit(phi[:, j, i])
+            row = n_out - 1 - j  # output 0 on top, as in a grid of axes
+            segments.append(np.column_stack([i + 0.06 + 0.88 * xs, row + 0.1 + 0.8 * ys]))
+            colors.append((0.0, 0.0, 0.0, float(alpha[j, i])))
+    ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.2))
+    ax.set_xlim(0, n_in)
+    ax.set_ylim(0, n_out)
+    ax.set_xticks([i + 0.5 for i in range(n_in)],
+                  [f"x{i} [{x[0, i]:.3g}, {x[-1, i]:.3g}]" for i in range(n_in)], fontsize=7)
+    ax.set_yticks([n_out - 1 - j + 0.5 for j in range(n_out)],
+                  [f"y{j}" for j in range(n_out)], fontsize=7)
+    ax.tick_params(length=0)
+    for pos in range(1, n_in):
+        ax.axvline(pos, color="0.8", lw=0.6)
+    for pos in range(1, n_out):
+        ax.axhline(pos, color="0.8", lw=0.6)
+    if title:  # in the top margin, above the grid
+        fig.suptitle(title, fontsize=8, y=1.0 - 0.08 / (1.0 * n_out + 0.7), va="top")
     return fig
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    """``values`` mapped onto [0, 1] (a constant curve onto 0.5; NaN/inf left out)."""
+    values = np.asarray(values, dtype=float)
+    ok = np.isfinite(values)
+    if not ok.any():
+        return np.full_like(values, 0.5)
+    lo, hi = float(values[ok].min()), float(values[ok].max())
+    if hi - lo <= 1e-12 * max(1.0, abs(hi)):
+        return np.where(ok, 0.5, np.nan)
+    return np.where(ok, (values - lo) / (hi - lo), np.nan)
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:

@@ -202,12 +202,13 @@ class RunRecorder(pl.Callback):
         self.history.setdefault(step, {}).update(row)
         # Straight to the loggers: Lightning's own logging drops steps off its
         # ``log_every_n_steps`` grid (step 1 among them), and the W&B history must hold the
-        # same steps as history.csv. ``log_dict`` still feeds ``callback_metrics``.
-        pl_module.log_dict(row, on_step=True, on_epoch=False, prog_bar=False, logger=False,
-                           batch_size=1)
+        # same steps as history.csv. Into ``callback_metrics`` (what Tune's reporter reads)
+        # and the bar's metrics directly: ``LightningModule.log`` costs more than a whole
+        # small-model step.
         for logger in trainer.loggers:
             logger.log_metrics(row, step=step)
-        pl_module.log("loss", row["train/loss"], prog_bar=True, logger=False, batch_size=1)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in row.items()})
+        trainer.progress_bar_metrics["loss"] = row["train/loss"]
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: RegressionModule) -> None:
         if trainer.sanity_checking:

@@ -80,6 +80,13 @@ def _check_data(cfg: DictConfig) -> None:
                f"task: {real.task}")
         if d.dataset in VISION:
             check_vision(d.dataset, d.root, bool(d.download))
+        if real.n_rows is not None:  # enough rows for the sizes asked
+            from kanplatform.config.validate import size_value
+            from kanplatform.data.splitting import split_counts
+
+            split_counts(real.n_rows, list(d.split),
+                         *(size_value(d[k]) for k in ("n_train", "n_val", "n_test")),
+                         where=f"data.dataset {d.dataset}")
         return
     _check(bool(d.path), "data.path", "is required with dataset: file (a .csv, .npz or "
            ".parquet)")
