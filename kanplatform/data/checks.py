@@ -283,8 +283,9 @@ def file_table(path: str | Path, inputs: list[str], targets: list[str],
         raise DataError(f"data.path: {path} has {len(x)} data rows{only}{kept}, fewer than "
                         f"data.n_train + n_val + n_test = {need}; lower them or add rows")
     if classify and len(x) and len(np.unique(y)) < 2:
+        only = y[0].item() if hasattr(y[0], "item") else y[0]
         raise DataError(f"data.targets: column {targets[0]!r} of {path} holds a single class "
-                        f"({y[0]!r}); classification needs at least two")
+                        f"({only!r}); classification needs at least two")
     return FileTable(x, y, dropped, first)
 
 

@@ -58,8 +58,9 @@ def _sklearn(loader_name: str, named_classes: bool) -> Callable[[Any], RealTable
                             "is not installed (pip install scikit-learn)") from None
         bunch = getattr(datasets, loader_name)()
         x = np.asarray(bunch.data, dtype=np.float64)
-        names = tuple(str(n) for n in getattr(bunch, "feature_names", None)
-                      or (f"x{i}" for i in range(x.shape[1])))
+        names = getattr(bunch, "feature_names", None)
+        names = tuple(str(n) for n in (names if names is not None and len(names) else
+                                       (f"x{i}" for i in range(x.shape[1]))))
         target = np.asarray(bunch.target)
         if named_classes:  # class names as labels: predict() says "setosa", not 0
             target = np.asarray(bunch.target_names)[target]
@@ -83,11 +84,11 @@ def _vision(name: str) -> Callable[[Any], RealTable]:
         pool = int(data_cfg.get("pool", 1) or 1)
         x, y, xt, yt = load_vision(name, data_cfg.get("root"), bool(data_cfg.get("download")),
                                    pool)
-        classes = np.asarray(VISION[name].classes, dtype=object)
-        labels = classes[y] if not isinstance(classes[0], int) else y
-        test = classes[yt] if not isinstance(classes[0], int) else yt
-        return RealTable(x, np.asarray(labels), pixel_names(name, pool), ("label",), xt,
-                         np.asarray(test))
+        classes = VISION[name].classes
+        if isinstance(classes[0], str):  # class names as labels: predict() says "Bag", not 8
+            names = np.asarray(classes, dtype=str)
+            y, yt = names[y], names[yt]
+        return RealTable(x, y, pixel_names(name, pool), ("label",), xt, yt)
 
     return load
 

@@ -104,7 +104,8 @@ def encode_labels(train: np.ndarray, *others: np.ndarray, where: str = "data.tar
     """
     classes = np.unique(train)
     if len(classes) < 2:
-        raise DataError(f"{where}: the training split holds a single class ({classes[:1]!r}); "
+        only = _plain(classes[0]) if len(classes) else None
+        raise DataError(f"{where}: the training split holds a single class ({only!r}); "
                         "classification needs at least two")
     out = []
     for labels in (train, *others):
@@ -112,7 +113,12 @@ def encode_labels(train: np.ndarray, *others: np.ndarray, where: str = "data.tar
         index = np.clip(index, 0, len(classes) - 1)
         unknown = classes[index] != labels
         if unknown.any():
-            raise DataError(f"{where}: class {labels[unknown][0]!r} is not in the training "
+            raise DataError(f"{where}: class {_plain(labels[unknown][0])!r} is not in the training "
                             "split (too few rows of it to split); drop those rows or add more")
         out.append(index.astype(np.int64))
-    return tuple(c.item() for c in classes), out
+    return tuple(_plain(c) for c in classes), out
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value (str, int) it holds."""
+    return value.item() if hasattr(value, "item") else value
