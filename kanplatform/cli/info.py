@@ -38,11 +38,22 @@ def main(args: argparse.Namespace) -> int:
     pkgs = versions()
     cuda = (f"{torch.cuda.device_count()} GPU(s), CUDA {torch.version.cuda}"
             if torch.cuda.is_available() else "no GPU")
-    if kernels["compiled"]:
+    if kernels["mode"] == "triton":
+        how = "the Triton kernel for every KAN layer (CPU tensors need TRITON_INTERPRET=1)"
+    elif kernels["compiled"]:
         how = (f"compiled ({kernels['vector_bits']}-bit SIMD, "
                f"{'OpenMP' if kernels['openmp'] else 'no OpenMP'}): {kernels['path']}")
     else:
         how = f"PyTorch path ({kernels['error']})"
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        triton = f"triton {version('triton')}: KAN layers on CUDA use it"
+        if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+            triton += " (TRITON_INTERPRET is set: CPU interpreter only)"
+    except PackageNotFoundError:
+        triton = ("not installed: KAN layers on CUDA take the PyTorch path "
+                  "(pip install 'kanplatform[gpu]')")
     rows = [
         ("kanplatform", __version__),
         ("python", platform.python_version()),
@@ -50,6 +61,7 @@ def main(args: argparse.Namespace) -> int:
         ("ray", pkgs.get("ray", "not installed")),
         ("wandb", f"{pkgs.get('wandb', 'not installed')}, default mode {resolve_mode()}"),
         ("KAN kernels", f"{how} [{ckernel.KERNEL_ENV}={kernels['mode']}]"),
+        ("GPU kernel", triton),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -73,6 +73,10 @@ def main(args: argparse.Namespace) -> int:
     if args.interpret and cfg.model.kind != "kan":  # before any training
         print(f"--interpret needs a KAN; model.kind is {cfg.model.kind!r}", file=sys.stderr)
         return 2
+    problem = _kernel_problem(cfg.trainer.accelerator)
+    if problem:  # e.g. KANPLATFORM_KERNEL=triton on a CPU machine: before any run dir exists
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from kanplatform.train import ResumeError, fit
     from kanplatform.train.rundir import fresh_run_dir
 
@@ -119,6 +123,17 @@ def main(args: argparse.Namespace) -> int:
     print(result.run_dir)  # the last line: scripts take the run dir from it
     ok = result.status in ("completed", "stopped")  # stopped: by early stopping, as asked
     return 0 if ok and interpreted == 0 else 1
+
+
+def _kernel_problem(accelerator: str) -> str | None:
+    """Why ``KANPLATFORM_KERNEL`` cannot run the layers where this run trains, or ``None``."""
+    import torch
+
+    from kanplatform.kernels import kernel_env_problem
+
+    cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto"
+                                             and torch.cuda.is_available())
+    return kernel_env_problem("cuda" if cuda else "cpu" if accelerator != "mps" else "mps")
 
 
 def _reason(run_dir: Path) -> str | None:

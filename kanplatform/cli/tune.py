@@ -23,7 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted search (the newest, or --name)")
     parser.add_argument("--storage-path", default=None,
-                        help="where experiment directories go (shared storage on clusters)")
+                        help="where experiment directories go; on several nodes a path every "
+                             "node mounts or a URI (s3://bucket/prefix, gs://..., file:///...)")
+    parser.add_argument("--autoscaling", action="store_true",
+                        help="the --address cluster adds nodes on demand: wait up to "
+                             "resources.placement_timeout_s for a trial larger than its nodes")
     parser.add_argument("--name", default=None,
                         help="experiment directory name (default: <search name>-<UTC time>)")
     parser.add_argument("--num-cpus", type=int, default=None,
@@ -54,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         result = run_search(cfg, spec, address=args.address, resume=args.resume,
                             storage_path=args.storage_path, name=args.name,
-                            num_cpus=args.num_cpus, verbose=args.verbose)
+                            num_cpus=args.num_cpus, verbose=args.verbose,
+                            autoscaling=args.autoscaling)
     except (ConfigError, SearchSpecError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

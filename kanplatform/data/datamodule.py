@@ -40,14 +40,21 @@ class _FullBatch:
 
 class _MiniBatches:
     """One epoch of shuffled mini-batches per ``iter()``: index tensors over the split's
-    tensors (the last batch may be smaller)."""
+    tensors (the last batch may be smaller). In a data-parallel run each process takes every
+    ``world``-th row of the epoch's permutation, all processes the same number of rows."""
 
     def __init__(self, dm: KANDataModule, batch_size: int) -> None:
         self.dm, self.batch_size = dm, int(batch_size)
         self.epoch = 0  # epochs drawn so far (the trainer's epoch wins when there is one)
 
+    def _shard(self) -> tuple[int, int]:
+        trainer = getattr(self.dm, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(getattr(trainer, "global_rank", 0)), int(getattr(trainer, "world_size", 1))
+
     def __len__(self) -> int:
-        n = int(self.dm.splits.train[0].shape[0])
+        n = int(self.dm.splits.train[0].shape[0]) // self._shard()[1]
         return max(1, -(-n // self.batch_size))
 
     def order(self, epoch: int) -> torch.Tensor:
@@ -61,8 +68,11 @@ class _MiniBatches:
         epoch = int(trainer.current_epoch) if trainer is not None else self.epoch
         self.epoch = epoch + 1
         x, y = self.dm.splits.train
-        order = self.order(epoch).to(x.device)
-        for index in order.split(self.batch_size):
+        order = self.order(epoch)
+        rank, world = self._shard()
+        if world > 1:
+            order = order[:len(order) // world * world][rank::world]
+        for index in order.to(x.device).split(self.batch_size):
             yield x.index_select(0, index), y.index_select(0, index)
 
 

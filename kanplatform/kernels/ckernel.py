@@ -12,7 +12,9 @@ and :mod:`kanplatform.nn.functional` uses its pure-PyTorch path, which computes 
 numbers (tested). Environment:
 
 * ``KANPLATFORM_KERNEL``: ``auto`` (default: the compiled kernel where it builds, else
-  PyTorch), ``c`` (the compiled kernel or an error saying why not), ``torch`` (never compile).
+  PyTorch; on CUDA the Triton kernel), ``c`` (the compiled kernel or an error saying why not),
+  ``triton`` (the Triton kernel of :mod:`kanplatform.kernels.triton_spline` for every KAN
+  layer, or an error saying why it cannot run), ``torch`` (never compile).
 * ``KANPLATFORM_CACHE``: where built libraries go.
 * ``CC``: the C compiler (default ``cc``, then ``gcc``).
 * ``KANPLATFORM_KERNEL_ARCH``: the ``-march=`` to build for (default ``native``; e.g.
@@ -53,7 +55,7 @@ __all__ = [
 
 KERNEL_ENV = "KANPLATFORM_KERNEL"
 CACHE_ENV = "KANPLATFORM_CACHE"
-MODES = ("auto", "c", "torch")
+MODES = ("auto", "c", "triton", "torch")
 _ABI = 1
 _SRC_DIR = Path(__file__).parent / "csrc"
 _SOURCES = ("spline_kernel.c", "spline_body.h")
@@ -65,7 +67,7 @@ _state: dict[str, object] = {}  # "lib": CDLL | None, "error": str, once tried
 
 
 def kernel_mode() -> str:
-    """The ``KANPLATFORM_KERNEL`` setting: ``auto``, ``c`` or ``torch``.
+    """The ``KANPLATFORM_KERNEL`` setting: ``auto``, ``c``, ``triton`` or ``torch``.
 
     Raises:
         ValueError: for any other value, naming the variable and the choices.
@@ -74,8 +76,8 @@ def kernel_mode() -> str:
     if mode not in MODES:
         raise ValueError(
             f"{KERNEL_ENV}={os.environ[KERNEL_ENV]!r} is not one of {', '.join(MODES)}: "
-            f"'auto' uses the compiled CPU kernel where it builds, 'c' requires it, "
-            f"'torch' never compiles"
+            f"'auto' uses the compiled CPU kernel where it builds and the Triton kernel on "
+            f"CUDA, 'c' requires the CPU kernel, 'triton' the Triton kernel, 'torch' neither"
         )
     return mode
 
@@ -186,14 +188,14 @@ def _load() -> ctypes.CDLL:
 
 def library() -> ctypes.CDLL | None:
     """The compiled kernel library, built on first call; ``None`` where it is not used
-    (``KANPLATFORM_KERNEL=torch``) or cannot be built (then one warning says why, and the
-    PyTorch path runs instead).
+    (``KANPLATFORM_KERNEL=torch`` or ``triton``) or cannot be built (then one warning says
+    why, and the PyTorch path runs instead).
 
     Raises:
         RuntimeError: under ``KANPLATFORM_KERNEL=c`` when the library cannot be built.
     """
     mode = kernel_mode()
-    if mode == "torch":
+    if mode in ("torch", "triton"):
         return None
     if "lib" not in _state:
         with _lock:

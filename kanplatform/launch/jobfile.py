@@ -12,7 +12,9 @@ A job file says *where and how* a run happens; the run config still says *what* 
     address: http://127.0.0.1:8265        # Ray dashboard; `--address` wins over it
     runtime_env:
       working_dir: ..                     # relative to this file; uploaded to the cluster
-      excludes: [runs/]                   # on top of .git, .venv, runs, outputs, wandb
+      excludes: [data/]                   # on top of .git, .venv, runs, outputs, wandb,
+                                          # caches (DEFAULT_EXCLUDES)
+      max_upload_mb: 100                  # refuse a larger upload (Ray's own limit: 512)
       pip: []                             # packages installed on the cluster, or
       image: null                         # a container image (then no pip)
       env_vars: {WANDB_MODE: offline}
@@ -23,16 +25,19 @@ A job file says *where and how* a run happens; the run config still says *what* 
       entrypoint_cpus: 0                  # reserved on Ray for the driver process
       entrypoint_gpus: 0
     storage_path: /shared/kanplatform     # results root: train's output_dir=,
-                                          # tune's --storage-path, scale's --output-dir
-    slurm: {partition: null, time: "01:00:00", account: null, setup: ...}
+                                          # tune's --storage-path, scale's --output-dir;
+                                          # on several nodes: shared (NFS...) or s3://...
+    slurm: {partition: null, time: "01:00:00", account: null, setup: ...,
+            ray_port: null, join_timeout_s: 300}
 
-Nothing here imports Ray or contacts anything: a bad file fails in milliseconds with the
-key named, before a cluster is touched.
+Every value that reaches a script is checked against an allow-list here (names,
+partitions, times, env and override keys; see :mod:`kanplatform.launch.quoting`) and
+quoted again when rendered. Nothing here imports Ray or contacts anything: a bad file fails
+in milliseconds with the key named, before a cluster is touched.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,15 +47,21 @@ from typing import Any
 import yaml
 
 from kanplatform._util.yamlfile import read_yaml
+from kanplatform.launch import quoting
+from kanplatform.search.spec import SearchSpecError
+from kanplatform.search.storage import check_multi_node_path, check_uri, is_uri
 
 COMMANDS = ("train", "tune", "scale")
 # How each command takes the results root: a run-config override or a flag.
 STORAGE_FLAGS = {"train": "output_dir", "tune": "--storage-path", "scale": "--output-dir"}
 RAY_COMMANDS = ("tune", "scale")  # commands that drive a Ray cluster themselves
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
-# Never uploaded with working_dir: environments, results and VCS data.
-DEFAULT_EXCLUDES = (".git", ".venv", "runs", "outputs", "wandb", "ray_results",
-                    "lightning_logs", "**/__pycache__", "*.egg-info")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Never uploaded with working_dir: environments, results, VCS data and caches.
+DEFAULT_EXCLUDES = (".git", ".venv", "venv", "runs", "outputs", "wandb", "ray_results",
+                    "lightning_logs", "device_check", "**/__pycache__", "*.egg-info",
+                    ".cache", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".ipynb_checkpoints",
+                    "node_modules")
 
 
 class JobFileError(ValueError):
@@ -77,6 +88,7 @@ class RuntimeEnvSpec:
     pip: list[str] = field(default_factory=list)
     image: str | None = None
     env_vars: dict[str, str] = field(default_factory=dict)
+    max_upload_mb: float = 100  # refuse a working_dir upload larger than this (Ray: 512 MiB)
 
 
 @dataclass
@@ -98,7 +110,8 @@ class SlurmSpec:
     account: str | None = None
     time: str = "01:00:00"
     setup: str = "source .venv/bin/activate"
-    ray_port: int = 6379
+    ray_port: int | None = None  # None: a free port on the head node, chosen there
+    join_timeout_s: int = 300   # how long the script waits for every node to join
     template: str | None = None
 
 
@@ -246,6 +259,9 @@ def _check_job(job: JobSpec, check_paths: bool) -> None:
     env.env_vars = {str(k): str(v) for k, v in env.env_vars.items()}
     _check_type(env.pip, (list,), "runtime_env.pip", src)
     _check_type(env.excludes, (list,), "runtime_env.excludes", src)
+    _check_type(env.max_upload_mb, (int, float), "runtime_env.max_upload_mb", src)
+    if env.max_upload_mb <= 0:
+        raise JobFileError(f"{src}: `runtime_env.max_upload_mb` must be > 0")
     if env.image and env.pip:
         raise JobFileError(f"{src}: `runtime_env.image` and `runtime_env.pip` exclude each "
                            "other; put the packages in the image")
@@ -257,8 +273,59 @@ def _check_job(job: JobSpec, check_paths: bool) -> None:
         raise JobFileError(f"{src}: `resources` needs nodes >= 1, cpus >= 1, gpus >= 0")
     if res.entrypoint_cpus < 0 or res.entrypoint_gpus < 0:
         raise JobFileError(f"{src}: `resources.entrypoint_*` must be >= 0")
+    try:
+        _check_rendered_values(job)
+        _check_storage(job)
+    except (quoting.UnsafeValueError, SearchSpecError) as err:
+        raise JobFileError(f"{src}: {err}") from None
     if check_paths:
         _check_paths(job)
+
+
+def _check_rendered_values(job: JobSpec) -> None:
+    """Allow-lists for every value that ends up in an sbatch script or a shell command."""
+    slurm = job.slurm
+    quoting.check(job.job_name, "name", "name" if job.name else "name (from the file name)")
+    for key in ("partition", "account"):
+        if getattr(slurm, key) is not None:
+            quoting.check(getattr(slurm, key), "partition", f"slurm.{key}")
+    quoting.check(slurm.time, "time", "slurm.time")
+    _check_type(slurm.setup, (str,), "slurm.setup", job.path)
+    for key in ("ray_port", "join_timeout_s"):
+        _check_type(getattr(slurm, key), (int,), f"slurm.{key}", job.path)
+    if slurm.ray_port is not None and not 1024 <= slurm.ray_port <= 65535:
+        raise quoting.UnsafeValueError(f"`slurm.ray_port` is {slurm.ray_port}; use 1024-65535 "
+                                       "or leave it out (a free port is chosen on the head)")
+    if slurm.join_timeout_s is not None and slurm.join_timeout_s < 1:
+        raise quoting.UnsafeValueError("`slurm.join_timeout_s` must be >= 1 second")
+    job.runtime_env.env_vars = quoting.check_env(job.runtime_env.env_vars,
+                                                 "runtime_env.env_vars")
+    if "RAY_AUTH_MODE" in job.runtime_env.env_vars:
+        quoting.check_auth_mode(job.runtime_env.env_vars["RAY_AUTH_MODE"],
+                                "runtime_env.env_vars.RAY_AUTH_MODE")
+    for key in job.run.overrides:
+        quoting.check(key, "override_key", f"run.overrides.{key}")
+
+
+def _check_storage(job: JobSpec) -> None:
+    """On several nodes the results must go where every node (and a restarted trial) sees them."""
+    path, nodes = job.storage_path, job.resources.nodes
+    if path is not None and is_uri(path):
+        check_uri(path)
+        if job.run.command != "tune":
+            raise SearchSpecError(
+                f"storage_path {path!r}: a URI is storage for `tune` (Ray Tune writes it); "
+                f"`{job.run.command}` writes its results as files: give a path on the "
+                "cluster's shared filesystem"
+            )
+    if nodes > 1 and path is None:
+        raise SearchSpecError(
+            f"a job on {nodes} nodes needs `storage_path` on shared storage (a path every "
+            "node mounts, or s3://bucket/prefix, gs://...): without it results go to each "
+            "node's own disk"
+        )
+    if path is not None:
+        check_multi_node_path(path, nodes)
 
 
 def _overrides_from_list(items: list[Any], src: Path) -> dict[str, Any]:
@@ -316,17 +383,6 @@ def load_job(path: str | Path, check_paths: bool = True) -> JobSpec:
     path = Path(path)
     data = read_yaml(path, JobFileError, "job file")
     return parse_job(data, path, check_paths=check_paths)
-
-
-def resolve_storage_path(storage_path: str | None) -> str | None:
-    """Make a local storage path absolute (``~`` expanded); URIs (``s3://``) pass through.
-
-    A job runs in a copy of ``working_dir`` on the cluster, so a relative path would put
-    the results in a scratch folder; it is taken relative to where ``submit`` runs.
-    """
-    if storage_path is None or "://" in storage_path:
-        return storage_path
-    return os.path.abspath(os.path.expanduser(storage_path))
 
 
 def runtime_env(job: JobSpec) -> dict[str, Any]:

@@ -13,7 +13,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kanplatform.launch.jobfile import JobFileError, JobSpec, resolve_storage_path
+from kanplatform.launch import quoting
+from kanplatform.launch.jobfile import JobFileError, JobSpec
+from kanplatform.launch.storage import job_storage
 
 TEMPLATE_NAME = Path("jobs/slurm/ray_cluster.sbatch")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -38,32 +40,63 @@ def template_path(job: JobSpec) -> Path:
 
 
 def values(job: JobSpec) -> dict[str, str]:
-    """What fills each placeholder of the template for this job."""
+    """What fills each placeholder of the template for this job, every value checked again.
+
+    The job-file schema already refused unsafe values; this is the second layer (see
+    :mod:`kanplatform.launch.quoting`): ``#SBATCH`` values must match their allow-list,
+    shell words are quoted, numbers must be integers.
+
+    Raises:
+        JobFileError: a value that could leave its place in the script, named.
+    """
+    try:
+        return _values(job)
+    except quoting.UnsafeValueError as err:
+        raise JobFileError(f"{job.path}: {err}") from None
+
+
+def _integer(value: object, key: str, low: int = 0) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise quoting.UnsafeValueError(f"`{key}` is {value!r}; an integer >= {low} is needed")
+    return str(value)
+
+
+def _values(job: JobSpec) -> dict[str, str]:
     res, slurm = job.resources, job.slurm
     options = []
-    if slurm.partition:
-        options.append(f"#SBATCH --partition={slurm.partition}")
-    if slurm.account:
-        options.append(f"#SBATCH --account={slurm.account}")
+    for key in ("partition", "account"):
+        if getattr(slurm, key):
+            value = quoting.check(getattr(slurm, key), "partition", f"slurm.{key}")
+            options.append(f"#SBATCH --{key}={value}")
     if res.gpus:
-        options.append(f"#SBATCH --gpus-per-node={res.gpus}")
+        options.append(f"#SBATCH --gpus-per-node={_integer(res.gpus, 'resources.gpus')}")
     env = {"WANDB_MODE": "offline", **job.runtime_env.env_vars}
-    exports = [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+    auth_mode = quoting.check_auth_mode(env.pop("RAY_AUTH_MODE", "token"),
+                                        "runtime_env.env_vars.RAY_AUTH_MODE")
     workdir = job.working_dir or Path.cwd()
-    storage = resolve_storage_path(job.storage_path)
+    storage = job_storage(job, "slurm")
     return {
-        "job_name": job.job_name,
-        "nodes": str(res.nodes),
-        "cpus": str(res.cpus),
-        "gpus": str(res.gpus),
-        "time": slurm.time,
+        "job_name": quoting.check(job.job_name, "name", "name"),
+        "nodes": _integer(res.nodes, "resources.nodes", 1),
+        "cpus": _integer(res.cpus, "resources.cpus", 1),
+        "gpus": _integer(res.gpus, "resources.gpus"),
+        "time": quoting.check(slurm.time, "time", "slurm.time"),
         "sbatch_options": "\n".join(options),
         "working_dir": shlex.quote(str(workdir)),
-        "setup": slurm.setup,
-        "env_exports": "\n".join(exports),
-        "ray_port": str(slurm.ray_port),
-        "command": job.entrypoint(storage),
+        "setup": slurm.setup,  # shell by design: the user's own environment set-up
+        "env_exports": quoting.exports(env),
+        "auth_mode": auth_mode,
+        "ray_port": "" if slurm.ray_port is None else _integer(slurm.ray_port,
+                                                               "slurm.ray_port", 1024),
+        "join_timeout": _integer(slurm.join_timeout_s, "slurm.join_timeout_s", 1),
+        "command": _command(job, storage),
     }
+
+
+def _command(job: JobSpec, storage: str | None) -> str:
+    for key in job.run.overrides:
+        quoting.check(key, "override_key", f"run.overrides.{key}")
+    return job.entrypoint(storage)  # shlex.join: every word quoted
 
 
 def render(job: JobSpec, template: str | Path | None = None) -> str:

@@ -1,36 +1,90 @@
 """Ray Jobs API: submit a job file, follow, tail, stop and list jobs on a Ray cluster.
 
-The cluster is named by its dashboard address (``http://HOST:8265``). Every function checks
-that the address answers (a TCP connect with a short timeout) before handing it to Ray, so
-an unreachable cluster is one clear :class:`ClusterUnreachableError` in seconds, not a
-stack trace after a long retry loop.
+The cluster is named by its dashboard address (``http://HOST:8265``; a remote head is
+reached through an SSH tunnel or ``kubectl port-forward`` to 127.0.0.1, never by exposing
+its dashboard). Every function checks that the address answers (a TCP connect with a short
+timeout) before handing it to Ray, so an unreachable cluster is one clear
+:class:`ClusterUnreachableError` in seconds, not a stack trace after a long retry loop.
+
+Token authentication: requests carry Ray's token, found where Ray keeps it
+(``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``) unless
+``RAY_AUTH_MODE=disabled``; a head that refuses us is one :class:`ClusterAuthError` line
+saying what to set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
-from kanplatform.launch.jobfile import (
-    DEFAULT_ADDRESS,
-    JobSpec,
-    resolve_storage_path,
-    runtime_env,
-)
+from kanplatform.launch.jobfile import DEFAULT_ADDRESS, JobFileError, JobSpec, runtime_env
+from kanplatform.launch.storage import job_storage
+from kanplatform.search.spec import SearchSpecError
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
 class ClusterUnreachableError(ConnectionError):
     """No Ray dashboard/job server answers at the address; the message says what to check."""
+
+
+class ClusterAuthError(ClusterUnreachableError):
+    """The cluster answers but refuses this client's token (or its lack of one)."""
+
+
+def auth_headers() -> dict[str, str]:
+    """``Authorization: Bearer <token>`` with Ray's token, or {} (none, or auth disabled).
+
+    Raises:
+        ClusterAuthError: ``RAY_AUTH_TOKEN_PATH`` names an unreadable or empty file.
+    """
+    from kanplatform.search.ray_cluster import auth_token
+
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        return {}
+    try:
+        token, _ = auth_token()
+    except SearchSpecError as err:
+        raise ClusterAuthError(str(err)) from None
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+@contextlib.contextmanager
+def _authenticated(address: str) -> Iterator[None]:
+    """Turn Ray's AuthenticationError (a multi-line traceback) into one line."""
+    try:
+        yield
+    except Exception as err:
+        if type(err).__name__ != "AuthenticationError":
+            raise
+        raise ClusterAuthError(_auth_advice(address, str(err))) from None
+
+
+def _auth_advice(address: str, ray_message: str) -> str:
+    from kanplatform.search.ray_cluster import auth_token
+
+    fix = ("get the cluster's token with `ray get-auth-token` on its head node, then put it "
+           "in ~/.ray/auth_token or export RAY_AUTH_TOKEN=<token>")
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        return (f"the Ray cluster at {address} requires token authentication but "
+                f"RAY_AUTH_MODE=disabled is set here: unset it, and {fix}")
+    try:
+        token, where = auth_token()
+    except SearchSpecError as err:
+        return str(err)
+    if token is None or "required" in ray_message.lower():
+        return (f"the Ray cluster at {address} requires token authentication and no token "
+                f"was found (looked in $RAY_AUTH_TOKEN and {where}): {fix}")
+    return f"the Ray cluster at {address} refused the token from {where}: {fix}"
 
 
 @dataclass
@@ -71,9 +125,11 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
             pass
     except OSError as err:
         raise ClusterUnreachableError(
-            f"no Ray cluster answers at {address} ({err.strerror or err}). Start one with "
-            "`ray start --head --dashboard-host 0.0.0.0` (needs ray[default]), or pass the "
-            "dashboard address of a running cluster with --address http://HOST:8265"
+            f"no Ray cluster answers at {address} ({err.strerror or err}). Start one here "
+            "with `ray start --head` (needs ray[default]; its dashboard listens on "
+            "127.0.0.1:8265), or forward a remote head's dashboard to this machine (`ssh -L "
+            "8265:127.0.0.1:8265 HEAD`, `kubectl port-forward`) and pass --address "
+            "http://127.0.0.1:8265"
         ) from None
 
 
@@ -87,18 +143,40 @@ def client(address: str) -> Any:
             "the Ray Jobs API needs ray[default]: pip install 'ray[default]'"
         ) from err
     try:
-        return JobSubmissionClient(address)
+        with _authenticated(address):
+            return _Client(JobSubmissionClient(address, headers=auth_headers()), address)
     except ConnectionError as err:
+        if isinstance(err, ClusterUnreachableError):
+            raise
         raise ClusterUnreachableError(
             f"{address} answers but is not a Ray job server: {err}"
         ) from None
 
 
+class _Client:
+    """A ``JobSubmissionClient`` whose every call reports a refused token in one line."""
+
+    def __init__(self, inner: Any, address: str) -> None:
+        self._inner, self._address = inner, address
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr) or name == "tail_job_logs":
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _authenticated(self._address):
+                return attr(*args, **kwargs)
+
+        return call
+
+
 def plan(job: JobSpec, address: str | None = None) -> dict[str, Any]:
     """What :func:`submit` would send, contacting nothing: address, entrypoint, runtime_env
     and the driver's resources."""
-    return {"address": resolve_address(address, job),
-            "entrypoint": job.entrypoint(resolve_storage_path(job.storage_path)),
+    address = resolve_address(address, job)
+    return {"address": address,
+            "entrypoint": job.entrypoint(job_storage(job, "ray", address)),
             "runtime_env": runtime_env(job),
             "entrypoint_num_cpus": job.resources.entrypoint_cpus,
             "entrypoint_num_gpus": job.resources.entrypoint_gpus}
@@ -124,8 +202,9 @@ def submit(job: JobSpec, address: str | None = None) -> Submission:
         ClusterUnreachableError: nothing answers at the address.
     """
     address = resolve_address(address, job)
+    storage = job_storage(job, "ray", address)  # before contacting anything
+    check_upload(job)
     jobs = client(address)
-    storage = resolve_storage_path(job.storage_path)
     job_id = jobs.submit_job(
         entrypoint=job.entrypoint(storage),
         submission_id=submission_id(job),
@@ -152,8 +231,10 @@ def logs(address: str, job_id: str) -> str:
     return client(address).get_job_logs(job_id)
 
 
-def follow(address: str, job_id: str, out: TextIO = sys.stdout) -> str:
-    """Stream the job's logs to ``out`` until it ends; return its final status."""
+def follow(address: str, job_id: str, out: TextIO | None = None) -> str:
+    """Stream the job's logs to ``out`` (default: the current stdout) until it ends; return
+    its final status."""
+    out = out or sys.stdout  # looked up now, not when the module was imported
     jobs = client(address)
 
     async def _tail() -> None:
@@ -161,7 +242,8 @@ def follow(address: str, job_id: str, out: TextIO = sys.stdout) -> str:
             out.write(chunk)
             out.flush()
 
-    asyncio.run(_tail())
+    with _authenticated(address):
+        asyncio.run(_tail())
     return wait(address, job_id, timeout=60, jobs=jobs)
 
 
@@ -192,3 +274,45 @@ def list_jobs(address: str) -> list[Any]:
     """Ray's ``JobDetails`` for every job the cluster knows, oldest first."""
     jobs = client(address).list_jobs()
     return sorted(jobs, key=lambda j: j.start_time or 0)
+
+
+def check_upload(job: JobSpec) -> int:
+    """Size in bytes of what Ray will upload as ``working_dir`` (after the excludes).
+
+    Walks the directory with Ray's own rules (excludes, ``.gitignore``, ``.rayignore``).
+    Ray refuses a package over 512 MiB and warns at half; a checkout is a few MiB, so
+    anything above ``runtime_env.max_upload_mb`` (default 100) is almost certainly data or
+    results that belong on the cluster's storage.
+
+    Raises:
+        JobFileError: over the limit, naming the largest entries to exclude.
+    """
+    env = job.runtime_env
+    if job.working_dir is None:
+        return 0
+    try:
+        from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
+    except ImportError:  # pragma: no cover - Ray moved its helpers: Ray's own limit applies
+        return 0
+    from pathlib import Path
+
+    root = job.working_dir
+    sizes: dict[str, int] = {}
+
+    def handler(path: Path) -> None:
+        if path.is_file() and not path.is_symlink():
+            top = path.relative_to(root).parts[0]
+            sizes[top] = sizes.get(top, 0) + path.stat().st_size
+
+    excludes = runtime_env(job).get("excludes", [])
+    _dir_travel(root, [_get_excludes(root, excludes)], handler, include_gitignore=True)
+    total = sum(sizes.values())
+    if total > env.max_upload_mb * 2**20:
+        biggest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+        listed = ", ".join(f"{name} ({size / 2**20:.0f} MiB)" for name, size in biggest)
+        raise JobFileError(
+            f"{job.path}: runtime_env.working_dir {root} would upload {total / 2**20:.0f} MiB "
+            f"(limit runtime_env.max_upload_mb={env.max_upload_mb:g}); largest: {listed}; add "
+            "them to runtime_env.excludes (data and results belong on the cluster's storage)"
+        )
+    return total

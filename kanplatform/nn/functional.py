@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from kanplatform.kernels import ckernel, compiled_supports
+from kanplatform.kernels import ckernel, compiled_supports, use_triton
 from kanplatform.nn.basis import bspline_basis, bspline_local, grid_size_of
 
 __all__ = [
@@ -589,7 +589,39 @@ def _base_backward(x, grad_out, scale_base, activation, grad_x, need_x, need_bas
     return grad_x, grad_base
 
 
-BACKENDS = ("auto", "c", "torch")
+# grid plans converted to the Triton kernels' accumulation dtype (e.g. for a bfloat16 model),
+# keyed by the caller's cached plan (held too, so its id is not reused while the entry lives)
+_acc_plans: dict[tuple[int, torch.dtype], tuple[GridPlan, GridPlan]] = {}
+
+
+def _kan_linear_triton(x, grid, coef, scale_sp, scale_base, k, activation, plan, bias):  # noqa: ANN001, ANN202
+    """:func:`kan_linear` on :mod:`kanplatform.kernels.triton_spline` (imported here: it needs
+    triton); the grid plan in the kernels' accumulation dtype, rebuilt when the cached one is
+    in another (e.g. a bfloat16 model's grid)."""
+    try:
+        from kanplatform.kernels import triton_spline
+    except ImportError as err:
+        raise RuntimeError(
+            f"the Triton KAN kernel needs triton, which cannot be imported ({err}): pip "
+            f"install 'kanplatform[gpu]', or set {ckernel.KERNEL_ENV}=auto or torch"
+        ) from None
+    acc = torch.float64 if torch.float64 in (x.dtype, coef.dtype, scale_sp.dtype) else \
+        torch.float32
+    if plan is None or plan.polys.dtype != acc or plan.polys.device != x.device:
+        key = (id(plan), acc)
+        hit = _acc_plans.get(key)
+        if plan is None or hit is None or hit[0] is not plan:
+            hit = (plan, grid_plan(grid.to(device=x.device, dtype=acc), k))
+            if plan is not None:  # a caller's cached plan: keep its converted twin
+                if len(_acc_plans) >= 64:
+                    _acc_plans.pop(next(iter(_acc_plans)))
+                _acc_plans[key] = hit
+        plan = hit[1]
+    return triton_spline.kan_linear_triton(x, coef, scale_sp, scale_base, k,
+                                           get_activation(activation), plan, bias)
+
+
+BACKENDS = ("auto", "c", "torch", "triton")
 
 
 def kan_linear(
@@ -611,22 +643,31 @@ def kan_linear(
     * ``"c"``: the compiled CPU kernels (:mod:`kanplatform.kernels.ckernel`); CPU tensors of one
       float dtype only;
     * ``"torch"``: pure PyTorch (``embedding_bag`` gathers; any device);
-    * ``"auto"``: ``"c"`` where it applies and the kernel library builds, else ``"torch"``
-      (``KANPLATFORM_KERNEL=torch`` forces PyTorch everywhere).
+    * ``"triton"``: the Triton kernels (:mod:`kanplatform.kernels.triton_spline`): CUDA
+      tensors, or CPU ones in Triton's interpreter (``TRITON_INTERPRET=1``); float32,
+      bfloat16, float16 or float64, accumulating in float32 (float64);
+    * ``"auto"``: ``"triton"`` on CUDA (:func:`kanplatform.kernels.use_triton`), else ``"c"``
+      where it applies and the kernel library builds, else ``"torch"``
+      (``KANPLATFORM_KERNEL=torch`` forces PyTorch everywhere, ``KANPLATFORM_KERNEL=triton``
+      Triton everywhere).
 
-    Both compute the same function to rounding. Differentiable once (w.r.t. ``x``, ``coef``,
+    All compute the same function to rounding. Differentiable once (w.r.t. ``x``, ``coef``,
     ``scale_sp``, ``scale_base``, ``bias``); double backward is not supported.
     """
     if grid_size_of(grid, spline_order) < 1:
         raise ValueError("grid must hold at least one interval")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "triton" or (backend == "auto" and use_triton(x)):
+        return _kan_linear_triton(x, grid, coef, scale_sp, scale_base, spline_order, activation,
+                                  plan, bias)
     tensors = [x, grid, coef, scale_sp] + ([] if scale_base is None else [scale_base])
     compiled = backend == "c" or (backend == "auto" and compiled_supports(*tensors))
     if compiled:
         if backend == "c" and ckernel.library() is None:
             raise RuntimeError(
-                f"backend='c' but the compiled kernel is off ({ckernel.KERNEL_ENV}=torch) or "
+                f"backend='c' but the compiled kernel is off ({ckernel.KERNEL_ENV}="
+                f"{ckernel.kernel_mode()}) or "
                 f"cannot be built: {ckernel.library_error()}"
             )
         if not ckernel.supports(x, grid, coef, scale_sp):

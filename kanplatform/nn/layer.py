@@ -159,9 +159,9 @@ class KANLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: (batch, in)`` -> ``(batch, out)`` by the backend
-        :func:`kanplatform.kernels.spline_backend` picks for these tensors (the compiled
-        kernels on CPU where they build, else the compact path for small layers and the
-        PyTorch sparse path for the rest: all the same function)."""
+        :func:`kanplatform.kernels.spline_backend` picks for these tensors (the Triton kernels
+        on CUDA, the compiled kernels on CPU where they build, else the compact path for small
+        layers and the PyTorch sparse path for the rest: all the same function)."""
         self._check(x)
         sp, sb = self._scales()
         k = self.spline_order
@@ -179,7 +179,8 @@ class KANLayer(nn.Module):
 
     def forward_fast(self, x: torch.Tensor, backend: str = "auto") -> torch.Tensor:
         """Same map by the fast sparse path whatever the size (``backend`` as in
-        :func:`~kanplatform.nn.functional.kan_linear`: ``"auto"``, ``"c"`` or ``"torch"``)."""
+        :func:`~kanplatform.nn.functional.kan_linear`: ``"auto"``, ``"c"``, ``"torch"`` or
+        ``"triton"``)."""
         self._check(x)
         sp, sb = self._scales()
         return kan_linear(x, self.grid, self.coef, sp, sb, self.spline_order,

@@ -85,8 +85,17 @@ def base_config(spec: StudySpec) -> Any:
 
 
 def experiment_dir(spec: StudySpec, output_dir: str | Path | None = None) -> Path:
-    """``<output_dir>/<name>``, absolute (Tune moves trials' working directories)."""
-    return (Path(output_dir or spec.output_dir) / spec.name).expanduser().resolve()
+    """``<output_dir>/<name>``, absolute (Tune moves trials' working directories).
+
+    Raises:
+        StudyError: a URI: a study writes its fits and plots as files, so on a cluster its
+            output directory is a path on the shared filesystem (only ``tune`` takes URIs).
+    """
+    root = str(output_dir or spec.output_dir)
+    if "://" in root:
+        raise StudyError(f"--output-dir {root}: a scaling study writes files; give a path on "
+                         "the cluster's shared filesystem (URIs are storage for `tune`)")
+    return (Path(root) / spec.name).expanduser().resolve()
 
 
 def check_study(spec: StudySpec) -> tuple[Any, list[Trial]]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kanplatform.search.spec import SearchSpec, check_address, check_resources
+from kanplatform.search.spec import SearchSpec, SearchSpecError, check_address, check_resources
 
 # Environment that trials need to behave like `kanplatform train` on the driver's machine.
 PROPAGATED_ENV_PREFIXES = ("WANDB_", "KANPLATFORM_")
@@ -33,6 +33,62 @@ class RayConnection:
 
         if self.started_here and ray.is_initialized():
             ray.shutdown()
+
+
+def auth_token() -> tuple[str | None, str]:
+    """Ray's token as Ray itself looks for it: ``(token or None, where it was looked for)``.
+
+    ``RAY_AUTH_TOKEN``, then the file ``RAY_AUTH_TOKEN_PATH`` names, then
+    ``~/.ray/auth_token`` (where ``ray start``/``ray get-auth-token --generate`` write it).
+
+    Raises:
+        SearchSpecError: ``RAY_AUTH_TOKEN_PATH`` names a file that cannot be read (Ray
+            itself treats this as fatal rather than fall back).
+    """
+    from pathlib import Path
+
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    if token:
+        return token, "$RAY_AUTH_TOKEN"
+    named = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    path = Path(named).expanduser() if named else Path.home() / ".ray" / "auth_token"
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        if named:
+            raise SearchSpecError(f"RAY_AUTH_TOKEN_PATH={named}: no such file; point it at "
+                                  "the cluster's token file or unset it") from None
+        return None, str(path)
+    except OSError as err:
+        raise SearchSpecError(f"cannot read the Ray token file {path}: {err.strerror}") from None
+    if not token and named:
+        raise SearchSpecError(f"RAY_AUTH_TOKEN_PATH={named} is empty")
+    return token or None, str(path)
+
+
+def enable_token_auth() -> bool:
+    """Use token auth for this process when a token exists and RAY_AUTH_MODE is unset.
+
+    Ray does this itself only for ``address="auto"``; joining an explicit ``HOST:PORT`` of a
+    head started with its default token auth would otherwise fail. An explicit
+    ``RAY_AUTH_MODE`` (``token`` or ``disabled``) is always respected.
+
+    Returns:
+        True when token auth is on for this process.
+    """
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None:
+        return mode.lower() == "token"
+    if auth_token()[0] is None:
+        return False
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:  # Ray caches its config at first use; re-read it as Ray's own auto-enable does
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except (ImportError, AttributeError):  # pragma: no cover - a Ray without token auth
+        pass
+    return True
 
 
 def trial_env() -> dict[str, str]:
@@ -59,6 +115,7 @@ def connect(
     num_cpus: int | None = None,
     num_gpus: int | None = None,
     init_kwargs: Mapping[str, Any] | None = None,
+    autoscaling: bool = False,
 ) -> RayConnection:
     """Connect to Ray after checking that the search fits; raise before starting if not.
 
@@ -66,23 +123,31 @@ def connect(
         spec: the search (its ``resources`` are checked).
         address: ``HOST:PORT`` of a running cluster's head, ``auto``, or None for a local
             instance bound to 127.0.0.1 with ``num_cpus``/``num_gpus`` (default: this
-            machine's).
+            machine's). A head with token auth is joined with Ray's token (see
+            :func:`enable_token_auth`).
         init_kwargs: extra ``ray.init`` arguments.
+        autoscaling: the cluster adds nodes on demand: a trial larger than today's nodes is
+            requested from the autoscaler and waited for (``resources.placement_timeout_s``)
+            instead of refused.
 
     Returns:
         The :class:`RayConnection`; call ``shutdown()`` when done.
 
     Raises:
-        SearchSpecError: unreachable address or a trial larger than the cluster.
+        SearchSpecError: unreachable address, refused token, or a trial that can never be
+            placed on the cluster.
     """
     import ray
 
     started_here = not ray.is_initialized()
     if started_here and address:
         check_address(address)
+        enable_token_auth()
+        _check_token(address)
     elif started_here:
         # A local instance: check before paying for ray.init.
-        check_resources(spec, local_resources(num_cpus, num_gpus))
+        local = local_resources(num_cpus, num_gpus)
+        check_resources(spec, local, [local])
 
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
@@ -97,7 +162,7 @@ def connect(
             kwargs["num_gpus"] = num_gpus
     kwargs.update(init_kwargs or {})
     if started_here:
-        ray.init(**kwargs)
+        _init(ray, kwargs, address)
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
     nodes = [
         {k: float(v) for k, v in n.get("Resources", {}).items()}
@@ -107,8 +172,64 @@ def connect(
     conn = RayConnection(address, started_here, resources, nodes)
     try:
         check_resources(spec, resources, nodes)
-    except Exception:
-        if started_here:
-            ray.shutdown()
-        raise
+    except SearchSpecError as err:
+        if not (autoscaling and address):
+            if started_here:
+                ray.shutdown()
+            raise
+        _ask_autoscaler(spec, err)
     return conn
+
+
+def _auth_refused(address: str | None) -> SearchSpecError:
+    token, where = auth_token()
+    mode = os.environ.get("RAY_AUTH_MODE", "unset")
+    found = f"from {where}" if token else f"none found in $RAY_AUTH_TOKEN or {where}"
+    return SearchSpecError(
+        f"the Ray cluster at {address} refused this driver (token authentication; "
+        f"RAY_AUTH_MODE={mode}, token {found}): put the cluster's token (`ray get-auth-token` "
+        "on its head node) in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+    )
+
+
+def _check_token(address: str) -> None:
+    """Ask the head's GCS once, with a short timeout, whether it accepts us.
+
+    ``ray.init`` would retry a refused token for a minute, printing a warning each second;
+    this answers in milliseconds. Uses Ray's own GCS client (skipped if Ray moved it).
+    """
+    if address == "auto" or address.startswith("ray://"):
+        return
+    try:
+        from ray._raylet import InnerGcsClient
+    except ImportError:  # pragma: no cover - depends on the Ray version
+        return
+    try:
+        InnerGcsClient.standalone(address, None, 5000)
+    except Exception as err:  # noqa: BLE001 - anything but auth is left to ray.init
+        if type(err).__name__ == "AuthenticationError":
+            raise _auth_refused(address) from None
+
+
+def _init(ray: Any, kwargs: dict[str, Any], address: str | None) -> None:
+    """``ray.init``, with a refused or missing token turned into one line."""
+    try:
+        ray.init(**kwargs)
+    except Exception as err:
+        if type(err).__name__ != "AuthenticationError":
+            raise
+        raise _auth_refused(address) from None
+
+
+def _ask_autoscaler(spec: SearchSpec, err: SearchSpecError) -> None:
+    """Request one trial's bundles from the autoscaler and say that the search will wait."""
+    import sys
+
+    from ray.autoscaler.sdk import request_resources
+
+    from kanplatform.search.resources import TrialPlacement
+
+    placement = TrialPlacement.of(spec.resources)
+    request_resources(bundles=placement.bundles())
+    print(f"note: {err} -- waiting up to {spec.resources.placement_timeout_s:g} s for the "
+          "autoscaler to add nodes (resources.placement_timeout_s)", file=sys.stderr)

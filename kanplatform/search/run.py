@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kanplatform.search.resources import TrialPlacement, placement_wait
 from kanplatform.search.spec import (
     SearchSpec,
     SearchSpecError,
@@ -32,12 +32,14 @@ from kanplatform.search.spec import (
     default_concurrency,
     to_tune_space,
 )
-from kanplatform.search.trainable import (
-    CONFIG_INDEX_KEY,
-    REASON_KEY,
-    STATUS_KEY,
-    TrialSetup,
-    make_trainable,
+from kanplatform.search.storage import (
+    ExperimentStore,
+    check_shared,
+    copy_file,
+    experiment_store,
+    is_uri,
+    join,
+    newest_experiment,
 )
 
 TRIALS_CSV = "trials.csv"
@@ -76,19 +78,17 @@ class SearchResult:
         return pd.DataFrame(self.trials)
 
 
-def _experiment_name(spec: SearchSpec, storage: Path, name: str | None, resume: bool) -> str:
+def _experiment_name(spec: SearchSpec, storage: str | Path, name: str | None,
+                     resume: bool) -> str:
     if name:
         return name
     if resume:
-        candidates = sorted(
-            (p for p in storage.glob(f"{spec.name}-*") if (p / "tuner.pkl").is_file()),
-            key=lambda p: p.stat().st_mtime,
-        )
-        if not candidates:
+        newest = newest_experiment(storage, f"{spec.name}-")
+        if newest is None:
             raise SearchSpecError(
                 f"--resume: no interrupted search named {spec.name}-* under {storage}"
             )
-        return candidates[-1].name
+        return newest
     return f"{spec.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -160,6 +160,7 @@ def run_search(
     num_gpus: int | None = None,
     verbose: int = 1,
     ray_init_kwargs: Mapping[str, Any] | None = None,
+    autoscaling: bool = False,
 ) -> SearchResult:
     """Run (or resume) a Ray Tune search whose trials are ``kanplatform train`` runs.
 
@@ -173,14 +174,20 @@ def run_search(
         address: an existing cluster's head ``HOST:PORT``; None starts a local Ray.
         resume: continue the interrupted search ``name`` (default: the newest
             ``<spec.name>-*`` under the storage path) with ``Tuner.restore``.
-        storage_path: where experiment directories go (shared storage on clusters);
-            default ``spec.storage_path`` or ``<cfg.output_dir>/tune``.
+        storage_path: where experiment directories go: on a cluster of several nodes a
+            path every node mounts (checked: node-local paths are refused and the path is
+            probed from every node) or a URI Ray Tune writes through pyarrow (``s3://``,
+            ``gs://``, ``file:///...``; the tables are then mirrored under
+            ``<cfg.output_dir>/tune``); default ``spec.storage_path`` or
+            ``<cfg.output_dir>/tune``.
         name: experiment directory name (default ``<spec.name>-<UTC timestamp>``).
         configs: run exactly these override dicts, one trial each (``spec.space`` may then
             be empty; its constant keys still apply to every trial).
         num_cpus / num_gpus: size of a local Ray (default: this machine).
         verbose: Tune's console verbosity (0-3).
         ray_init_kwargs: extra ``ray.init`` arguments.
+        autoscaling: the cluster at ``address`` adds nodes on demand: a trial larger than
+            its current nodes waits (``resources.placement_timeout_s``) instead of failing.
 
     Returns:
         The :class:`SearchResult`; the tables and ``best_config.yaml`` are also written to
@@ -203,34 +210,40 @@ def run_search(
         probe = replace(spec, space={k: {"choice": [c[k] for c in configs if k in c]}
                                      for c in configs for k in c})
         check_against_config(probe, base_cfg)
-    storage = Path(storage_path or spec.storage_path or Path(base_cfg.output_dir) / "tune")
-    storage = storage.expanduser().resolve()
+    storage = storage_path or spec.storage_path or Path(base_cfg.output_dir) / "tune"
     exp_name = _experiment_name(spec, storage, name, resume)
-    experiment_dir = storage / exp_name
-    if not resume and (experiment_dir / "tuner.pkl").exists():
+    store = experiment_store(storage, exp_name, Path(base_cfg.output_dir) / "tune")
+    if not resume and store.has("tuner.pkl"):
         raise SearchSpecError(
-            f"{experiment_dir} already holds a search; pass --resume to continue it "
+            f"{store.where} already holds a search; pass --resume to continue it "
             "or choose another name"
         )
-    if resume and not (experiment_dir / "tuner.pkl").exists():
-        raise SearchSpecError(f"--resume: no search to resume at {experiment_dir}")
+    if resume and not store.has("tuner.pkl"):
+        raise SearchSpecError(f"--resume: no search to resume at {store.where}")
 
     conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
-                   init_kwargs=ray_init_kwargs)
+                   init_kwargs=ray_init_kwargs, autoscaling=autoscaling)
     try:
-        return _run(base_cfg, spec, to_dict(base_cfg), experiment_dir, configs, conn,
+        if store.uri is None:  # several nodes: prove they all see the path
+            check_shared(store.local.parent)
+        return _run(base_cfg, spec, to_dict(base_cfg), store, configs, conn,
                     resume=resume, verbose=verbose)
     finally:
         conn.shutdown()
 
 
-def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], experiment_dir: Path,
+def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: ExperimentStore,
          configs: list[dict[str, Any]] | None, conn: Any, *, resume: bool,
          verbose: int) -> SearchResult:
     from ray import tune
 
+    # Lightning comes with the trainable: imported only once the search is known to fit the
+    # cluster, so a refused search fails in the time torch and the config take to load
+    from kanplatform.search.trainable import CONFIG_INDEX_KEY, TrialSetup, make_trainable
+
+    experiment_dir = store.local
     experiment_dir.mkdir(parents=True, exist_ok=True)
-    concurrency = default_concurrency(spec, conn.resources)
+    concurrency = default_concurrency(spec, conn.resources, conn.nodes)
     setup = TrialSetup(
         base_config=base,
         experiment_dir=str(experiment_dir),
@@ -240,6 +253,7 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], experiment_dir: 
         report_on=spec.report_on,
         resources=spec.to_dict()["resources"],
         configs=configs,
+        results_uri=store.uri,
     )
     trainable = make_trainable(setup)
     param_space = to_tune_space(spec)
@@ -248,10 +262,12 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], experiment_dir: 
     (experiment_dir / SEARCH_JSON).write_text(json.dumps(
         {"search": spec.to_dict(), "configs": configs}, indent=2, default=str))
 
+    watch, stop = placement_wait(spec.resources.placement_timeout_s,
+                                 TrialPlacement.of(spec.resources))
     start = time.perf_counter()
     if resume:
-        tuner = tune.Tuner.restore(str(experiment_dir), trainable, resume_errored=True,
-                                   param_space=param_space)
+        tuner = tune.Tuner.restore(store.uri or str(experiment_dir), trainable,
+                                   resume_errored=True, param_space=param_space)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -267,21 +283,34 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], experiment_dir: 
             ),
             run_config=tune.RunConfig(
                 name=experiment_dir.name,
-                storage_path=str(experiment_dir.parent),
+                storage_path=store.tune_root,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints),
                 verbose=verbose,
+                callbacks=[watch],
+                stop=stop,
             ),
         )
     grid = tuner.fit()
     wall = time.perf_counter() - start
     trials = trials_table(grid, spec, configs)
+    for row in trials:
+        if watch.state.message and row["status"] == "not_run":
+            row["reason"] = watch.state.message
     result = _write_results(experiment_dir, trials, spec, wall)
+    store.publish(SEARCH_JSON, TRIALS_JSON, TRIALS_CSV, BEST_CONFIG)
     print(format_table(result.trials, spec))
     if result.best_config:
         print(f"best config: {result.best_config}")
-    print(f"experiment: {experiment_dir}")
+    print(f"experiment: {experiment_dir}" + (f" (results: {store.uri})" if store.uri else ""))
+    if watch.state.message:
+        raise SearchSpecError(f"{watch.state.message} (tables so far: {experiment_dir})")
     return result
+
+
+def join_run(run_dir: str, name: str) -> str:
+    """A file of a run directory named by a path or a URI."""
+    return join(run_dir, name) if is_uri(run_dir) else str(Path(run_dir) / name)
 
 
 def _finite(x: Any) -> float | None:
@@ -301,6 +330,8 @@ def _error_reason(error: BaseException) -> str:
 def trials_table(grid: Any, spec: SearchSpec,
                  configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per trial of a Tune ``ResultGrid``: config keys, metric, status, reason."""
+    from kanplatform.search.trainable import CONFIG_INDEX_KEY, REASON_KEY, STATUS_KEY
+
     rows = []
     for res in grid:
         m = dict(res.metrics or {})
@@ -313,7 +344,7 @@ def trials_table(grid: Any, spec: SearchSpec,
             status, reason = "error", _error_reason(res.error)
         elif m.get(STATUS_KEY) not in (None, "running"):
             status, reason = m[STATUS_KEY], m.get(REASON_KEY)
-        elif m:  # its last report said "running": the scheduler stopped it there
+        elif m.get("training_iteration"):  # its last report said "running": stopped there
             status = "stopped"
             reason = f"stopped by the scheduler at {spec.time_attr()}={m.get(spec.time_attr())}"
         else:
@@ -324,7 +355,8 @@ def trials_table(grid: Any, spec: SearchSpec,
             **{spec.metric: _finite(m.get(spec.metric))},
         )
         for key in ("grid/stage", "grid/size", "train/loss", "val/rmse", "test/rmse",
-                    "model/params", "training_iteration"):
+                    "model/params", "trainer/workers", "trainer/backend",
+                    "training_iteration"):
             if key in m and key not in row:
                 row[key] = m[key]
         row["restores"] = int(m.get("trial/restores", 0) or 0)
@@ -358,9 +390,9 @@ def _write_results(experiment_dir: Path, trials: list[dict[str, Any]], spec: Sea
     best = next((r for r in trials if r["status"] == "completed"
                  and r.get(spec.metric) is not None), None)
     best_path = None
-    if best and best.get("run_dir") and (Path(best["run_dir"]) / "config.yaml").is_file():
+    if best and best.get("run_dir") and copy_file(join_run(best["run_dir"], "config.yaml"),
+                                                  experiment_dir / BEST_CONFIG):
         best_path = experiment_dir / BEST_CONFIG
-        shutil.copyfile(Path(best["run_dir"]) / "config.yaml", best_path)
     return SearchResult(experiment_dir, trials, spec.metric, spec.mode, best, best_path, wall)
 
 

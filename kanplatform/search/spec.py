@@ -75,22 +75,27 @@ class SchedulerSpec:
 class ResourceSpec:
     """Resources of one trial (of each worker when ``workers > 1``).
 
-    ``gpu`` may be fractional (0.5 = two trials share a GPU). With ``workers > 1`` a trial is
-    data-parallel training on ``workers`` Ray Train workers with ``cpu``/``gpu`` each;
-    ``use_gpu`` defaults to ``gpu > 0``.
+    ``gpu`` may be fractional below 1 (``0.25`` = four trials share one GPU). With
+    ``workers > 1`` a trial is data-parallel training on ``workers`` Ray Train workers with
+    ``cpu``/``gpu`` each (one whole GPU per worker on NCCL), coordinated by an actor that
+    holds no CPU; ``use_gpu`` defaults to ``gpu > 0``. ``placement_timeout_s``: how long a
+    trial may wait for resources that exist but are busy (or for an autoscaler to add
+    nodes) before the search fails with the reason, instead of waiting forever. See
+    :mod:`kanplatform.search.resources` for how a trial is counted against a cluster.
     """
 
     cpu: float = 1.0
     gpu: float = 0.0
     workers: int = 1
     use_gpu: bool | None = None
+    placement_timeout_s: float = 600.0
 
     @property
     def gpu_training(self) -> bool:
         return bool(self.use_gpu) if self.use_gpu is not None else self.gpu > 0
 
     def per_trial(self) -> dict[str, float]:
-        """Total CPUs and GPUs one trial holds while it runs."""
+        """Total CPUs and GPUs one trial holds while it runs (its coordinator holds none)."""
         return {"CPU": self.cpu * self.workers, "GPU": self.gpu * self.workers}
 
 
@@ -233,13 +238,31 @@ def _check_spec(spec: SearchSpec) -> None:
         )
     if spec.search_alg == "optuna":
         _check_optuna_space(spec)
-    res = spec.resources
-    if res.cpu < 0 or res.gpu < 0 or res.workers < 1:
-        raise SearchSpecError(f"resources: need cpu >= 0, gpu >= 0, workers >= 1, got {res}")
-    if res.gpu > 1 and res.gpu != int(res.gpu):
-        raise SearchSpecError(f"resources.gpu: fractions only below 1, got {res.gpu}")
+    _check_resource_fields(spec.resources)
     if spec.max_concurrent_trials is not None and spec.max_concurrent_trials < 1:
         raise SearchSpecError("max_concurrent_trials: must be >= 1 (or omitted)")
+
+
+def _check_resource_fields(res: ResourceSpec) -> None:
+    from kanplatform.search.resources import check_trial_resources
+
+    for key in ("cpu", "gpu", "placement_timeout_s"):
+        value = getattr(res, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not math.isfinite(value):
+            raise SearchSpecError(f"resources.{key}: must be a number, got {value!r}")
+    if isinstance(res.workers, bool) or not isinstance(res.workers, int):
+        raise SearchSpecError(f"resources.workers: must be an integer, got {res.workers!r}")
+    if res.use_gpu is not None and not isinstance(res.use_gpu, bool):
+        raise SearchSpecError(f"resources.use_gpu: must be true, false or null, got "
+                              f"{res.use_gpu!r}")
+    if res.cpu < 0 or res.gpu < 0 or res.workers < 1:
+        raise SearchSpecError(f"resources: need cpu >= 0, gpu >= 0, workers >= 1, got "
+                              f"cpu={res.cpu}, gpu={res.gpu}, workers={res.workers}")
+    if res.placement_timeout_s <= 0:
+        raise SearchSpecError("resources.placement_timeout_s: must be > 0 seconds, got "
+                              f"{res.placement_timeout_s}")
+    check_trial_resources(res)
 
 
 def _check_optuna_space(spec: SearchSpec) -> None:
@@ -391,51 +414,38 @@ def check_address(address: str, timeout_s: float = 3.0) -> None:
 
 def check_resources(spec: SearchSpec, cluster: Mapping[str, float],
                     nodes: list[Mapping[str, float]] | None = None) -> None:
-    """Fail fast when one trial needs more than the cluster (or any single node) has.
+    """Fail fast when one trial can never be placed on the cluster (or on its nodes).
+
+    Counts every actor a trial starts, as Ray places them (see
+    :func:`kanplatform.search.resources.check_placement`).
 
     Args:
         spec: the search.
         cluster: total resources, e.g. ``{"CPU": 2, "GPU": 0}`` (``ray.cluster_resources()``).
-        nodes: per-node resources; a single worker (or a single-worker trial) must fit on one.
+        nodes: per-node resources; each worker (or a single-worker trial) must fit on one.
 
     Raises:
-        SearchSpecError: naming the resource, what the trial asks for and what exists.
+        SearchSpecError: naming the resource, what the trial asks for, what exists, the fix.
     """
-    res = spec.resources
-    need = res.per_trial()
-    for name, amount in need.items():
-        have = float(cluster.get(name, 0.0))
-        if amount > have + 1e-9:
-            raise SearchSpecError(
-                f"resources: one trial needs {amount:g} {name} "
-                f"({res.workers} worker(s) x {res.cpu if name == 'CPU' else res.gpu:g}) "
-                f"but the cluster has {have:g}; lower resources.* or add nodes"
-            )
-    if nodes:
-        per_worker = {"CPU": res.cpu, "GPU": res.gpu}
-        biggest = {k: max(float(n.get(k, 0.0)) for n in nodes) for k in per_worker}
-        for name, amount in per_worker.items():
-            if amount > biggest[name] + 1e-9:
-                raise SearchSpecError(
-                    f"resources.{name.lower()}: {amount:g} per worker but the largest node "
-                    f"has {biggest[name]:g} {name}"
-                )
+    from kanplatform.search.resources import check_placement
+
+    check_placement(spec.resources, cluster, nodes)
 
 
-def default_concurrency(spec: SearchSpec, cluster: Mapping[str, float]) -> int | None:
+def default_concurrency(spec: SearchSpec, cluster: Mapping[str, float],
+                        nodes: list[Mapping[str, float]] | None = None) -> int | None:
     """Concurrency cap for multi-worker trials, whose workers Tune does not count.
 
-    Without it several trials' worker groups each grab part of the CPUs and wait forever.
+    Without it several trials' coordinators start (they hold no CPU) and their worker groups
+    each grab part of the CPUs and wait for the rest forever.
     """
     if spec.max_concurrent_trials is not None:
         return spec.max_concurrent_trials
     if spec.resources.workers <= 1:
         return None
-    need = spec.resources.per_trial()
-    caps = [
-        math.floor(float(cluster.get(k, 0.0)) / v + 1e-9) for k, v in need.items() if v > 0
-    ]
-    return max(1, min(caps)) if caps else 1
+    from kanplatform.search.resources import concurrent_trials
+
+    return concurrent_trials(spec.resources, cluster, nodes)
 
 
 def is_search_file(path: str | os.PathLike[str], data: Any) -> bool:

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from kanplatform.search.storage import join, publish_run_dir, trial_run_dir
+
 CONFIG_INDEX_KEY = "config_index"
 STATUS_KEY = "trial/status"
 REASON_KEY = "trial/reason"
@@ -44,6 +46,7 @@ class TrialSetup:
     report_on: str = "stage"
     resources: dict[str, Any] = field(default_factory=dict)
     configs: list[dict[str, Any]] | None = None
+    results_uri: str | None = None  # object storage: run dirs are published there
 
     def overrides(self, config: dict[str, Any]) -> dict[str, Any]:
         """The dotted-key overrides of one trial (its sampled keys, or its listed config)."""
@@ -234,7 +237,8 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     trial_id = tune.get_context().get_trial_id()
     cfg = build_config(setup, config, trial_id)
-    run_dir = Path(setup.experiment_dir) / "runs" / trial_id
+    run_dir, remote = trial_run_dir(setup.experiment_dir, setup.results_uri,
+                                    setup.experiment_name, trial_id)
     ckpt, stage, restores = _restore_point(run_dir)
     n_stages = max(1, len(cfg.grid.schedule))
     workers = int(setup.resources.get("workers", 1) or 1)
@@ -244,13 +248,15 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     from kanplatform.train import fit
 
     reporter = TuneReporter(setup, _tune_report, n_stages, stage_offset=stage,
-                            restores=restores, extra={"trial/run_dir": str(run_dir)})
+                            restores=restores, extra={"trial/run_dir": remote or str(run_dir),
+                                                      "trainer/workers": 1})
     trainer_kwargs = {"enable_progress_bar": False}
     try:
         result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
                      ckpt_path=ckpt, verbose=False)
     finally:
         _stop_wandb_service()
+        publish_run_dir(run_dir, remote)
     _final_report(setup, reporter, result.metrics, _tune_report)
 
 
@@ -273,16 +279,14 @@ def make_trainable(setup: TrialSetup) -> Any:
     """``search_trial`` bound to ``setup`` with the trial's resources (for ``tune.Tuner``).
 
     A single-worker trial holds ``cpu``/``gpu``. A multi-worker trial's Tune function only
-    coordinates (a token 0.01 CPU); its Ray Train workers hold the resources.
+    coordinates: it holds no CPU (a little memory, since Tune places nothing that asks for
+    nothing); its Ray Train workers hold the resources (see :mod:`~kanplatform.search.resources`).
     """
     from ray import tune
 
-    res = setup.resources
-    workers = int(res.get("workers", 1) or 1)
-    if workers > 1:
-        resources = {"cpu": 0.01, "gpu": 0}
-    else:
-        resources = {"cpu": float(res.get("cpu", 1)), "gpu": float(res.get("gpu", 0))}
+    from kanplatform.search.resources import TrialPlacement
+
+    resources = TrialPlacement.of(setup.resources).tune_resources()
     return tune.with_resources(tune.with_parameters(search_trial, setup=setup), resources)
 
 
@@ -297,6 +301,16 @@ def _train_report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
     ray.train.report(metrics, checkpoint=checkpoint)
 
 
+def _distributed_info() -> dict[str, Any]:
+    """The worker group as it really runs: its size and collective backend (gloo, nccl)."""
+    import ray.train
+    import torch.distributed as dist
+
+    backend = str(dist.get_backend()) if dist.is_available() and dist.is_initialized() else None
+    return {"trainer/workers": ray.train.get_context().get_world_size(),
+            "trainer/backend": backend}
+
+
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker: the same ``fit`` under Lightning DDP."""
     import ray.train
@@ -307,10 +321,11 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     setup: TrialSetup = loop_config["setup"]
     cfg = loop_config["cfg"]
     rank = ray.train.get_context().get_world_rank()
+    remote = loop_config.get("remote")
     reporter = TuneReporter(setup, _train_report, loop_config["n_stages"],
                             stage_offset=loop_config["stage"], restores=loop_config["restores"],
-                            extra={"trial/run_dir": loop_config["run_dir"],
-                                   "trial/workers": ray.train.get_context().get_world_size()},
+                            extra={"trial/run_dir": remote or loop_config["run_dir"],
+                                   **_distributed_info()},
                             keep_dir=Path(loop_config["run_dir"]) / "checkpoints" / "tune"
                             if rank == 0 else None)
     use_gpu = loop_config["use_gpu"]
@@ -328,35 +343,94 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
         cfg = apply_overrides(cfg, {"tracking.mode": "disabled"})
         run_dir = tempfile.mkdtemp(prefix="kanplatform-")
-    result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
-                 ckpt_path=loop_config["ckpt"], verbose=False)
+    try:
+        result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
+                     ckpt_path=loop_config["ckpt"], verbose=False)
+    finally:
+        if rank == 0:
+            publish_run_dir(Path(run_dir), remote)
     _final_report(setup, reporter, result.metrics, _train_report)
+
+
+def worker_backend(res: dict[str, Any]) -> dict[str, Any]:
+    """How a multi-worker trial's Ray Train workers run: ``{"workers", "use_gpu", "backend",
+    "per_worker"}``. With GPUs each worker holds one whole GPU and the workers talk over NCCL
+    (NCCL needs a distinct device per rank); without, gloo on CPUs.
+
+    Raises:
+        ValueError: for a fractional or multiple ``gpu`` per data-parallel worker.
+    """
+    gpu = float(res.get("gpu", 0) or 0)
+    use_gpu = bool(res["use_gpu"]) if res.get("use_gpu") is not None else gpu > 0
+    if use_gpu and gpu not in (0.0, 1.0):
+        raise ValueError(
+            f"resources.gpu: {res.get('gpu')} with workers: {res.get('workers')}: each "
+            "data-parallel worker holds exactly one GPU (NCCL needs one device per worker); "
+            "set gpu: 1, or use workers: 1 to share GPUs between trials")
+    per_worker = {"CPU": float(res.get("cpu", 1))}
+    if use_gpu:
+        per_worker["GPU"] = 1.0
+    return {"workers": int(res.get("workers", 1) or 1), "use_gpu": use_gpu,
+            "backend": "nccl" if use_gpu else "gloo", "per_worker": per_worker}
 
 
 def _run_multiworker(setup: TrialSetup, cfg: Any, run_dir: Path, trial_id: str,
                      ckpt: Path | None, stage: int, restores: int, n_stages: int) -> None:
     import ray.train
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     res = setup.resources
-    use_gpu = bool(res.get("use_gpu")) if res.get("use_gpu") is not None \
-        else float(res.get("gpu", 0)) > 0
-    per_worker = {"CPU": float(res.get("cpu", 1))}
-    if use_gpu:
-        per_worker["GPU"] = float(res.get("gpu", 1)) or 1.0
+    backend = worker_backend(res)
+    use_gpu = backend["use_gpu"]
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"setup": setup, "cfg": cfg, "run_dir": str(run_dir),
+                           "remote": trial_run_dir(setup.experiment_dir, setup.results_uri,
+                                                   setup.experiment_name, trial_id)[1],
                            "ckpt": str(ckpt) if ckpt else None, "stage": stage,
                            "restores": restores, "n_stages": n_stages, "use_gpu": use_gpu},
-        scaling_config=ray.train.ScalingConfig(num_workers=int(res["workers"]),
+        scaling_config=ray.train.ScalingConfig(num_workers=backend["workers"],
                                                use_gpu=use_gpu,
-                                               resources_per_worker=per_worker),
+                                               resources_per_worker=backend["per_worker"]),
+        torch_config=TorchConfig(backend=backend["backend"]),
         run_config=ray.train.RunConfig(
             name=f"train-{trial_id}",
-            storage_path=str(Path(setup.experiment_dir) / "ray_train"),
+            storage_path=join(setup.results_uri, "ray_train") if setup.results_uri
+            else str(Path(setup.experiment_dir) / "ray_train"),
             callbacks=[TuneReportCallback()],
+            # a worker group that cannot be placed in time is an answer, not a retry loop
+            failure_config=ray.train.FailureConfig(controller_failure_limit=0),
         ),
     )
-    trainer.fit()
+    timeout = float(res.get("placement_timeout_s") or 600)
+    os.environ["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = f"{timeout:g}"
+    try:
+        trainer.fit()
+    except Exception as err:  # noqa: BLE001 - re-raised unless it is the placement timeout
+        if not _startup_timed_out(err):
+            raise
+        from kanplatform.search.resources import TrialPlacement
+
+        reason = (f"placement timed out: the trial's {TrialPlacement.of(res).describe()} "
+                  f"could not all be placed within resources.placement_timeout_s={timeout:g} "
+                  "s (the cluster is busy, or smaller than it looked); free resources, "
+                  "raise the timeout, or use fewer workers")
+        _tune_report({setup.metric: setup.worst(), STATUS_KEY: "failed", REASON_KEY: reason,
+                      "grid/stage": stage, "trial/restores": restores,
+                      "trial/run_dir": str(run_dir)}, None)
+
+
+def _startup_timed_out(err: BaseException) -> bool:
+    """True when Ray Train gave up placing the worker group (anywhere in the cause chain)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [err]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if type(e).__name__ == "WorkerGroupStartupTimeoutError":
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "controller_failure", None)]
+    return False

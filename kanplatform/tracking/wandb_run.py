@@ -365,7 +365,8 @@ def final_summary(run_dir: str | Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     out = {k: v for k, v in (raw.get("final") or {}).items() if _scalar(v)}
-    for key in ("model/params", "model/flops", "wall_time_s", "status", "reason"):
+    for key in ("model/params", "model/flops", "wall_time_s", "status", "reason",
+                "trainer/workers", "trainer/backend"):
         if _scalar(raw.get(key)):
             out.setdefault(key, raw[key])
     return out

@@ -380,6 +380,7 @@ class _Run:
             "git_sha": git_sha(),
             "versions": versions(),
             "run_dir": str(self.run_dir),
+            **_distributed(self.trainer),
         })
         write_json(self.run_dir / "metrics.json", metrics)
         return metrics
@@ -446,6 +447,16 @@ def _precision(precision: Any, accelerator: str) -> str:
                       "float32", stacklevel=3)
         return "32-true"
     return "bf16-mixed"  # CUDA with bf16, or the CPU (autocast to bfloat16)
+
+
+def _distributed(trainer: Any) -> dict[str, Any]:
+    """``trainer/workers`` (processes training together) and ``trainer/backend`` (their
+    collective backend, ``gloo``/``nccl``; null for one process), as the run really trained."""
+    workers = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+    backend = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        backend = str(torch.distributed.get_backend())
+    return {"trainer/workers": workers, "trainer/backend": backend}
 
 
 def _as_list(value: Any) -> list[Any]:

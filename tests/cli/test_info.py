@@ -28,4 +28,5 @@ def test_info_build_fails_without_a_compiler(tmp_path) -> None:
 def test_info_names_a_bad_kernel_setting(monkeypatch, capsys) -> None:
     monkeypatch.setenv("KANPLATFORM_KERNEL", "fast")
     assert main(["info"]) == 2
-    assert "KANPLATFORM_KERNEL='fast' is not one of auto, c, torch" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "KANPLATFORM_KERNEL='fast' is not one of auto, c, triton, torch" in err

@@ -68,6 +68,23 @@ def test_resume_with_a_larger_budget_continues_where_the_run_stopped(tmp_path, c
         assert metrics["final"][key] == pytest.approx(value, rel=1e-9), key
 
 
+@pytest.mark.parametrize(("mode", "says"), [
+    ("triton", "KANPLATFORM_KERNEL=triton but the layers run on the cpu"),
+    ("bogus", "KANPLATFORM_KERNEL='bogus' is not one of auto, c, triton, torch"),
+])
+def test_a_kernel_setting_that_cannot_run_fails_before_the_run(tmp_path, capsys, monkeypatch,
+                                                               mode, says):
+    """KANPLATFORM_KERNEL=triton for a CPU run (no interpreter) or an unknown value: one line,
+    exit 2, no run directory - not a traceback from inside the first training step."""
+    monkeypatch.setenv("KANPLATFORM_KERNEL", mode)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    run = tmp_path / "run"
+    assert main(["train", str(QUICK), "--run-dir", str(run), "trainer.accelerator=cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {says}"), err
+    assert not run.exists()
+
+
 def test_resume_without_a_checkpoint_fails_naming_it(tmp_path, capsys):
     run = tmp_path / "never-ran"
     assert main(["train", "--resume", str(run), "--quiet"]) == 2

@@ -31,3 +31,20 @@ def test_compiled_kernels_take_every_size_of_cpu_float_tensors():
     assert spline_backend(x, _params(layer), 3, 3) == "c"
     # tensors of two dtypes are not for the kernels
     assert spline_backend(x.float(), _params(layer), 3, 3) == "compact"
+
+
+def test_kernel_setting_checked_for_where_the_layers_run(monkeypatch):
+    """kernel_env_problem: one line for a setting that cannot run on the device, None else."""
+    from kanplatform.kernels import kernel_env_problem
+
+    monkeypatch.setenv(ckernel.KERNEL_ENV, "auto")
+    assert kernel_env_problem("cpu") is None and kernel_env_problem("cuda") is None
+    monkeypatch.setenv(ckernel.KERNEL_ENV, "triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert kernel_env_problem("cpu") is None  # Triton's CPU interpreter takes CPU tensors
+    assert "unset TRITON_INTERPRET" in kernel_env_problem("cuda")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert kernel_env_problem("cuda") is None
+    assert "need CUDA tensors" in kernel_env_problem("cpu")
+    monkeypatch.setenv(ckernel.KERNEL_ENV, "gpu")
+    assert "is not one of auto, c, triton, torch" in kernel_env_problem("cpu")

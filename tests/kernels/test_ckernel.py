@@ -122,7 +122,8 @@ def test_backend_argument_is_checked() -> None:
 
 def test_bad_kernel_mode_names_the_variable(monkeypatch) -> None:
     monkeypatch.setenv(ckernel.KERNEL_ENV, "fast")
-    with pytest.raises(ValueError, match="KANPLATFORM_KERNEL='fast' is not one of auto, c, torch"):
+    with pytest.raises(ValueError,
+                       match="KANPLATFORM_KERNEL='fast' is not one of auto, c, triton, torch"):
         ckernel.library()
 
 

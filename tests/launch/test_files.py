@@ -24,7 +24,8 @@ import yaml
 from kanplatform.cli import COMMANDS, build_parser
 from kanplatform.launch import slurm
 from kanplatform.launch.check import check_runnable
-from kanplatform.launch.jobfile import load_job, resolve_storage_path
+from kanplatform.launch.jobfile import load_job
+from kanplatform.launch.storage import job_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_FILES = sorted((ROOT / "jobs").glob("*.yaml"))
@@ -112,7 +113,7 @@ def test_sbatch_template_renders_and_passes_bash_n(template, path, tmp_path):
     done = subprocess.run(["bash", "-n", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     runs = [c for c in commands_in(script) if c[0] == job.run.command]
-    assert runs == [job.argv(resolve_storage_path(job.storage_path))]
+    assert runs == [job.argv(job_storage(job, "slurm"))]
     assert_parses(runs[0], f"{_rel(template)} rendered with {_rel(path)}")
 
 
@@ -268,3 +269,39 @@ def test_compose_runs_a_ray_head_and_two_workers(path):
         assert (context / build["dockerfile"]).is_file()
     assert any("8265" in p for p in services[head].get("ports", []))
     assert {s["image"] for s in services.values()} == {services[head]["image"]}
+
+
+# --- security defaults ------------------------------------------------------------------
+
+
+def test_nothing_binds_or_advises_binding_every_interface():
+    """No 0.0.0.0 in what we ship or document; the one exception is the RayJob's head pod,
+    whose dashboard the KubeRay operator reaches through the cluster network, behind a token."""
+    shipped = [*CHECKED, ROOT / "README.md", ROOT / "CONTRIBUTING.md",
+               *(ROOT / "kanplatform").rglob("*.py")]
+    offenders = [_rel(p) for p in shipped if "0.0.0.0" in p.read_text()]
+    assert offenders == ["jobs/k8s/rayjob.yaml"], offenders
+    rayjob = yaml.safe_load((ROOT / "jobs/k8s/rayjob.yaml").read_text())
+    assert rayjob["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
+
+
+def test_token_auth_is_on_in_every_cluster_we_ship():
+    for path in COMPOSE:
+        for service in yaml.safe_load(path.read_text())["services"].values():
+            env = service["environment"]
+            assert env["RAY_AUTH_MODE"] == "token"
+            assert env["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?")  # required, no default
+    cluster = yaml.safe_load((ROOT / "jobs/k8s/raycluster.yaml").read_text())["spec"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for group in groups:
+        for container in group["template"]["spec"]["containers"]:
+            env = {e["name"]: e for e in container["env"]}
+            assert env["RAY_AUTH_MODE"]["value"] == "token"
+            assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "auth_token"
+    aws = yaml.safe_load((ROOT / "jobs/cluster/aws.yaml").read_text())
+    starts = aws["head_start_ray_commands"] + aws["worker_start_ray_commands"]
+    assert all("RAY_AUTH_MODE=token" in c for c in starts if "ray start" in c)
+    for path in JOB_FILES:
+        script = slurm.render(load_job(path, check_paths=False))
+        assert "export RAY_AUTH_MODE=token\n" in script
+        assert "disabled" not in script

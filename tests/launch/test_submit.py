@@ -64,8 +64,10 @@ def _job_file(tmp_path: Path, address: str) -> Path:
         "run": {"command": "tune", "config": "configs/experiment/quick.yaml", "search": SEARCH,
                 "overrides": {"trainer.num_threads": 1, "data.n_train": 100}},
         "address": address,
+        # both nodes are this machine: its /tmp (where tmp_path lives) is shared storage
         "runtime_env": {"working_dir": str(ROOT),
-                        "env_vars": {"WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}},
+                        "env_vars": {"WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
+                                     "KANPLATFORM_SHARED_TMP": "1"}},
         "resources": {"cpus": 1, "nodes": 2},
         "storage_path": str(tmp_path / "results"),
     }))
@@ -80,7 +82,8 @@ def _submitted_id(out: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_tune_job_on_a_real_cluster(ray_cluster, tmp_path, capsys):
+def test_tune_job_on_a_real_cluster(ray_cluster, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KANPLATFORM_SHARED_TMP", "1")
     job = _job_file(tmp_path, ray_cluster)
 
     # 1. submit: the job id and the dashboard URL are printed

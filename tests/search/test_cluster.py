@@ -89,28 +89,57 @@ def _assert_too_big_for_the_cluster(address: str, tmp_path: Path) -> None:
     assert not list((tmp_path / "big").glob("*/search_trial_*"))
 
 
-def test_two_node_cluster_survives_losing_the_worker_node(tmp_path, tmp_path_factory):
-    """`kanplatform tune --address` on head + worker; the worker node is killed mid-search."""
-    temp_dir = tmp_path_factory.mktemp("c")  # short: Ray's socket paths stay < 107 bytes
+def _assert_storage_checked(address: str, tmp_path: Path, monkeypatch) -> None:
+    """On the 2-node cluster: a node-local path is refused before any trial; the shared path
+    the search uses is probed from the other node (a real task there) and passes."""
+    from kanplatform.config import load_config
+    from kanplatform.search import SearchSpecError, parse_search, run_search
+    from kanplatform.search.storage import check_shared
+
+    cfg = load_config(QUICK, [f"output_dir={tmp_path / 'runs'}"])
+    spec = parse_search({"space": {"optim.lr": 1.0}})
+    monkeypatch.delenv("KANPLATFORM_SHARED_TMP", raising=False)
+    with pytest.raises(SearchSpecError, match="every node of a 2-node cluster keeps"):
+        run_search(cfg, spec, address=address, storage_path=tmp_path / "local")
+    assert not (tmp_path / "local").exists()
+    import ray
+
+    monkeypatch.setenv("KANPLATFORM_SHARED_TMP", "1")  # both nodes are this machine
+    ray.init(address=address)
+    try:
+        check_shared(tmp_path / "tune")
+    finally:
+        ray.shutdown()
+    assert not list((tmp_path / "tune").glob(".kanplatform-shared-*"))  # the probe cleans up
+
+
+def test_two_node_cluster_survives_losing_the_worker_node(tmp_path, tmp_path_factory,
+                                                          monkeypatch):
+    """`kanplatform tune --address` on head + worker, each node with its own temp dir (as on
+    separate machines) and the results on a shared path; the worker node is killed
+    mid-search and its trial resumes on the head from the checkpoint in shared storage."""
+    # short names: Ray's socket paths stay < 107 bytes; one temp dir per node
+    head_dir, worker_dir = tmp_path_factory.mktemp("c"), tmp_path_factory.mktemp("w")
     env = ray_env(tmp_path)
     # the head notices a dead node within a few seconds
     env.update(RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3",
                RAY_health_check_initial_delay_ms="1000")
+    env["KANPLATFORM_SHARED_TMP"] = "1"  # tmp_path is under /tmp, which both nodes share here
     port, worker_port = _free_port(), _free_port()
-    common = ["--temp-dir", str(temp_dir), "--disable-usage-stats", "--num-cpus", "1",
-              "--node-ip-address", "127.0.0.1"]
+    common = ["--disable-usage-stats", "--num-cpus", "1", "--node-ip-address", "127.0.0.1"]
     search = _write_search(tmp_path / "ft.yaml", [1.0, 0.5, 0.3, 0.2], concurrent=2)
     driver = None
     try:
         subprocess.run([RAY, "start", "--head", "--port", str(port), "--include-dashboard",
-                        "false", *common], env=env, cwd=tmp_path, check=True,
-                       capture_output=True, timeout=180)
+                        "false", "--temp-dir", str(head_dir), *common], env=env, cwd=tmp_path,
+                       check=True, capture_output=True, timeout=180)
         subprocess.run([RAY, "start", "--address", f"127.0.0.1:{port}", "--node-manager-port",
-                        str(worker_port), *common], env=env, cwd=tmp_path, check=True,
-                       capture_output=True, timeout=180)
+                        str(worker_port), "--temp-dir", str(worker_dir), *common], env=env,
+                       cwd=tmp_path, check=True, capture_output=True, timeout=180)
         worker_raylet = _pid_of(f"--node_manager_port={worker_port}")
         assert worker_raylet, "worker raylet not found"
         _assert_too_big_for_the_cluster(f"127.0.0.1:{port}", tmp_path)
+        _assert_storage_checked(f"127.0.0.1:{port}", tmp_path, monkeypatch)
         log = open(tmp_path / "driver.log", "w")
         driver = subprocess.Popen(_tune_cmd(search, tmp_path, "--address", f"127.0.0.1:{port}"),
                                   env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
@@ -133,8 +162,9 @@ def test_two_node_cluster_survives_losing_the_worker_node(tmp_path, tmp_path_fac
     finally:
         if driver is not None and driver.poll() is None:
             driver.kill()
-        stop_cluster(temp_dir)
-    assert not cluster_pids(temp_dir)
+        stop_cluster(head_dir)
+        stop_cluster(worker_dir)
+    assert not cluster_pids(head_dir) and not cluster_pids(worker_dir)
 
     rows, _ = read_table(tmp_path / "tune" / "ft")
     assert sorted(r["optim.lr"] for r in rows) == [0.2, 0.3, 0.5, 1.0]  # each trial once
@@ -144,6 +174,11 @@ def test_two_node_cluster_survives_losing_the_worker_node(tmp_path, tmp_path_fac
     # no result lost: the retried trial's history runs through every stage once
     stages = [r["grid/stage"] for r in _trial_results(tmp_path / "tune" / "ft")[killed]]
     assert set(stages) == {1, 2, 3, 4}
+    # it finished in another process (on the head: the worker node is gone), restored from
+    # the checkpoints it had written to the shared storage path
+    results = _trial_results(tmp_path / "tune" / "ft")[killed]
+    assert results[-1]["pid"] != results[0]["pid"]
+    assert list((tmp_path / "tune" / "ft" / killed).glob("checkpoint_*"))
 
 
 def test_killed_driver_resumes_and_lists_every_trial_once(tmp_path, tmp_path_factory):

@@ -200,3 +200,21 @@ def test_an_optuna_search_it_cannot_run_fails_before_ray(cfg, tmp_path, capsys, 
         run_search(cfg, optuna, storage_path=tmp_path / "tune")
     assert not ray.is_initialized()
     assert not (tmp_path / "runs").exists() and not (tmp_path / "tune").exists()
+
+
+def test_data_parallel_gpu_trials_take_one_gpu_per_worker_on_nccl():
+    """workers > 1 on GPUs: NCCL, exactly one whole GPU per worker (a fraction or several per
+    worker is refused before Ray starts); on CPUs gloo."""
+    from kanplatform.search.trainable import worker_backend
+
+    spec = _spec(resources={"cpu": 2, "gpu": 1, "workers": 2})
+    assert worker_backend(spec.resources.__dict__) == {
+        "workers": 2, "use_gpu": True, "backend": "nccl", "per_worker": {"CPU": 2.0, "GPU": 1.0}}
+    cpu = worker_backend(_spec(resources={"cpu": 1, "workers": 2}).resources.__dict__)
+    assert cpu["backend"] == "gloo" and not cpu["use_gpu"] and "GPU" not in cpu["per_worker"]
+    for gpu in (0.5, 2):
+        with pytest.raises(SearchSpecError, match="exactly one GPU"):
+            _spec(resources={"gpu": gpu, "workers": 2})
+        with pytest.raises(ValueError, match="exactly one GPU"):
+            worker_backend({"gpu": gpu, "workers": 2})
+    assert _spec(resources={"gpu": 0.25}).resources.gpu == 0.25  # one worker: shared GPUs
