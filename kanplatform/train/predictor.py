@@ -134,9 +134,9 @@ class TrainedModel(nn.Module):
         was_training = self.model.training
         self.model.eval()
         try:
-            parts = [self(torch.from_numpy(values[i:i + chunk]))
-                     for i in range(0, max(len(values), 1), chunk)] if len(values) else \
-                [self(torch.from_numpy(values))]
+            parts = [self(torch.tensor(values[i:i + chunk]))
+                     for i in range(0, len(values), chunk)] if len(values) else \
+                [self(torch.tensor(values))]
         finally:
             self.model.train(was_training)
         return torch.cat(parts)
