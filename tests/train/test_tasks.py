@@ -239,3 +239,21 @@ def test_a_long_run_logs_compactly_off_a_terminal(tmp_path, capsys):
     lines = [line for line in err.splitlines() if line.startswith("step ")]
     assert len(lines) == 40 and lines[-1].startswith("step 2000/2000  epoch 999")
     assert "val/rmse" in lines[-1] and "samples/s" in lines[-1]
+
+
+def test_learning_rate_schedules_follow_the_global_step():
+    from types import SimpleNamespace
+
+    from kanplatform.train.module import lr_schedule
+
+    optim = SimpleNamespace(name="adam", lr=1.0, scheduler="cosine", warmup_steps=10,
+                            min_lr=0.1, gamma=0.5, step_size=20)
+    rate = lr_schedule(optim, total_steps=110)
+    assert rate(0) == pytest.approx(0.1) and rate(9) == pytest.approx(1.0)
+    assert rate(10) == pytest.approx(1.0) and rate(60) == pytest.approx(0.55)
+    assert rate(110) == pytest.approx(0.1) and rate(500) == pytest.approx(0.1)
+    optim.scheduler = "step"
+    rate = lr_schedule(optim, total_steps=110)
+    assert [rate(s) for s in (10, 29, 30, 50)] == pytest.approx([1.0, 1.0, 0.5, 0.25])
+    optim.scheduler, optim.name = "none", "adam"
+    assert lr_schedule(optim, 100) is None
