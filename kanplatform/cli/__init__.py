@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("kanplatform.cli.validate", "check configs, searches and job files"),
     "tune": ("kanplatform.cli.tune", "Ray Tune search over a config"),
     "scale": ("kanplatform.cli.scale", "size sweep with fitted scaling curves"),
+    "compare": ("kanplatform.cli.compare", "fair KAN-vs-MLP study: verdicts, N(eps)"),
     "submit": ("kanplatform.cli.submit", "submit a job file to a Ray cluster"),
     "jobs": ("kanplatform.cli.jobs", "status, logs, stop and list cluster jobs"),
     "report": ("kanplatform.cli.report", "static HTML dashboard of a run/experiment"),

@@ -37,6 +37,8 @@ FILE_KINDS: list[FileKind] = [
              "kanplatform.search.spec:check_search_file"),
     FileKind("scaling study", "kanplatform.scaling.spec:is_study_file",
              "kanplatform.scaling.spec:check_study_file"),
+    FileKind("compare study", "kanplatform.compare.spec:is_compare_file",
+             "kanplatform.compare.spec:check_compare_file"),
     FileKind("job", "kanplatform.launch.jobfile:is_job_file",
              "kanplatform.cli.validate:check_job_file"),
     FileKind("config group", "kanplatform.config.validate:is_group_file",

@@ -85,6 +85,11 @@ class DataConfig:
     ``ROOT/FashionMNIST/raw/``, ``ROOT/cifar-10-batches-py/``); ``download: true`` lets
     torchvision fetch it (when installed); ``pool: k`` averages k x k pixel blocks before the
     image is flattened (MNIST: 784 inputs, 196 with ``pool: 2``).
+
+    ``n_ood > 0`` (registered synthetic targets only) adds an out-of-domain test split of
+    that many points in the shell ``ood_shell`` (in half-widths of the training box, default
+    1.0-1.5: just outside it; see :mod:`kanplatform.data.ood`), and the run records
+    ``ood/rmse``.
     """
 
     dataset: str = "exp_sin_sq"
@@ -103,6 +108,8 @@ class DataConfig:
     root: str | None = None
     download: bool = False
     pool: int = 1
+    n_ood: int = 0
+    ood_shell: list[float] = field(default_factory=lambda: [1.0, 1.5])
 
 
 @dataclass

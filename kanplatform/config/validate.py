@@ -128,6 +128,11 @@ def _validate_data(d: DictConfig) -> None:
     _check(d.noise >= 0, "data.noise", f"must be >= 0, got {d.noise}")
     _check(d.batch_size is None or d.batch_size >= 1, "data.batch_size",
            f"must be >= 1 or null (full batch), got {d.batch_size}")
+    _check(d.n_ood >= 0, "data.n_ood", f"must be >= 0 (0 = no out-of-domain split), got {d.n_ood}")
+    shell = list(d.ood_shell)
+    _check(len(shell) == 2 and 1.0 <= shell[0] < shell[1], "data.ood_shell",
+           f"must be [r_lo, r_hi] with 1 <= r_lo < r_hi (half-widths of the training box), "
+           f"got {shell}")
 
 
 def _validate_model(cfg: DictConfig) -> None:

@@ -23,6 +23,7 @@ from kanplatform.data.datasets import (
     read_columns,
 )
 from kanplatform.data.normalize import Normalizer
+from kanplatform.data.ood import OODSplit, box_radius, ood_split, shell_inputs
 from kanplatform.data.real import REAL_DATASETS, get_real
 from kanplatform.data.targets import TARGETS, Target, get_target, register
 
@@ -33,8 +34,10 @@ __all__ = [
     "DataWarning",
     "KANDataModule",
     "Normalizer",
+    "OODSplit",
     "Splits",
     "Target",
+    "box_radius",
     "check_data_config",
     "column_names",
     "dataset_dims",
@@ -46,8 +49,10 @@ __all__ = [
     "get_target",
     "load_file",
     "make_dataset",
+    "ood_split",
     "read_columns",
     "register",
+    "shell_inputs",
 ]
 
 

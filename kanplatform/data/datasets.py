@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kanplatform.data.ood import OODSplit, ood_split
 from kanplatform.data.targets import get_target
 
 SPLITS = ("train", "val", "test")
@@ -38,6 +39,7 @@ class Splits:
         task: ``regression`` or ``classification``.
         classes: the class labels (index ``i`` of ``y`` is ``classes[i]``), or None.
         normalizer: the fitted normalisation already applied to these tensors, or None.
+        ood: the out-of-domain split (``data.n_ood > 0``), or ``None``.
     """
 
     train: tuple[torch.Tensor, torch.Tensor]
@@ -50,6 +52,7 @@ class Splits:
     task: str = "regression"
     classes: tuple[Any, ...] | None = None
     normalizer: Any = None
+    ood: OODSplit | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -86,7 +89,9 @@ class Splits:
             return tuple(t.to(device=device, dtype=dtype if t.is_floating_point() else None)
                          for t in pair)
 
-        return replace(self, train=move(self.train), val=move(self.val), test=move(self.test))
+        ood = self.ood.to(device=device, dtype=dtype) if self.ood is not None else None
+        return replace(self, train=move(self.train), val=move(self.val), test=move(self.test),
+                       ood=ood)
 
     def domain_points(self, n: int = 10000, seed: int = 0) -> torch.Tensor | None:
         """Unlabelled inputs covering the input domain: ``(m, n_inputs)``, or ``None``.
@@ -347,6 +352,11 @@ def dataset_from_config(data_cfg: Any, dtype: torch.dtype = torch.float32,
         splits = make_dataset(data_cfg.dataset, noise=data_cfg.noise, seed=data_cfg.seed,
                               dtype=dtype, **sizes)
         synthetic = True
+        n_ood = int(data_cfg.get("n_ood", 0) or 0)
+        if n_ood > 0:  # inputs in a shell outside the training box (kanplatform.data.ood)
+            shell = tuple(float(r) for r in data_cfg.ood_shell)
+            splits = replace(splits, ood=ood_split(data_cfg.dataset, n_ood, shell,
+                                                   seed=data_cfg.seed, dtype=dtype))
     method = str(data_cfg.get("normalize", "auto"))
     if method == "auto":
         method = "none" if synthetic else "minmax"
@@ -368,9 +378,12 @@ def normalize_splits(splits: Splits, method: str,
         px, py = pair
         return norm.transform_x(px), norm.transform_y(py) if py.is_floating_point() else py
 
+    ood = splits.ood
+    if ood is not None:  # the out-of-domain split is test data: the same map
+        ood = replace(ood, x=norm.transform_x(ood.x), y=norm.transform_y(ood.y))
     return replace(splits, train=apply(splits.train), val=apply(splits.val),
                    test=apply(splits.test), ranges=norm.transform_ranges(splits.ranges),
-                   normalizer=norm)
+                   normalizer=norm, ood=ood)
 
 
 def dataset_for_run(cfg: Any, dtype: torch.dtype = torch.float32) -> Splits:

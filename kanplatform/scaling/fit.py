@@ -97,6 +97,36 @@ class PowerLawFit:
         """Fitted loss at size(s) ``n``."""
         return self.a * np.asarray(n, dtype=float) ** -self.alpha + self.c
 
+    def n_at(self, loss: float) -> float:
+        """The size at which the fitted curve reaches ``loss``: ``(a / (loss - c))**(1/alpha)``.
+
+        ``inf`` when it never does (``loss`` at or below the floor ``c``, or ``alpha <= 0``).
+
+        Example:
+            >>> fit = fit_power_law([10, 100, 1000], [1e-1, 1e-3, 1e-5], n_boot=0)
+            >>> round(fit.n_at(1e-4), 6)
+            316.227766
+        """
+        return _invert(self.a, self.alpha, self.c, loss)
+
+    def n_at_ci(self, loss: float) -> tuple[float, float]:
+        """Bootstrap percentile interval (at ``ci_level``) of :meth:`n_at`.
+
+        Each bootstrap replicate ``(alpha_b, a_b)`` is inverted on its own, so the strong
+        correlation of ``a`` and ``alpha`` is kept (the intervals of the two alone would
+        give a far too wide range). ``(nan, nan)`` without replicates; an end is ``inf``
+        when that share of replicates never reaches ``loss``.
+        """
+        alphas = self.extra.get("boot_alpha")
+        logas = self.extra.get("boot_log_a")
+        if alphas is None or len(alphas) == 0:
+            return (float("nan"), float("nan"))
+        n = np.array([_invert(np.exp(la), al, self.c, loss) for al, la in zip(alphas, logas)])
+        q = [(1 - self.ci_level) / 2 * 100, (1 + self.ci_level) / 2 * 100]
+        # nearest-rank ends: interpolating between a finite and an infinite replicate is nan
+        return (float(np.percentile(n, q[0], method="lower")),
+                float(np.percentile(n, q[1], method="higher")))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (lists and floats only)."""
         return {
@@ -127,6 +157,13 @@ class PowerLawFit:
             f"N in [{self.n_range[0]:.4g}, {self.n_range[1]:.4g}], "
             f"{self.n_points} points used, {len(self.dropped)} dropped"
         )
+
+
+def _invert(a: float, alpha: float, c: float, loss: float) -> float:
+    """Solve ``a * n**-alpha + c = loss`` for ``n`` (inf when no positive solution)."""
+    if not (np.isfinite(alpha) and alpha > 0 and loss > c and a > 0):
+        return float("inf")
+    return float((a / (loss - c)) ** (1.0 / alpha))
 
 
 def _size_medians(n: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -415,9 +452,11 @@ def fit_power_law(
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     nan2 = (float("nan"), float("nan"))
     alpha_ci, a_ci, n_ok = nan2, nan2, 0
+    boot: dict[str, Any] = {}
     if n_boot > 0:
         su = None if seeds_arr is None else seeds_arr[used]
         alphas, logas = _bootstrap(nu, lu, su, floor, n_boot, gen)
+        boot = {"boot_alpha": alphas, "boot_log_a": logas}  # for n_at_ci
         n_ok = len(alphas)
         if n_ok:
             q = [(1 - ci_level) / 2 * 100, (1 + ci_level) / 2 * 100]
@@ -447,4 +486,5 @@ def fit_power_law(
         rms_log_residual=rms,
         a_ci=a_ci,
         rule=rule,
+        extra=boot,
     )

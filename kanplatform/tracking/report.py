@@ -140,7 +140,12 @@ def render(root: Path, runs: list[Run], title: str) -> str:
         overlay = _overlay_figure(runs)
         if overlay:
             parts += ["<h2>Loss curves</h2>", overlay]
-    scaling = _scaling_section(root, runs)
+    from kanplatform.tracking.report_compare import compare_section
+
+    compare, shown = compare_section(root)
+    if compare:
+        parts[2:2] = ["<h2 id=compare>Compare</h2>", compare]  # the answer before the runs
+    scaling = _scaling_section(root, runs, exclude=shown)
     if scaling:
         parts += ["<h2>Scaling</h2>", scaling]
     for run in runs[:MAX_RUN_SECTIONS]:
@@ -297,9 +302,9 @@ def _overlay_figure(runs: list[Run]) -> str:
     return "".join(out)
 
 
-def _scaling_section(root: Path, runs: list[Run]) -> str:
+def _scaling_section(root: Path, runs: list[Run], exclude: frozenset[Path] = frozenset()) -> str:
     parts = []
-    pngs = sorted({*root.glob("*.png"), *(root / "figures").glob("*.png")})
+    pngs = sorted({*root.glob("*.png"), *(root / "figures").glob("*.png")} - exclude)
     parts += [_img_file(p, str(p.relative_to(root))) for p in pngs
               if not p.name.startswith("splines_")]
     scaling_json = root / "scaling.json"
@@ -312,7 +317,7 @@ def _scaling_section(root: Path, runs: list[Run]) -> str:
     if best.is_file():
         parts.append(f"<details><summary>best_config.yaml</summary>"
                      f"<pre>{_e(best.read_text()[:20000])}</pre></details>")
-    if not pngs and len(runs) > 1:
+    if not pngs and len(runs) > 1 and not exclude:
         fig = _auto_scaling(runs)
         if fig is not None:
             parts.append(_img(_fig_png(fig), "test/rmse vs model/params of the runs (no fit)"))

@@ -406,10 +406,15 @@ class _Run:
         for split in ("train", "val", "test"):
             for name, value in module.evaluate(*splits.split(split)).items():
                 final[f"{split}/{name}"] = value
+        extra: dict[str, Any] = {}
+        if splits.ood is not None:  # data.n_ood > 0: inputs in a shell outside the training box
+            final["ood/rmse"] = module.evaluate(splits.ood.x, splits.ood.y)["rmse"]
+            extra["ood"] = {"n": len(splits.ood.x), "shell": list(splits.ood.shell),
+                            "nonfinite_dropped": splits.ood.n_dropped}
         final["train/loss"] = float(module.last_loss) if module.last_loss is not None else None
         return {"final": final, "stages": list(self.grid.stages), "step": self.trainer.global_step,
                 "epoch": int(self.trainer.current_epoch), "task": splits.task, **splits.sizes,
-                **_model_counts(module.model)}
+                **_model_counts(module.model), **extra}
 
     def _save_model(self) -> None:
         from kanplatform.train.callbacks import write_checkpoint

@@ -76,6 +76,8 @@ def _check_data(cfg: DictConfig) -> None:
                    f"file's label column or a real dataset: {', '.join(_classified())}); "
                    f"{d.dataset!r} is a regression target")
             return
+        _check(d.n_ood == 0, "data.n_ood", f"an out-of-domain split needs a synthetic target "
+               f"(its training box); {d.dataset!r} has none: set data.n_ood: 0")
         _check(task == real.task, "task", f"{d.dataset!r} is a {real.task} dataset; set "
                f"task: {real.task}")
         if d.dataset in VISION:
@@ -88,6 +90,8 @@ def _check_data(cfg: DictConfig) -> None:
                          *(size_value(d[k]) for k in ("n_train", "n_val", "n_test")),
                          where=f"data.dataset {d.dataset}")
         return
+    _check(d.n_ood == 0, "data.n_ood", "an out-of-domain split needs a registered target "
+           "(its training box); a file has none: set data.n_ood: 0")
     _check(bool(d.path), "data.path", "is required with dataset: file (a .csv, .npz or "
            ".parquet)")
     path = Path(d.path)

@@ -2,7 +2,7 @@
 path: outputs and every gradient, orders 1-5, grids 3-100, uniform and adaptive grids, points
 beyond the grid, block tails, 16-bit and float64 inputs, a few training steps; how the backend
 is chosen and the errors where it cannot run. Without CUDA they run in Triton's interpreter
-(tests/kernels/conftest.py sets TRITON_INTERPRET=1), on a GPU on the GPU."""
+(tests/conftest.py sets TRITON_INTERPRET=1), on a GPU on the GPU."""
 
 import os
 import subprocess

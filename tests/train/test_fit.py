@@ -254,3 +254,20 @@ def test_no_periodic_checkpoint_with_zero(quick_cfg, tmp_path):
     result = fit(cfg, run_dir=tmp_path / "run", callbacks=[kept], verbose=False)
     assert kept.kept == {}  # none while training...
     assert (result.run_dir / "checkpoints" / "last.ckpt").is_file()  # ...one at the end
+
+
+def test_ood_split_is_evaluated_beside_the_test_split(quick_cfg):
+    from kanplatform.data import dataset_from_config
+
+    cfg = apply_overrides(quick_cfg, {"data.n_ood": 300, "data.n_train": 200})
+    result = fit(cfg, verbose=False)
+    m = json.loads((result.run_dir / "metrics.json").read_text())
+    assert m["ood"] == {"n": 300, "shell": [1.0, 1.5], "nonfinite_dropped": 0}
+    dtype = next(result.model.parameters()).dtype
+    ood = dataset_from_config(cfg.data, dtype=dtype).ood
+    x, y = ood.x, ood.y
+    with torch.no_grad():
+        rmse = float(torch.sqrt(torch.mean((result.model(x) - y) ** 2)))
+    assert m["final"]["ood/rmse"] == pytest.approx(rmse, rel=1e-5)
+    assert m["final"]["ood/rmse"] > m["final"]["test/rmse"]  # outside the box is harder
+
