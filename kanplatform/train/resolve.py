@@ -164,8 +164,25 @@ def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike
     m = new.model
     if m.match == "params" and m.match_params is None and cfg.model.kind == "kan" \
             and m.kind != "kan":
-        m.match_params = kan_param_count(cfg.model, cfg.grid.schedule)
+        m.match_params = kan_param_count(_replaced_kan(cfg.model, overrides),
+                                         new.grid.schedule)
     return check_run_config(new) if check else new
+
+
+def _replaced_kan(kan: DictConfig, overrides: Overrides) -> DictConfig:
+    """The KAN a ``model=mlp`` selection replaced, with the ``model.*`` overrides given beside
+    it (``model.width=[3,8,1]``, ``model.grid_size``...), which the user meant for both models:
+    what the MLP is matched to. Keys a KAN has not (``model.activation``) are the MLP's only."""
+    from kanplatform._util.dotted import parse_overrides
+
+    kan = copy.deepcopy(kan)
+    for key, value in parse_overrides(overrides, ConfigError):
+        if not key.startswith("model.") or key == "model.kind":
+            continue
+        name = key[len("model."):]
+        if "." not in name and name in kan:
+            kan[name] = copy.deepcopy(value)
+    return kan
 
 
 def load_run_config(files: PathLike | Iterable[PathLike] = (), overrides: Overrides = None,

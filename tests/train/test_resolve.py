@@ -51,6 +51,11 @@ def test_an_mlp_selected_over_a_kan_matches_its_parameter_count():
     kan = load_run_config(GRID_EXT)
     final = KAN(width=list(kan.model.width), grid_size=kan.grid.schedule[-1])
     assert cfg.model.match_params == count_params(final)
+    # model.* overrides beside model=mlp size the KAN it is matched to (the user's KAN)
+    wide = load_run_config(GRID_EXT, ["model.width=[2,7,1]", "model=mlp",
+                                      "model.activation=relu", "grid.schedule=[3,9]"])
+    assert wide.model.match_params == count_params(KAN(width=[2, 7, 1], grid_size=9))
+    assert wide.model.activation == "relu"
     # the schema alone keeps the widths but cannot count: the check then names the key
     bare = load_config(GRID_EXT, ["model=mlp"], validate=False)
     assert bare.model.match_params is None and list(bare.model.width)[::3] == [2, 1]

@@ -154,6 +154,29 @@ def test_regression_on_raw_scales_normalised_and_predicted_in_original_units(tmp
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_multi_output_regression_keeps_each_target_in_its_own_units(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (400, 2))
+    y = np.c_[1000 * x[:, 0] + 500, 0.01 * x[:, 1] ** 2]  # two targets, scales 1e3 and 1e-2
+    path = tmp_path / "two.npz"
+    np.savez(path, a=x[:, 0], b=x[:, 1], big=y[:, 0], tiny=y[:, 1])
+    code, run_dir, err = _train(capsys, *FAST, "data.dataset=file", f"data.path={path}",
+                                "data.inputs=[a,b]", "data.targets=[big,tiny]",
+                                "data.batch_size=64", "model.width=[2,3,2]",
+                                "trainer.max_steps=60", "trainer.val_every_n_steps=30",
+                                "trainer.precision=64", f"output_dir={tmp_path / 'runs'}")
+    assert code == 0, err
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    info = json.loads((run_dir / "data.json").read_text())
+    assert info["target_names"] == ["big", "tiny"] and len(info["normalizer"]["y_scale"]) == 2
+    raw = load_file(path, ["a", "b"], ["big", "tiny"], dtype=torch.float64)
+    pred = kanplatform.load(run_dir).predict(raw.test[0].numpy())
+    assert pred.shape == (len(raw.test[0]), 2)
+    rmse = float(np.sqrt(np.mean((pred - raw.test[1].numpy()) ** 2)))  # over both outputs
+    assert rmse == pytest.approx(metrics["final"]["test/rmse"], rel=1e-9)
+    assert abs(pred[:, 0].mean() - 500) < 100 and abs(pred[:, 1]).max() < 1.0  # own units
+
+
 def _bad_case(tmp_path: Path, name: str) -> tuple[list[str], str]:
     blobs = ["task=classification", "data.dataset=file", "data.inputs=[u,v]",
              "data.targets=[kind]", "model.width=[2,3,3]"]
