@@ -90,7 +90,15 @@ class TaskModule(pl.LightningModule):
         return self.model(x)
 
     def _use_reg(self) -> bool:
-        return bool(self.reg_cfg is not None and self.reg_cfg.lamb > 0 and is_kan(self.model))
+        # asked every step; is_kan's hasattr on a model without the attribute goes through
+        # nn.Module.__getattr__, which builds an error message: decide once per model object
+        # (the model is only swapped by a grid extension or a checkpoint load)
+        key = id(self.model)
+        if self.__dict__.get("_reg_key") != key:
+            self.__dict__["_reg_key"] = key
+            self.__dict__["_reg_on"] = bool(self.reg_cfg is not None and self.reg_cfg.lamb > 0
+                                            and is_kan(self.model))
+        return self.__dict__["_reg_on"]
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor, use_reg: bool) -> torch.Tensor:
         # called once per Adam step, ~10 times per LBFGS step (the closure): keep it lean
