@@ -177,6 +177,35 @@ def test_multi_output_regression_keeps_each_target_in_its_own_units(tmp_path, ca
     assert abs(pred[:, 0].mean() - 500) < 100 and abs(pred[:, 1]).max() < 1.0  # own units
 
 
+def test_validate_refuses_more_rows_than_there_are_and_parquet_reads_as_csv(tmp_path, capsys):
+    import pandas as pd
+
+    experiment = Path(DEFAULT).parent / "experiment"
+    path = _blobs(tmp_path / "blobs.csv", n=100)
+    parquet = tmp_path / "blobs.parquet"
+    pd.read_csv(path).to_parquet(parquet)
+    configs = {
+        "real.yaml": f"defaults:\n  - {experiment / 'digits.yaml'}\ndata:\n  n_train: 5000\n",
+        "file.yaml": f"defaults:\n  - {DEFAULT}\ntask: classification\ndata:\n"
+                     f"  dataset: file\n  path: {parquet}\n  inputs: [u, v]\n"
+                     f"  targets: [kind]\n  n_train: 90\n  n_val: 10\n  n_test: 10\n"
+                     f"model:\n  width: [2, 3, 3]\n",
+    }
+    for name, text in configs.items():
+        (tmp_path / name).write_text(text)
+    assert main(["validate", *(str(tmp_path / n) for n in configs)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("FAIL") and "digits has 1797 data rows, fewer than n_train 5000" \
+        in out[0]
+    assert out[1].startswith("FAIL") and "has 100 data rows, fewer than" in out[1]
+    # the parquet file gives the CSV's splits, labels and column names
+    a = load_file(path, ["u", "v"], ["kind"], task="classification")
+    b = load_file(parquet, ["u", "v"], ["kind"], task="classification")
+    assert a.classes == b.classes and a.input_names == b.input_names
+    for split in ("train", "val", "test"):
+        assert all(torch.equal(p, q) for p, q in zip(a.split(split), b.split(split)))
+
+
 def _bad_case(tmp_path: Path, name: str) -> tuple[list[str], str]:
     blobs = ["task=classification", "data.dataset=file", "data.inputs=[u,v]",
              "data.targets=[kind]", "model.width=[2,3,3]"]
