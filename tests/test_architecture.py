@@ -3,6 +3,7 @@ functions too) is parsed with ``ast``, and drift from the layering fails here.
 
 * no import cycle between subpackages (the root package counts as one node);
 * ``config`` imports only ``_util``; ``_util`` imports no other subpackage;
+* ``tracking`` imports nothing above ``data`` (in particular not ``train``);
 * ``nn`` imports only ``kernels`` and ``_util`` (and ``kernels`` only ``_util``), and neither
   imports OmegaConf, Lightning, Ray or W&B;
 * ``argparse`` and ``kanplatform.cli`` are imported only inside ``cli/`` (and by
@@ -115,6 +116,11 @@ def _violations(layers: tuple[str, ...], allowed: tuple[str, ...],
 def test_config_is_the_bottom_layer():
     assert not _violations(("config",), ("_util",))
     assert not _violations(("_util",), ())
+
+
+def test_tracking_sits_beside_train_not_above_it():
+    # train starts the tracking; tracking reads configs and run directories, never train
+    assert not _violations(("tracking",), ("_util", "config", "kernels", "nn", "data"))
 
 
 def test_models_and_kernels_are_pure_torch():

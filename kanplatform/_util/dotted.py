@@ -75,6 +75,16 @@ def parse_overrides(overrides: Overrides,
     return pairs
 
 
+def get_dotted(data: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """``data["a"]["b"]`` for ``key="a.b"``, or ``default`` where a part is missing."""
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
 def set_dotted(data: dict[str, Any], key: str, value: Any, *, whole: Iterable[str] = (),
                error: type[Exception] = ValueError) -> None:
     """Set ``data["a"]["b"] = value`` for ``key="a.b"``, creating sections on the way.

@@ -1,4 +1,10 @@
-"""Dataclasses from YAML mappings that refuse unknown keys by name: every spec file uses it."""
+"""Dataclasses from YAML mappings that refuse unknown keys by name: every spec file uses it.
+
+Messages name keys by their dotted path, as the run config's do::
+
+    job.yaml: unknown key 'resources.gpu' (did you mean 'resources.gpus'?); valid keys in
+    'resources': cpus, gpus, nodes, entrypoint_cpus, entrypoint_gpus
+"""
 
 from __future__ import annotations
 
@@ -15,35 +21,50 @@ def field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def check_keys(data: Mapping[str, Any], valid: Iterable[str], where: str,
-               error: type[Exception] = ValueError) -> None:
-    """Raise ``error`` naming the first unknown keys of ``data`` and the valid ones.
+def _prefix(source: str | None) -> str:
+    return f"{source}: " if source else ""
 
-    The message reads ``WHERE: unknown key 'gridsize' (did you mean 'grid_size'?); valid
-    keys: ...``.
+
+def _dotted(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
+
+
+def check_keys(data: Mapping[str, Any], valid: Iterable[str], section: str = "",
+               error: type[Exception] = ValueError, source: str | None = None) -> None:
+    """Raise ``error`` naming the unknown keys of ``data`` (with a guess) and the valid ones.
+
+    Args:
+        data: the mapping.
+        valid: the keys it may hold.
+        section: its dotted path in the file (``""`` at the top level).
+        error: the caller's exception class.
+        source: the file, to start the message with.
     """
     valid = list(valid)
     unknown = [str(k) for k in data if k not in valid]
     if not unknown:
         return
-    names = ", ".join(f"'{k}'" for k in unknown)
+    names = ", ".join(f"'{_dotted(section, k)}'" for k in unknown)
     hint = difflib.get_close_matches(unknown[0], valid, n=1)
-    guess = f" (did you mean '{hint[0]}'?)" if hint else ""
-    raise error(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {names}{guess}; "
-                f"valid keys: {', '.join(valid)}")
+    guess = f" (did you mean '{_dotted(section, hint[0])}'?)" if hint else ""
+    where = f" in '{section}'" if section else ""
+    raise error(f"{_prefix(source)}unknown key{'s' if len(unknown) > 1 else ''} {names}{guess}; "
+                f"valid keys{where}: {', '.join(valid)}")
 
 
-def from_mapping(cls: type[T], data: Any, where: str, error: type[Exception] = ValueError,
-                 *, exclude: Iterable[str] = (), **fixed: Any) -> T:
+def from_mapping(cls: type[T], data: Any, section: str = "",
+                 error: type[Exception] = ValueError, *, source: str | None = None,
+                 exclude: Iterable[str] = (), **fixed: Any) -> T:
     """Build dataclass ``cls`` from a YAML mapping, refusing unknown and missing keys.
 
     Args:
         cls: the dataclass.
         data: the mapping (``None`` means all defaults).
-        where: how the message names the mapping (``"scheduler"``, ``"families.kan"``...).
+        section: its dotted path in the file (``"scheduler"``, ``"families.kan"``...).
         error: the caller's exception class.
+        source: the file, to start messages with.
         exclude: fields a file may not set (filled by the caller, e.g. ``path``).
-        **fixed: values for those fields.
+        **fixed: values for fields the caller fills.
 
     Raises:
         error: ``data`` is not a mapping, holds an unknown key, or lacks a required one.
@@ -51,13 +72,15 @@ def from_mapping(cls: type[T], data: Any, where: str, error: type[Exception] = V
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise error(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
-    exclude = set(exclude)
-    check_keys(data, [n for n in field_names(cls) if n not in exclude], where, error)
+        what = f"'{section}'" if section else "the file"
+        raise error(f"{_prefix(source)}{what} must be a mapping, got {type(data).__name__} "
+                    f"{data!r}")
+    exclude = set(exclude) | set(fixed)
+    check_keys(data, [n for n in field_names(cls) if n not in exclude], section, error, source)
     required = [f.name for f in dataclasses.fields(cls)
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                 and f.name not in data and f.name not in fixed]
     if required:
-        raise error(f"{where}: missing key{'s' if len(required) > 1 else ''} "
-                    f"{', '.join(repr(k) for k in required)}")
+        names = ", ".join(f"'{_dotted(section, k)}'" for k in required)
+        raise error(f"{_prefix(source)}missing key{'s' if len(required) > 1 else ''} {names}")
     return cls(**dict(data), **fixed)

@@ -70,9 +70,12 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"invalid config: {err}", file=sys.stderr)
         return 2
-    if args.interpret and cfg.model.kind != "kan":  # before any training
-        print(f"--interpret needs a KAN; model.kind is {cfg.model.kind!r}", file=sys.stderr)
-        return 2
+    if args.interpret:  # before any training
+        from kanplatform.interpret import interpretable
+
+        if not interpretable(cfg.model.kind):
+            print(f"--interpret needs a KAN; model.kind is {cfg.model.kind!r}", file=sys.stderr)
+            return 2
     problem = _kernel_problem(cfg.trainer.accelerator)
     if problem:  # e.g. KANPLATFORM_KERNEL=triton on a CPU machine: before any run dir exists
         print(f"error: {problem}", file=sys.stderr)

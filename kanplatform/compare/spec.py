@@ -328,7 +328,7 @@ def parse_compare(data: Mapping[str, Any], source: str | Path | None = None) -> 
     if not isinstance(data, Mapping):
         raise CompareError(f"{where}: expected a mapping with tasks, arms and budgets")
     data = copy.deepcopy(dict(data))
-    check_keys(data, _fields(CompareSpec), where, CompareError)
+    check_keys(data, _fields(CompareSpec), "", CompareError, source=where)
     tasks, arms = data.pop("tasks", None), data.pop("arms", None)
     if isinstance(tasks, list):
         tasks = {str(t): t for t in tasks}

@@ -7,10 +7,10 @@ dataset dimensions, registry names) live in :mod:`kanplatform.config.validate`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-MODEL_KINDS = ("kan", "mlp")
 OPTIMIZERS = ("lbfgs", "adam", "adamw")
 PRECISIONS = (32, 64, "bf16-mixed")
 TASKS = ("regression", "classification")
@@ -23,30 +23,72 @@ MATCH_MODES = ("none", "params")
 
 
 @dataclass
-class ModelConfig:
-    """What to train. ``kind`` picks the model from the ``kanplatform.nn`` registry.
-
-    ``width`` lists layer widths, input first and output last (both must agree with the
-    dataset). KAN-only keys (grid_size, spline_order, grid_range, base_activation) are
-    ignored by an MLP; ``activation`` is the MLP's node activation.
-
-    ``match: params`` (MLP) resizes the hidden layers (all to one width, keeping their
-    number) so the parameter count is the closest to ``match_params``. Selecting
-    ``model=mlp`` on top of a KAN config fills ``match_params`` with the KAN's count at its
-    final grid size, which is how ``kanplatform train EXP.yaml model=mlp`` trains a
-    parameter-matched MLP.
-    """
+class ModelKeys:
+    """The keys every model kind reads: ``width`` lists layer widths, input first and output
+    last (both must agree with the dataset)."""
 
     kind: str = "kan"
     width: list[int] = field(default_factory=lambda: [2, 1, 1])
+    bias: bool = True
+
+
+@dataclass
+class KANConfig(ModelKeys):
+    """``kind: kan`` (:class:`kanplatform.nn.KAN`): a spline grid of ``grid_size`` intervals
+    of order ``spline_order`` over ``grid_range``, plus a ``base_activation`` on every edge."""
+
+    kind: str = "kan"
     grid_size: int = 5
     spline_order: int = 3
     grid_range: list[float] = field(default_factory=lambda: [-1.0, 1.0])
     base_activation: str = "silu"
+
+
+@dataclass
+class MLPConfig(ModelKeys):
+    """``kind: mlp`` (:class:`kanplatform.nn.MLP`): ``activation`` on the hidden nodes.
+
+    ``match: params`` resizes the hidden layers (all to one width, keeping their number) so
+    the parameter count is the closest to ``match_params``. Selecting ``model=mlp`` on top of
+    another kind's config fills ``match_params`` with that model's count at its final grid
+    size, which is how ``kanplatform train EXP.yaml model=mlp`` trains a parameter-matched MLP.
+    """
+
+    kind: str = "mlp"
     activation: str = "silu"
-    bias: bool = True
-    match: str = "none"
-    match_params: int | None = None
+    match: str = field(default="none", metadata={"build": False})
+    match_params: int | None = field(default=None, metadata={"build": False})
+
+
+# Per-kind model configs: a new model kind is one constructor registered in kanplatform.nn
+# (`register_model`) plus its dataclass here, registered under the same name and added to the
+# bases of ModelConfig (the keys a `model:` section may hold). Fields with
+# metadata {"build": False} are read by the run's resolution, not passed to the constructor.
+MODEL_CONFIGS: dict[str, type[ModelKeys]] = {"kan": KANConfig, "mlp": MLPConfig}
+
+
+def model_keys(kind: str) -> list[str]:
+    """The ``model`` keys a kind reads (its dataclass's fields), ``[]`` for an unknown kind."""
+    cls = MODEL_CONFIGS.get(kind)
+    return [f.name for f in dataclasses.fields(cls)] if cls else []
+
+
+def has_grid(kind: str) -> bool:
+    """Whether models of ``kind`` live on a spline grid (their config has a ``grid_size``):
+    grid schedules and a study's grid sizes apply to them (the config side of
+    :class:`kanplatform.nn.GridModel`)."""
+    return "grid_size" in model_keys(kind)
+
+
+@dataclass
+class ModelConfig(MLPConfig, KANConfig):
+    """What to train: the ``model`` section. ``kind`` picks the model from the
+    ``kanplatform.nn`` registry and its keys from :data:`MODEL_CONFIGS` (the keys of the
+    other kinds are accepted and ignored, so ``model=mlp`` over a KAN config, and a resolved
+    ``config.yaml``, keep one format).
+    """
+
+    kind: str = "kan"
 
 
 @dataclass
@@ -166,7 +208,7 @@ class TrainerConfig:
     a run ends, so ``kanplatform train --resume RUN_DIR`` continues a run killed without
     warning (SIGKILL, out of memory, a lost node) from there, exactly. 0 writes it only when
     the run ends (completed, failed, SIGTERM or Ctrl-C). Default 100: a checkpoint of a small
-    KAN takes ~3 ms on the CPU, ~0.2% of 100 LBFGS steps (~1.5% of 100 small Adam mini-batch
+    KAN costs well under 1% of 100 LBFGS steps (benchmarks/README.md; a bit more for 100 Adam
     steps), and a kill loses at most 100 steps.
 
     ``max_epochs``: passes over the training split (mini-batch runs); with ``max_steps`` as

@@ -23,6 +23,7 @@ from kanplatform.config.schema import (
     SCHEDULERS,
     TASKS,
     TRACKING_MODES,
+    model_keys,
 )
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -146,7 +147,8 @@ def _validate_model(cfg: DictConfig) -> None:
            f"must be [low, high] with low < high, got {list(m.grid_range)}")
     _one_of(m.match, "model.match", MATCH_MODES)
     if m.match == "params":
-        _check(m.kind == "mlp", "model.match", "'params' resizes MLP hidden layers; use kind: mlp")
+        _check("match" in model_keys(m.kind), "model.match",
+               "'params' resizes MLP hidden layers; use kind: mlp")
         _check(len(width) >= 3, "model.width", "match: params needs at least one hidden layer")
         _check(m.match_params is not None and m.match_params >= 1, "model.match_params",
                "set a parameter count (or select model=mlp over a KAN config to fill it)")

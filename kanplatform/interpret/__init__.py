@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["InterpretResult", "interpret_run"]
+__all__ = ["InterpretResult", "interpret_run", "interpretable"]
 
 
 def __getattr__(name: str) -> Any:

@@ -24,9 +24,18 @@ import torch
 
 from kanplatform.nn.symbolic_kan import lbfgs_steps
 
-__all__ = ["InterpretResult", "interpret_run"]
+__all__ = ["InterpretResult", "interpret_run", "interpretable"]
 
 OUT_DIR = "interpret"
+
+
+def interpretable(kind: str) -> bool:
+    """Whether runs of model ``kind`` can be interpreted: its registered class is a KAN (whose
+    edges are the splines that pruning and symbolic fitting work on)."""
+    from kanplatform.nn import KAN, MODEL_REGISTRY
+
+    cls = MODEL_REGISTRY.get(kind)
+    return cls is not None and issubclass(cls, KAN)
 
 
 @dataclass

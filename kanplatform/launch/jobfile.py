@@ -46,6 +46,8 @@ from typing import Any
 
 import yaml
 
+from kanplatform._util.dotted import split_override
+from kanplatform._util.strict import check_keys, field_names, from_mapping
 from kanplatform._util.yamlfile import read_yaml
 from kanplatform.launch import quoting
 from kanplatform.search.spec import SearchSpecError
@@ -183,25 +185,6 @@ def _format_value(value: Any) -> str:
     ).strip()
 
 
-def _build(cls: type, data: Any, where: str, source: Path) -> Any:
-    """Construct dataclass ``cls`` from a mapping, refusing unknown keys by name."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise JobFileError(f"{source}: `{where}` must be a mapping, got {type(data).__name__}")
-    known = set(cls.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        keys = ", ".join(f"`{where}.{k}`" for k in unknown)
-        raise JobFileError(
-            f"{source}: unknown key {keys}; known keys here: {', '.join(sorted(known))}"
-        )
-    try:
-        return cls(**data)
-    except TypeError as err:
-        raise JobFileError(f"{source}: `{where}` is missing a key: {err}") from None
-
-
 def _check_type(value: Any, kinds: tuple[type, ...], key: str, source: Path) -> None:
     if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)
                               and bool not in kinds):
@@ -223,16 +206,14 @@ def parse_job(data: Any, path: str | Path, check_paths: bool = True) -> JobSpec:
     path = Path(path).absolute()
     if not isinstance(data, Mapping):
         raise JobFileError(f"{path}: a job file is a mapping with a `run:` section")
-    known = {f for f in JobSpec.__dataclass_fields__} - {"path"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise JobFileError(f"{path}: unknown key {', '.join(f'`{k}`' for k in unknown)}; "
-                           f"known keys: {', '.join(sorted(known))}")
+    check_keys(data, [k for k in field_names(JobSpec) if k != "path"], "", JobFileError,
+               source=str(path))
     if "run" not in data:
         raise JobFileError(f"{path}: missing `run:` (command, config, ...)")
     sections = {"run": RunSpec, "runtime_env": RuntimeEnvSpec, "resources": ResourceSpec,
                 "slurm": SlurmSpec}
-    kwargs = {key: (_build(sections[key], value, key, path) if key in sections else value)
+    kwargs = {key: (from_mapping(sections[key], value, key, JobFileError, source=str(path))
+                    if key in sections else value)
               for key, value in data.items()}
     job = JobSpec(path=path, **kwargs)
     _check_job(job, check_paths)
@@ -329,13 +310,11 @@ def _check_storage(job: JobSpec) -> None:
 
 
 def _overrides_from_list(items: list[Any], src: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if not isinstance(item, str) or "=" not in item:
-            raise JobFileError(f"{src}: `run.overrides` entries are `key=value`, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value
-    return out
+    # the words stay as written: the job's command line passes them on unchanged
+    try:
+        return dict(split_override(item, JobFileError) for item in items)
+    except JobFileError as err:
+        raise JobFileError(f"{src}: `run.overrides` entries are `key=value`: {err}") from None
 
 
 def _check_paths(job: JobSpec) -> None:

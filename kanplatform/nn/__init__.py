@@ -17,13 +17,14 @@ from kanplatform.nn.functional import kan_linear, kan_linear_dense
 from kanplatform.nn.kan import KAN
 from kanplatform.nn.layer import KANLayer
 from kanplatform.nn.mlp import MLP
-from kanplatform.nn.registry import MODEL_REGISTRY, build_model, register_model
+from kanplatform.nn.registry import MODEL_REGISTRY, GridModel, build_model, register_model
 from kanplatform.nn.regularization import regularization
 
 __all__ = [
     "KAN",
     "MLP",
     "MODEL_REGISTRY",
+    "GridModel",
     "KANLayer",
     "bspline_basis",
     "bspline_local",

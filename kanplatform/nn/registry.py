@@ -1,16 +1,37 @@
-"""Models by name, so configs, Ray Tune and W&B carry ``kind: kan``, never import paths."""
+"""Models by name, so configs, Ray Tune and W&B carry ``kind: kan``, never import paths, and
+the capabilities code asks of a model instead of its kind (:class:`GridModel`)."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch import nn
 
-__all__ = ["MODEL_REGISTRY", "build_model", "register_model"]
+__all__ = ["MODEL_REGISTRY", "GridModel", "build_model", "register_model"]
 
 MODEL_REGISTRY: dict[str, type[nn.Module]] = {}
+
+
+@runtime_checkable
+class GridModel(Protocol):
+    """A model on a spline grid (a :class:`~kanplatform.nn.KAN`): the training loop adapts
+    its grid to the data and extends it between grid stages.
+
+    ``isinstance(model, GridModel)`` checks that the members exist.
+    """
+
+    @property
+    def grid_size(self) -> int:
+        """The current number of grid intervals."""
+
+    def update_grid(self, x: torch.Tensor) -> None:
+        """Adapt the grid to samples ``x: (n, in)``, in place, the function kept."""
+
+    def extend_grid(self, new_grid_size: int, x: torch.Tensor | None = None) -> nn.Module:
+        """A new model on ``new_grid_size`` intervals computing the same function."""
 
 
 def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:

@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from kanplatform._util.dotted import parse_overrides, set_dotted
+from kanplatform._util.strict import check_keys, field_names, from_mapping
 from kanplatform._util.yamlfile import read_yaml
+from kanplatform.config.schema import MODEL_CONFIGS, has_grid, model_keys
 
 SIZES_FROM = ("runs", "stages")
-KINDS = ("kan", "mlp")
 DROP_TAIL = ("none", "rise", "plateau")
 X_AXES = ("model/params", "model/flops")
 
@@ -73,13 +73,14 @@ class FitSpec:
 class FamilySpec:
     """A family of model sizes: one curve, one fit.
 
-    ``kind: kan``: ``grid_sizes`` x ``widths`` (full width lists). With ``sizes_from:
+    ``kind: kan`` (a grid kind: :func:`~kanplatform.config.schema.has_grid`): ``grid_sizes``
+    x ``widths`` (full width lists). With ``sizes_from:
     stages`` each width is one grid-extension run through all ``grid_sizes`` (per seed) and
     every stage is a size; with ``runs`` each (width, grid size) is its own run.
 
-    ``kind: mlp``: ``depths`` (linear layers) x ``widths`` (hidden widths: a list, or a
-    mapping depth -> list); input and output widths come from the base config. Or ``widths``
-    as full width lists and no ``depths``.
+    ``kind: mlp`` (any other kind): ``depths`` (linear layers) x ``widths`` (hidden widths: a
+    list, or a mapping depth -> list); input and output widths come from the base config. Or
+    ``widths`` as full width lists and no ``depths``.
 
     ``fit`` changes the study's fit settings for this family only, e.g. ``{drop_tail: none}``
     for MLPs, whose flattening at large sizes is their scaling, not grid overfitting.
@@ -152,17 +153,8 @@ class Trial:
         return Path(exp_dir) / "runs" / self.family / f"{self.label}-seed{self.seed}"
 
 
-def _fields(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
-
-
-def _check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:
-    unknown = set(data) - _fields(cls) - {"source"}
-    if unknown:
-        raise StudyError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"valid: {', '.join(sorted(_fields(cls) - {'source'}))}"
-        )
+def _fields(cls: type) -> list[str]:
+    return [f for f in field_names(cls) if f != "source"]  # `source` is not a file key
 
 
 def _int_list(value: Any, where: str) -> list[int]:
@@ -175,17 +167,17 @@ def _parse_family(name: str, data: Any) -> FamilySpec:
     where = f"families.{name}"
     if not isinstance(data, Mapping):
         raise StudyError(f"{where}: expected a mapping (kind, sizes_from, widths, ...)")
-    _check_keys(data, FamilySpec, where)
-    fam = FamilySpec(**copy.deepcopy(dict(data)))
-    if fam.kind not in KINDS:
-        raise StudyError(f"{where}.kind={fam.kind!r}: expected one of {', '.join(KINDS)}")
+    fam = from_mapping(FamilySpec, copy.deepcopy(dict(data)), where, StudyError)
+    if fam.kind not in MODEL_CONFIGS:
+        raise StudyError(f"{where}.kind={fam.kind!r}: expected one of {', '.join(MODEL_CONFIGS)}")
     if fam.sizes_from not in SIZES_FROM:
         raise StudyError(
             f"{where}.sizes_from={fam.sizes_from!r}: expected one of {', '.join(SIZES_FROM)}"
         )
-    if fam.sizes_from == "stages" and fam.kind != "kan":
+    grid = has_grid(fam.kind)  # a grid family sweeps grid sizes, any other one widths
+    if fam.sizes_from == "stages" and not grid:
         raise StudyError(f"{where}: sizes_from=stages needs kind=kan (grid extension)")
-    if fam.kind == "kan":
+    if grid:
         fam.grid_sizes = _int_list(fam.grid_sizes, f"{where}.grid_sizes")
         if not fam.grid_sizes:
             raise StudyError(f"{where}.grid_sizes: a KAN family needs at least one grid size")
@@ -207,13 +199,13 @@ def _parse_family(name: str, data: Any) -> FamilySpec:
             raise StudyError(f"{where}.widths: no widths for depth(s) {sorted(missing)}")
     elif not isinstance(fam.widths, list):
         raise StudyError(f"{where}.widths: expected a list or a mapping depth -> list")
-    if fam.kind == "mlp" and not fam.widths:
+    if not grid and not fam.widths:
         raise StudyError(f"{where}.widths: an MLP family needs widths")
     if fam.seeds is not None:
         fam.seeds = [int(s) for s in fam.seeds]
     if not isinstance(fam.overrides, Mapping):
         raise StudyError(f"{where}.overrides: expected a mapping of dotted keys to values")
-    _check_keys(fam.fit or {}, FitSpec, f"{where}.fit")
+    check_keys(fam.fit or {}, _fields(FitSpec), f"{where}.fit", StudyError)
     if fam.fit.get("drop_tail", "none") not in DROP_TAIL:
         raise StudyError(f"{where}.fit.drop_tail={fam.fit['drop_tail']!r}: expected one of "
                          f"{', '.join(DROP_TAIL)}")
@@ -229,14 +221,12 @@ def parse_study(data: Mapping[str, Any], source: str | Path | None = None) -> St
     where = str(source or "study")
     if not isinstance(data, Mapping):
         raise StudyError(f"{where}: expected a mapping with 'families'")
-    _check_keys(data, StudySpec, where)
+    check_keys(data, _fields(StudySpec), "", StudyError, source=where)
     data = copy.deepcopy(dict(data))
     families = data.pop("families", None)
     if not isinstance(families, Mapping) or not families:
         raise StudyError(f"{where}: 'families' must map names to families (e.g. kan:, mlp:)")
-    fit = data.pop("fit", None) or {}
-    _check_keys(fit, FitSpec, f"{where}: fit")
-    fit = FitSpec(**fit)
+    fit = from_mapping(FitSpec, data.pop("fit", None), "fit", StudyError, source=where)
     if fit.drop_tail not in DROP_TAIL:
         raise StudyError(f"fit.drop_tail={fit.drop_tail!r}: expected one of {', '.join(DROP_TAIL)}")
     base = data.pop("base", []) or []
@@ -271,32 +261,12 @@ def parse_study(data: Mapping[str, Any], source: str | Path | None = None) -> St
 
 def _split_overrides(overrides: Iterable[str] | Mapping[str, Any]) -> tuple[dict, dict]:
     """Split CLI overrides into (study keys, run-config keys)."""
-    if isinstance(overrides, Mapping):
-        pairs = list(overrides.items())
-    else:
-        pairs = []
-        for item in overrides:
-            if "=" not in item:
-                raise StudyError(f"override {item!r}: expected key=value")
-            key, value = item.split("=", 1)
-            pairs.append((key.strip(), yaml.safe_load(value)))
+    pairs = (list(overrides.items()) if isinstance(overrides, Mapping)
+             else parse_overrides(overrides, StudyError))
     study, run = {}, {}
     for key, value in pairs:
         (study if key.split(".")[0] in _fields(StudySpec) else run)[key] = value
     return study, run
-
-
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        if part == "overrides":  # overrides hold dotted run-config keys: keep the rest whole
-            node.setdefault(part, {})[".".join(parts[i + 1 :])] = value
-            return
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise StudyError(f"override {key}: {part} is not a section")
-    node[parts[-1]] = value
 
 
 def load_study(
@@ -311,7 +281,8 @@ def load_study(
     data = read_yaml(path, StudyError, "study file") or {}
     study_keys, run_keys = _split_overrides(overrides)
     for key, value in study_keys.items():
-        _set_dotted(data, key, value)
+        # a study's overrides hold dotted run-config keys: below one the rest is one key
+        set_dotted(data, key, value, whole=("overrides",), error=StudyError)
     if run_keys:
         data["overrides"] = {**(data.get("overrides") or {}), **run_keys}
     return parse_study(data, source=path)
@@ -346,7 +317,7 @@ def expand(spec: StudySpec, io: tuple[int, int] = (2, 1)) -> list[Trial]:
     for name, fam in spec.families.items():
         seeds = fam.seeds if fam.seeds is not None else spec.seeds
         common = {**spec.overrides, **fam.overrides}
-        if fam.kind == "kan":
+        if has_grid(fam.kind):
             widths = [list(w) for w in fam.widths] or [[io[0], io[1]]]
             if fam.sizes_from == "stages":
                 sizes = [
@@ -369,7 +340,7 @@ def expand(spec: StudySpec, io: tuple[int, int] = (2, 1)) -> list[Trial]:
         for seed in seeds:
             for label, size_keys in sizes:
                 kind_keys = {"model.kind": fam.kind}
-                if fam.kind == "mlp":
+                if "match" in model_keys(fam.kind):
                     kind_keys["model.match"] = "none"  # the listed widths, not a matched one
                 overrides = {**common, **kind_keys, **size_keys, "seed": seed}
                 trials.append(Trial(name, fam.kind, label, seed, fam.sizes_from, overrides))

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from kanplatform._util.dotted import get_dotted
+from kanplatform.config.schema import has_grid, model_keys
 from kanplatform.scaling.fit import PowerLawFit, fit_power_law
 from kanplatform.scaling.spec import StudyError, StudySpec, Trial, expand
 
@@ -184,6 +186,9 @@ def run_trials(
     return rows, len(set(now) - set(done))
 
 
+_MISSING = object()  # a key the run's config lacks matches no value
+
+
 def finished_runs(trials: Sequence[Trial], exp_dir: Path) -> dict[str, str]:
     """``{trial.key: run_dir}`` of the trials with a finished run under ``exp_dir``."""
     out: dict[str, tuple[float, str]] = {}
@@ -197,24 +202,12 @@ def finished_runs(trials: Sequence[Trial], exp_dir: Path) -> dict[str, str]:
         if status not in ("completed", "diverged"):
             continue
         for t in trials:
-            if all(_same(_dotted(config, k), v) for k, v in t.overrides.items()):
+            if all(_same(get_dotted(config, k, _MISSING), v) for k, v in t.overrides.items()):
                 mtime = metrics_path.stat().st_mtime
                 if t.key not in out or out[t.key][0] < mtime:
                     out[t.key] = (mtime, str(run_dir))
                 break
     return {k: v[1] for k, v in out.items()}
-
-
-_MISSING = object()
-
-
-def _dotted(config: Mapping[str, Any], key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
 
 
 def match_row(trial: Trial, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -255,7 +248,7 @@ def rows_from_run(trial: Trial, run_dir: str | Path | None, status: str | None =
         "label": trial.label,
         "width": json.dumps(width) if width is not None else None,
         "depth": len(width) - 1 if width is not None else None,
-        "grid_size": trial.overrides.get("model.grid_size") if trial.kind == "kan" else None,
+        "grid_size": trial.overrides.get("model.grid_size") if has_grid(trial.kind) else None,
         "seed": trial.seed,
         "run_dir": str(run_dir) if run_dir else None,
     }
@@ -327,11 +320,11 @@ def fit_families(
 
 
 def theory_alpha(spec: StudySpec, base: Any, family: str) -> float | None:
-    """The paper's exponent k + 1 for a KAN family (k = spline order), else None."""
+    """The paper's exponent k + 1 for a spline family (k = spline order), else None."""
     from kanplatform.train.resolve import apply_run_overrides
 
     fam = spec.families[family]
-    if fam.kind != "kan":
+    if "spline_order" not in model_keys(fam.kind):
         return None
     cfg = apply_run_overrides(base, fam.overrides)
     return float(cfg.model.spline_order + 1)

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kanplatform._util.dotted import flatten
+from kanplatform._util.strict import check_keys, field_names, from_mapping
 from kanplatform._util.yamlfile import read_yaml
 
 DOMAINS = ("grid_search", "choice", "uniform", "loguniform", "randint")
@@ -37,9 +39,8 @@ SCHEDULERS = ("fifo", "asha")
 SEARCH_ALGS = ("random", "grid", "optuna")
 REPORT_ON = ("stage", "validation")
 
-# What `kanplatform.train` logs (CONTRIBUTING.md, "Metric names"); the train package may
-# publish its own list as `kanplatform.train.LOGGED_METRICS`, which then wins.
-DEFAULT_LOGGED_METRICS = (
+# What `kanplatform.train` logs (CONTRIBUTING.md, "Metric names"): what a search may optimise.
+LOGGED_METRICS = (
     "train/loss",
     "train/rmse",
     "val/rmse",
@@ -138,18 +139,6 @@ class SearchSpec:
         return "grid/stage" if self.report_on == "stage" else "training_iteration"
 
 
-def _flatten_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested mappings to dotted keys, stopping at domain specs like ``{choice: ...}``."""
-    flat: dict[str, Any] = {}
-    for key, value in space.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and not _is_domain(value):
-            flat.update(_flatten_space(value, prefix=f"{dotted}."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
 def _is_domain(value: Any) -> bool:
     return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in DOMAINS
 
@@ -175,20 +164,6 @@ def _check_domain(key: str, value: Any) -> None:
         raise SearchSpecError(f"space.{key}: randint bounds must be integers, got {arg!r}")
 
 
-def _build(cls: type, section: str, data: Any) -> Any:
-    if data is None:
-        return cls()
-    if not isinstance(data, Mapping):
-        raise SearchSpecError(f"{section}: expected a mapping, got {data!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise SearchSpecError(
-            f"{section}: unknown key(s) {unknown}; allowed: {sorted(names)}"
-        )
-    return cls(**data)
-
-
 def parse_search(data: Mapping[str, Any]) -> SearchSpec:
     """Parse and check a search mapping (the YAML's content).
 
@@ -209,16 +184,15 @@ def parse_search(data: Mapping[str, Any]) -> SearchSpec:
     if not isinstance(data, Mapping):
         raise SearchSpecError(f"a search file holds a mapping, got {type(data).__name__}")
     data = dict(data)
-    names = {f.name for f in dataclasses.fields(SearchSpec)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise SearchSpecError(f"unknown search key(s) {unknown}; allowed: {sorted(names)}")
     if not isinstance(data.get("space"), Mapping) or not data["space"]:
+        check_keys(data, field_names(SearchSpec), "", SearchSpecError)
         raise SearchSpecError("a search needs a non-empty `space:` mapping of config keys")
-    data["space"] = _flatten_space(data["space"])
-    data["scheduler"] = _build(SchedulerSpec, "scheduler", data.get("scheduler"))
-    data["resources"] = _build(ResourceSpec, "resources", data.get("resources"))
-    spec = SearchSpec(**data)
+    data["space"] = flatten(data["space"], keep=_is_domain)
+    data["scheduler"] = from_mapping(SchedulerSpec, data.get("scheduler"), "scheduler",
+                                     SearchSpecError)
+    data["resources"] = from_mapping(ResourceSpec, data.get("resources"), "resources",
+                                     SearchSpecError)
+    spec = from_mapping(SearchSpec, data, "", SearchSpecError)
     _check_spec(spec)
     return spec
 
@@ -354,15 +328,6 @@ def to_tune_space(spec: SearchSpec) -> dict[str, Any]:
     return space
 
 
-def logged_metrics() -> tuple[str, ...]:
-    """The metric names the training module logs (what a search may optimise)."""
-    try:
-        import kanplatform.train as train_pkg
-    except ImportError:  # pragma: no cover - train always ships with the package
-        return DEFAULT_LOGGED_METRICS
-    return tuple(getattr(train_pkg, "LOGGED_METRICS", DEFAULT_LOGGED_METRICS))
-
-
 def check_against_config(spec: SearchSpec, base_cfg: Any) -> None:
     """Fail fast, before Ray, when the space or metric cannot work with this config.
 
@@ -375,7 +340,7 @@ def check_against_config(spec: SearchSpec, base_cfg: Any) -> None:
     from kanplatform.config import ConfigError, apply_overrides
     from kanplatform.config.validate import HIGHER_IS_BETTER, task_metrics
 
-    known = logged_metrics()
+    known = LOGGED_METRICS
     if spec.metric not in known:
         raise SearchSpecError(
             f"metric {spec.metric!r} is not logged by the training module; "
@@ -383,7 +348,7 @@ def check_against_config(spec: SearchSpec, base_cfg: Any) -> None:
         )
     task = base_cfg.get("task", "regression") if hasattr(base_cfg, "get") else "regression"
     per_task = task_metrics(task)
-    other = [m for m in DEFAULT_LOGGED_METRICS if "/" in m and m.split("/")[0] in
+    other = [m for m in LOGGED_METRICS if "/" in m and m.split("/")[0] in
              ("train", "val", "test") and m not in per_task]
     if spec.metric in other:
         raise SearchSpecError(f"metric {spec.metric!r} is not logged by a {task} run; choose "

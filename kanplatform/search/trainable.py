@@ -264,7 +264,7 @@ def _stop_wandb_service() -> None:
     """Shut down this worker's W&B service once the trial's run is finished. Left to W&B's own
     exit hook, it races Ray killing the worker at the end of the search and prints a
     ``ConnectionResetError`` traceback for a run that was written completely. The next trial in
-    a reused worker starts a new service (~0.3 s)."""
+    a reused worker starts a new service."""
     import sys
 
     wandb = sys.modules.get("wandb")

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 from kanplatform.tracking.figures import kan_layers
 from kanplatform.tracking.loggers import SafeWandbLogger, find_wandb_logger
 from kanplatform.tracking.snapshots import snapshot
-from kanplatform.tracking.wandb_run import MonotoneStep, tracking_option, warn_once
+from kanplatform.tracking.wandb_run import tracking_option, warn_once
 
 
 def grid_size(model: Any) -> int | None:
@@ -76,7 +76,6 @@ class SplineSnapshotCallback(pl.Callback):
         self._model: Any = None
         self._model_step = 0  # the global step self._model was first seen at
         self._stage_done: Any = None  # the model object whose stage end was snapshotted
-        self._steps = MonotoneStep()
         self._last_logged: tuple[int, int] | None = None
         self.tags: list[str] = []  # snapshots taken, in order
 
@@ -116,11 +115,6 @@ class SplineSnapshotCallback(pl.Callback):
             self._stage_end(self._model, trainer, step)
         self._model, self._model_step = model, int(trainer.global_step)
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._steps.restart()
-        # a next trainer (one per stage) may count from 0 again: the model trains from there
-        self._model_step = min(self._model_step, int(trainer.global_step))
-
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
         # A model replaced between the last batch end and now still gets its stage end.
@@ -128,12 +122,11 @@ class SplineSnapshotCallback(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        raw = trainer.global_step
-        step = self._steps(raw)  # monotone across trainers: names the periodic snapshots
+        step = trainer.global_step
         self._watch(pl_module, trainer, None)
-        if self.every_n_steps > 0 and raw > 0 and raw % self.every_n_steps == 0:
+        if self.every_n_steps > 0 and step > 0 and step % self.every_n_steps == 0:
             # on the last step the stage-end snapshot (on_train_end) goes to W&B instead
-            last = 0 < (trainer.max_steps or 0) <= raw
+            last = 0 < (trainer.max_steps or 0) <= step
             self._snap(current_model(pl_module), f"step{step:06d}", trainer, None, log=not last)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -155,8 +148,8 @@ class SplineSnapshotCallback(pl.Callback):
 class StepAxisCallback(pl.Callback):
     """Binds tracking's W&B logger to each trainer so W&B steps are ``trainer.global_step``.
 
-    Then the W&B history uses the same steps as ``history.csv`` and ``metrics.json``, stays
-    monotone across grid stages and across trainers (see :class:`SafeWandbLogger`).
+    Then the W&B history uses the same steps as ``history.csv`` and ``metrics.json`` (one
+    trainer runs every grid stage, so they are monotone).
     """
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 from pytorch_lightning.loggers import WandbLogger
 
 from kanplatform.tracking.wandb_run import (
-    MonotoneStep,
     init_run,
     resolve_mode,
     tracking_option,
@@ -25,9 +24,8 @@ class SafeWandbLogger(WandbLogger):
 
     * Any W&B error while logging becomes one :class:`TrackingWarning` and turns the
       logger off; training continues.
-    * The step axis stays monotone when a new ``Trainer`` restarts ``global_step`` at 0
-      (e.g. one trainer per grid stage): after a trainer finished (``finalize``), steps that
-      go back are shifted past the last one logged.
+    * Bound to the run's trainer (:class:`StepAxisCallback`), every record goes to the W&B
+      step ``trainer.global_step``, the step of ``history.csv``.
     * ``log_hyperparams`` is a no-op: the run config already is the resolved config
       (plus seed, git SHA and versions), so module hparams cannot drift from it.
 
@@ -41,7 +39,7 @@ class SafeWandbLogger(WandbLogger):
         self.run_dir = Path(save_dir)
         self.log_checkpoints = bool(log_checkpoints)
         self._broken = False
-        self._steps = MonotoneStep()
+        self._last_step = -1
         self._trainer: Any = None
 
     def bind(self, trainer: Any) -> None:
@@ -52,7 +50,6 @@ class SafeWandbLogger(WandbLogger):
         same W&B step, in order. :class:`StepAxisCallback` binds each trainer at fit start.
         """
         self._trainer = trainer
-        self._steps.restart()
 
     def _raw_step(self, step: int | None) -> int | None:
         if self._trainer is not None:
@@ -63,14 +60,15 @@ class SafeWandbLogger(WandbLogger):
         return step
 
     # -- step axis ---------------------------------------------------------------------
-    def monotone_step(self, step: int | None) -> int | None:
-        """Map a trainer step to the run's monotone step (shift when a trainer restarts)."""
-        return None if step is None else self._steps(step)
+    def _seen(self, step: int | None) -> int | None:
+        if step is not None:
+            self._last_step = max(self._last_step, int(step))
+        return step
 
     @property
     def last_step(self) -> int:
-        """The last (monotone) step logged, -1 before any."""
-        return self._steps.last
+        """The largest step logged, -1 before any."""
+        return self._last_step
 
     # -- guarded logging ---------------------------------------------------------------
     def _guard(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
@@ -84,7 +82,7 @@ class SafeWandbLogger(WandbLogger):
                       "for the rest of this run, training goes on.", key=f"log:{id(self)}")
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        self._guard("log", super().log_metrics, metrics, self.monotone_step(self._raw_step(step)))
+        self._guard("log", super().log_metrics, metrics, self._seen(self._raw_step(step)))
 
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         return None
@@ -96,7 +94,7 @@ class SafeWandbLogger(WandbLogger):
         logged so far.
         """
         step = self._raw_step(step)
-        step = self.last_step if step is None else self.monotone_step(step)
+        step = self.last_step if step is None else self._seen(step)
         payload = dict(data)
         if step is not None and step >= 0:
             payload["trainer/global_step"] = step
@@ -106,9 +104,6 @@ class SafeWandbLogger(WandbLogger):
         self._guard("checkpoint upload", super().after_save_checkpoint, checkpoint_callback)
 
     def finalize(self, status: str) -> None:
-        # Lightning calls this at the end of every trainer.fit/test: a next trainer may
-        # start its global_step at 0 again.
-        self._steps.restart()
         self._guard("finalize", super().finalize, status)
 
 

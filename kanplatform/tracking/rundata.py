@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kanplatform._util.dotted import flatten
+
 RUN_MARKERS = ("config.yaml", "metrics.json", "history.csv")
 SKIP_DIRS = {"wandb", "checkpoints", "figures", "__pycache__"}
 METRIC_KEYS = ("test/rmse", "val/rmse", "train/rmse", "train/loss", "model/params",
@@ -108,19 +110,6 @@ def runs_from_tables(root: str | Path) -> list[Path]:
     return found
 
 
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists stay values."""
-    out: dict[str, Any] = {}
-    if isinstance(d, dict):
-        for k, v in d.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            if isinstance(v, dict) and v:
-                out.update(flatten(v, key))
-            else:
-                out[key] = v
-    return out
-
-
 def _float(s: str) -> float:
     try:
         return float(s)
@@ -157,7 +146,8 @@ def read_run(path: str | Path, root: str | Path | None = None) -> Run:
         import yaml
 
         try:
-            run.config = flatten(yaml.safe_load(cfg_file.read_text()) or {})
+            loaded = yaml.safe_load(cfg_file.read_text())
+            run.config = flatten(loaded) if isinstance(loaded, dict) else {}
         except yaml.YAMLError:
             run.config = {}
     metrics_file = path / "metrics.json"

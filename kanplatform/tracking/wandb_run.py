@@ -23,6 +23,7 @@ W&B itself is imported lazily, inside the functions that need it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -32,20 +33,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-MODES = ("auto", "offline", "online", "disabled")
+from kanplatform.config.schema import TRACKING_MODES, TrackingConfig
 
-# Used when the config has no tracking section (or lacks a key).
-DEFAULTS: dict[str, Any] = {
-    "mode": "offline",
-    "project": "kanplatform",
-    "entity": None,
-    "group": None,
-    "tags": [],
-    "name": None,
-    "snapshot_every": 0,
-    "log_checkpoints": False,
-    "init_timeout": 30.0,
-}
+MODES = TRACKING_MODES
+
+# A config without a tracking section (or lacking a key) gets the schema's defaults: one source
+# (mode `auto`: offline unless WANDB_MODE says otherwise or the user is logged in).
+DEFAULTS: dict[str, Any] = dataclasses.asdict(TrackingConfig())
 
 
 _OPEN_RUNS: list[Any] = []  # runs started here and not finished yet
@@ -159,42 +153,6 @@ def run_config(cfg: Any) -> dict[str, Any]:
     out.setdefault("git_sha", git_sha())
     out.setdefault("versions", package_versions())
     return out
-
-
-class MonotoneStep:
-    """Maps trainer steps to one monotone axis across trainers that restart at step 0.
-
-    Call :meth:`restart` when a new trainer starts; its steps are then shifted past the last
-    one seen if they would go back. Within one trainer steps pass through unchanged (plus the
-    shift), since Lightning itself logs slightly out of order (batch-end hooks see
-    ``global_step`` before the batch's metrics are logged).
-
-    Example:
-        >>> m = MonotoneStep()
-        >>> [m(s) for s in (0, 5, 10)] + [m.restart() or m(s) for s in (0, 3)]
-        [0, 5, 10, 11, 14]
-    """
-
-    def __init__(self) -> None:
-        self.last = -1  # largest mapped step so far
-        self._raw = -1  # largest raw step of the current trainer
-        self._offset = 0
-        self._pending = False
-
-    def restart(self) -> None:
-        """A new trainer starts: its first step may go back to 0."""
-        self._pending = True
-
-    def __call__(self, step: int) -> int:
-        step = int(step)
-        if self._pending:
-            if step < self._raw:
-                self._offset = self.last + 1 - step
-            self._raw = -1
-            self._pending = False
-        self._raw = max(self._raw, step)
-        self.last = max(self.last, step + self._offset)
-        return step + self._offset
 
 
 def warn_once(message: str, *, key: str | None = None, _seen: set[str] = set()) -> None:  # noqa: B006

@@ -16,8 +16,9 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from kanplatform.nn.registry import GridModel
 from kanplatform.train.module import TaskModule as RegressionModule
-from kanplatform.train.module import finite, is_kan, model_grid_size
+from kanplatform.train.module import finite, model_grid_size
 
 
 def _splits(trainer: pl.Trainer) -> Any:
@@ -105,7 +106,7 @@ class GridSchedule(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: RegressionModule,
                              batch: Any, batch_idx: int) -> None:
         model = pl_module.model
-        if not (is_kan(model) and self.update_every > 0):
+        if not (self.update_every > 0 and isinstance(model, GridModel)):
             return
         step = trainer.global_step
         in_stage = step - self.stage_of(step) * self.steps_per_stage
@@ -125,7 +126,7 @@ class GridSchedule(pl.Callback):
             return  # diverged: RunRecorder stops the run
         stage = step // self.steps_per_stage - 1
         self.record_stage(trainer, pl_module, stage)
-        if stage + 1 < len(self.schedule) and is_kan(pl_module.model):
+        if stage + 1 < len(self.schedule) and isinstance(pl_module.model, GridModel):
             x = grid_samples(_splits(trainer))
             with torch.no_grad():
                 finer = pl_module.model.extend_grid(self.schedule[stage + 1], x)

@@ -283,8 +283,7 @@ class _Run:
         t = cfg.trainer
         dtype = torch.float64 if t.precision == 64 else torch.float32
         schedule = list(cfg.grid.schedule)
-        kan = cfg.model.kind == "kan"
-        model = build_model_from_config(cfg.model, schedule[0] if schedule and kan else None,
+        model = build_model_from_config(cfg.model, schedule[0] if schedule else None,
                                         grid_eps=cfg.grid.grid_eps, seed=cfg.seed)
         max_steps = (trainer_kwargs or {}).get("max_steps") or step_budget(cfg,
                                                                           self.steps_per_epoch)

@@ -1,18 +1,19 @@
 """From a ``model`` config section to a ``torch.nn.Module`` through the nn registry.
 
-The only place that translates config keys into :func:`kanplatform.nn.build_model`'s dict,
-including the MLP's ``match: params`` resolution (equal hidden widths chosen so the
+The only place that translates config keys into :func:`kanplatform.nn.build_model`'s dict:
+the keys of the kind's dataclass (:data:`kanplatform.config.schema.MODEL_CONFIGS`), the grid
+of a grid kind, and an MLP's ``match: params`` resolution (equal hidden widths chosen so the
 parameter count is the closest to ``match_params``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 
-KAN_KEYS = ("grid_size", "spline_order", "grid_range", "base_activation")
-MLP_KEYS = ("activation",)
+from kanplatform.config.schema import MODEL_CONFIGS, has_grid, model_keys
 
 
 def _get(section: Any, key: str, default: Any = None) -> Any:
@@ -31,38 +32,46 @@ def model_spec(
 
     Args:
         model_cfg: the ``model`` section of a RunConfig (DictConfig, dataclass or dict).
-        grid_size: initial grid of a KAN (the first entry of a grid schedule).
-        grid_eps: a KAN's adaptive-grid mix (``grid.grid_eps``).
+        grid_size: initial grid of a grid kind (the first entry of a grid schedule); other
+            kinds ignore it.
+        grid_eps: a grid kind's adaptive-grid mix (``grid.grid_eps``); other kinds ignore it.
         seed: seeds the model's private initialisation generator.
 
     Returns:
         A plain dict: ``{"kind": "kan", "width": [...], "grid_size": ..., ...}`` or
         ``{"kind": "mlp", "width": [...], "activation": ..., ...}``.
+
+    Raises:
+        ValueError: an unknown ``kind``, naming the valid ones.
     """
     kind = _get(model_cfg, "kind")
-    spec: dict[str, Any] = {"kind": kind, "width": [int(w) for w in _get(model_cfg, "width")]}
-    if kind == "kan":
-        for key in KAN_KEYS:
-            spec[key] = _plain(_get(model_cfg, key))
+    if kind not in MODEL_CONFIGS:
+        raise ValueError(f"unknown model kind {kind!r}; valid kinds: {sorted(MODEL_CONFIGS)}")
+    spec: dict[str, Any] = {"kind": kind}
+    for f in dataclasses.fields(MODEL_CONFIGS[kind]):
+        if f.name == "kind" or not f.metadata.get("build", True):
+            continue
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        spec[f.name] = _plain(_get(model_cfg, f.name, default), str(f.type))
+    if has_grid(kind):
         if grid_size is not None:
             spec["grid_size"] = int(grid_size)
         if grid_eps is not None:
             spec["grid_eps"] = float(grid_eps)
-    else:
-        for key in MLP_KEYS:
-            spec[key] = _plain(_get(model_cfg, key))
-        match_params = _get(model_cfg, "match_params")
-        if _get(model_cfg, "match", "none") == "params" and match_params:
-            spec["width"] = matched_width(spec, int(match_params))
-    spec["bias"] = bool(_get(model_cfg, "bias", True))
+    match_params = _get(model_cfg, "match_params")
+    if "match" in model_keys(kind) and _get(model_cfg, "match", "none") == "params" \
+            and match_params:
+        spec["width"] = matched_width(spec, int(match_params))
     if seed is not None:
         spec["seed"] = int(seed)
     return spec
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, annotation: str) -> Any:
+    """A config value as plain Python: lists typed by the dataclass field (``list[float]``)."""
     if hasattr(value, "__iter__") and not isinstance(value, str):
-        return [float(v) for v in value]
+        item = float if "float" in annotation else int if "int" in annotation else None
+        return [item(v) if item else v for v in value]
     return value
 
 

@@ -4,7 +4,8 @@ MSE (regression) or cross-entropy (classification, the model's outputs are logit
 optional KAN regularisation. Every optimiser runs by manual optimisation with one lean
 closure (forward, loss, backward, optional gradient clipping): LBFGS (strong Wolfe, full
 batch) evaluates it ~10 times per step, Adam/AdamW once; Lightning's automatic optimisation
-would add its closure and hook machinery to every evaluation. The learning-rate schedule is
+would add its closure and hook machinery to every evaluation (as much as the whole
+forward and backward of a small KAN; benchmarks/README.md). The learning-rate schedule is
 a function of the global step, set before each step. Metrics beyond the loss are computed
 only when a callback asks (its cadence), not per step. The wrapped model lives in
 ``self.model`` and may be replaced mid-fit (grid extension): :meth:`replace_model` swaps it
@@ -21,12 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kanplatform.nn.registry import GridModel
 from kanplatform.train.optim import make_optimizer
-
-
-def is_kan(model: nn.Module) -> bool:
-    """True for models with a spline grid (they have ``update_grid`` and ``extend_grid``)."""
-    return hasattr(model, "update_grid") and hasattr(model, "extend_grid")
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
@@ -35,13 +32,8 @@ def model_config(model: nn.Module) -> dict[str, Any]:
 
 
 def model_grid_size(model: nn.Module) -> int | None:
-    """The KAN's current grid size, or ``None`` for models without a grid."""
-    if not is_kan(model):
-        return None
-    size = getattr(model, "grid_size", None)
-    if size is None:
-        size = model_config(model).get("grid_size")
-    return int(size) if size is not None else None
+    """The current grid size of a :class:`~kanplatform.nn.GridModel`, ``None`` for others."""
+    return int(model.grid_size) if isinstance(model, GridModel) else None
 
 
 class TaskModule(pl.LightningModule):
@@ -90,14 +82,14 @@ class TaskModule(pl.LightningModule):
         return self.model(x)
 
     def _use_reg(self) -> bool:
-        # asked every step; is_kan's hasattr on a model without the attribute goes through
-        # nn.Module.__getattr__, which builds an error message: decide once per model object
-        # (the model is only swapped by a grid extension or a checkpoint load)
+        # asked every step; isinstance on the GridModel protocol tries hasattr, which on a model
+        # without the attribute goes through nn.Module.__getattr__ and builds an error message:
+        # decide once per model object (swapped only by a grid extension or a checkpoint load)
         key = id(self.model)
         if self.__dict__.get("_reg_key") != key:
             self.__dict__["_reg_key"] = key
             self.__dict__["_reg_on"] = bool(self.reg_cfg is not None and self.reg_cfg.lamb > 0
-                                            and is_kan(self.model))
+                                            and isinstance(self.model, GridModel))
         return self.__dict__["_reg_on"]
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor, use_reg: bool) -> torch.Tensor:

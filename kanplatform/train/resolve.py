@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from kanplatform._util.dotted import Overrides
 from kanplatform.config import ConfigError, apply_overrides, config_root, load_config, validate
 from kanplatform.config.load import PathLike
+from kanplatform.config.schema import MODEL_CONFIGS
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -124,6 +125,8 @@ def _check_model(cfg: DictConfig) -> None:
 
     m = cfg.model
     _one_of(m.kind, "model.kind", sorted(MODEL_REGISTRY))
+    _check(m.kind in MODEL_CONFIGS, "model.kind", f"{m.kind!r} is registered in kanplatform.nn "
+           "but has no config dataclass in kanplatform.config.schema.MODEL_CONFIGS")
     width = list(m.width)
     n_in, n_out = dataset_dims(cfg.data, cfg.task)
     name = cfg.data.dataset if cfg.data.dataset != "file" else cfg.data.path
@@ -147,9 +150,9 @@ def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike
                         check: bool = False) -> DictConfig:
     """:func:`kanplatform.config.apply_overrides`, then the fills that need the model registry.
 
-    An MLP with ``match: params`` and no ``match_params`` that replaced a KAN (``model=mlp``
-    over a KAN config) gets the KAN's parameter count at its final grid size, which is how
-    ``kanplatform train EXP.yaml model=mlp`` trains a parameter-matched MLP.
+    An MLP with ``match: params`` and no ``match_params`` that replaced another kind
+    (``model=mlp`` over a KAN config) gets that model's parameter count at its final grid
+    size, which is how ``kanplatform train EXP.yaml model=mlp`` trains a parameter-matched MLP.
 
     Args:
         cfg: a loaded run config (not modified).
@@ -162,27 +165,26 @@ def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike
     """
     new = apply_overrides(cfg, overrides, root=root)
     m = new.model
-    if m.match == "params" and m.match_params is None and cfg.model.kind == "kan" \
-            and m.kind != "kan":
-        m.match_params = kan_param_count(_replaced_kan(cfg.model, overrides),
-                                         new.grid.schedule)
+    if m.match == "params" and m.match_params is None and m.kind != cfg.model.kind \
+            and cfg.model.kind in MODEL_CONFIGS:
+        m.match_params = param_count(_replaced_model(cfg.model, overrides), new.grid.schedule)
     return check_run_config(new) if check else new
 
 
-def _replaced_kan(kan: DictConfig, overrides: Overrides) -> DictConfig:
-    """The KAN a ``model=mlp`` selection replaced, with the ``model.*`` overrides given beside
+def _replaced_model(model: DictConfig, overrides: Overrides) -> DictConfig:
+    """The model a ``model=mlp`` selection replaced, with the ``model.*`` overrides given beside
     it (``model.width=[3,8,1]``, ``model.grid_size``...), which the user meant for both models:
-    what the MLP is matched to. Keys a KAN has not (``model.activation``) are the MLP's only."""
+    what the new one is matched to (not the config file's model before those overrides)."""
     from kanplatform._util.dotted import parse_overrides
 
-    kan = copy.deepcopy(kan)
+    model = copy.deepcopy(model)
     for key, value in parse_overrides(overrides, ConfigError):
         if not key.startswith("model.") or key == "model.kind":
             continue
         name = key[len("model."):]
-        if "." not in name and name in kan:
-            kan[name] = copy.deepcopy(value)
-    return kan
+        if "." not in name and name in model:
+            model[name] = copy.deepcopy(value)
+    return model
 
 
 def load_run_config(files: PathLike | Iterable[PathLike] = (), overrides: Overrides = None,
@@ -198,16 +200,15 @@ def load_run_config(files: PathLike | Iterable[PathLike] = (), overrides: Overri
     return apply_run_overrides(cfg, overrides, root=root, check=check)
 
 
-def kan_param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
-    """Parameter count of the KAN ``model`` describes, at the last grid of ``schedule``."""
+def param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
+    """Parameter count of the model ``model`` describes, at the last grid of ``schedule``
+    (a grid kind's; other kinds ignore it)."""
     from kanplatform.nn import count_params
     from kanplatform.train.models import build_model_from_config
 
     schedule = list(schedule)
-    model = copy.deepcopy(model)
-    if schedule:
-        model.grid_size = schedule[-1]
-    return int(count_params(build_model_from_config(model)))
+    return int(count_params(build_model_from_config(model, schedule[-1] if schedule else None)))
+
 
 
 def check_group_file(path: Path) -> str:

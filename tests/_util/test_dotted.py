@@ -38,3 +38,12 @@ def test_set_dotted_creates_sections_and_keeps_whole_sections_flat():
                     "families": {"mlp": {"overrides": {"trainer.max_steps": 5}}}}
     with pytest.raises(ValueError, match="fit.n_boot.x: n_boot is not a section"):
         set_dotted(data, "fit.n_boot.x", 1)
+
+
+def test_get_dotted_reads_nested_keys_or_the_default():
+    from kanplatform._util.dotted import get_dotted
+
+    data = {"model": {"width": [2, 1], "grid_size": None}}
+    assert get_dotted(data, "model.width") == [2, 1]
+    assert get_dotted(data, "model.grid_size", "x") is None
+    assert get_dotted(data, "model.kind", "x") == "x" and get_dotted(data, "a.b.c") is None

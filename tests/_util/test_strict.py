@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from kanplatform._util.strict import from_mapping
+from kanplatform._util.strict import check_keys, from_mapping
 
 
 @dataclass
@@ -20,18 +20,21 @@ class SpecError(ValueError):
 
 
 def test_builds_with_defaults_and_fixed_fields():
-    spec = from_mapping(Spec, {"command": "train"}, "run", SpecError, exclude=["path"], path="x")
+    spec = from_mapping(Spec, {"command": "train"}, "run", SpecError, path="x")
     assert spec == Spec("train", 5, [], "x")
 
 
-def test_unknown_key_is_named_with_a_guess_and_the_valid_keys():
-    with pytest.raises(SpecError, match=r"^run: unknown key 'gridsize' \(did you mean "
-                                        r"'grid_size'\?\); valid keys: command, grid_size, tags$"):
-        from_mapping(Spec, {"command": "t", "gridsize": 3}, "run", SpecError, exclude=["path"])
+def test_unknown_key_is_named_by_its_path_with_a_guess_and_the_valid_keys():
+    with pytest.raises(SpecError, match=r"^job.yaml: unknown key 'run.gridsize' \(did you mean "
+                       r"'run.grid_size'\?\); valid keys in 'run': command, grid_size, tags$"):
+        from_mapping(Spec, {"command": "t", "gridsize": 3}, "run", SpecError, source="job.yaml",
+                     exclude=["path"])
+    with pytest.raises(SpecError, match=r"^unknown keys 'x', 'y'; valid keys: a, b$"):
+        check_keys({"x": 1, "y": 2}, ["a", "b"], error=SpecError)
 
 
 def test_missing_key_and_non_mapping_are_named():
-    with pytest.raises(SpecError, match=r"^run: missing key 'command'$"):
+    with pytest.raises(SpecError, match=r"^missing key 'run.command'$"):
         from_mapping(Spec, {}, "run", SpecError)
-    with pytest.raises(SpecError, match=r"^run: expected a mapping, got list \[1\]$"):
+    with pytest.raises(SpecError, match=r"^'run' must be a mapping, got list \[1\]$"):
         from_mapping(Spec, [1], "run", SpecError)

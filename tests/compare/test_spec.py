@@ -48,7 +48,8 @@ BAD = {
                               r"^error: .*study\.yaml: unknown key 'seed' \(did you mean "
                               r"'seeds'\?\); valid keys: "),
     "unknown arm key": ({"arms": {"kan": {"kind": "kan", "widths": [2]}, "mlp": "mlp"}},
-                        r"^error: arms\.kan: unknown key 'widths'; valid keys: kind, size, "),
+                        r"^error: unknown key 'arms\.kan\.widths'; "
+                        r"valid keys in 'arms\.kan': kind, size, "),
     "one arm": ({"arms": {"kan": "kan"}}, r"^error: arms: name at least two arms"),
     "unknown budget axis": ({"budgets": {"macs": [100]}},
                             r"^error: budgets\.macs: unknown budget axis; valid: params, flops$"),

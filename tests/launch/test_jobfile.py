@@ -69,9 +69,9 @@ def test_tune_joins_the_cluster_it_runs_on(tmp_path):
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"adress": "http://x:8265"}, "`adress`"),
-        ({"resources": {"gpu": 1}}, "`resources.gpu`"),
-        ({"runtime_env": {"workdir": "."}}, "`runtime_env.workdir`"),
+        ({"adress": "http://x:8265"}, "unknown key 'adress' (did you mean 'address'?)"),
+        ({"resources": {"gpu": 1}}, "'resources.gpu' (did you mean 'resources.gpus'?)"),
+        ({"runtime_env": {"workdir": "."}}, "'runtime_env.workdir'"),
         ({"run": {"command": "fit"}}, "run.command"),
         ({"run": {"config": "configs/nope.yaml"}}, "configs/nope.yaml"),
         ({"runtime_env": {"working_dir": "no/such/dir"}}, "working_dir"),

@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from kanplatform.nn import MODEL_REGISTRY, build_model
+from kanplatform.nn import MODEL_REGISTRY, GridModel, build_model
 
 SMALL = {"kan": {"width": [3, 4, 2], "grid_size": 4}, "mlp": {"width": [3, 8, 2]}}
 
@@ -39,3 +39,10 @@ def test_unknown_kind_and_argument() -> None:
         build_model({"kind": "transformer"})
     with pytest.raises(ValueError, match="gird_size"):
         build_model({"kind": "kan", "width": [2, 1], "gird_size": 5})
+
+
+def test_grid_model_is_a_capability_not_a_kind() -> None:
+    kan, mlp = build_model(_config("kan")), build_model(_config("mlp"))
+    assert isinstance(kan, GridModel) and not isinstance(mlp, GridModel)
+    finer = kan.extend_grid(8)
+    assert isinstance(finer, GridModel) and finer.grid_size == 8

@@ -54,13 +54,13 @@ def test_every_domain_becomes_a_tune_domain():
 
 @pytest.mark.parametrize("data, match", [
     ({"space": {}}, "non-empty `space:`"),
-    ({"space": {"a": 1}, "metrik": "val/rmse"}, "unknown search key"),
+    ({"space": {"a": 1}, "metrik": "val/rmse"}, r"unknown key 'metrik' \(did you mean 'metric'"),
     ({"space": {"a": {"uniform": [1, 0]}}}, "low < high"),
     ({"space": {"a": {"loguniform": [0, 1]}}}, "low > 0"),
     ({"space": {"a": {"choice": []}}}, "non-empty list"),
     ({"space": {"a": 1}, "scheduler": {"kind": "pbt"}}, "scheduler.kind"),
-    ({"space": {"a": 1}, "scheduler": {"grace": 1}}, "unknown key"),
-    ({"space": {"a": 1}, "resources": {"gpus": 1}}, "unknown key"),
+    ({"space": {"a": 1}, "scheduler": {"grace": 1}}, "unknown key 'scheduler.grace'"),
+    ({"space": {"a": 1}, "resources": {"gpus": 1}}, r"'resources.gpus' \(did you mean"),
     ({"space": {"a": {"uniform": [0, 1]}}, "search_alg": "grid"}, "grid_search or choice"),
     ({"space": {"a": 1}, "mode": "minimum"}, "mode"),
     ({"space": {"a": {"grid_search": [1, 2]}, "b": {"choice": [1]}}, "search_alg": "optuna"},

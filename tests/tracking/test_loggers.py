@@ -61,24 +61,33 @@ def _cfg(**tracking_kw):
 
 
 @pytest.mark.slow
+class _ReplaceModel(pl.Callback):
+    """Replaces the trained model after step ``at``, as grid extension does mid-fit."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.at:
+            pl_module.model = FakeKAN((2, 3, 1))
+
+
 def test_two_stage_training_is_read_back_by_wandb_leet(wandb_env):
     run_dir = wandb_env / "run"
     cfg = _cfg()
     loggers = tracking.make_loggers(cfg, run_dir)
     callbacks = tracking.make_callbacks(cfg, run_dir)
     module = TinyModule()
-    torch.set_num_threads(1)
-    _trainer(loggers, callbacks).fit(module, _loader(), _loader())
     first_model = module.model
-    module.model = FakeKAN((2, 3, 1))  # a grid extension replaces the model...
-    _trainer(loggers, callbacks).fit(module, _loader(), _loader())  # ...and a new trainer runs
+    torch.set_num_threads(1)
+    # one trainer runs both stages (as fit does); the model is replaced after step 8
+    _trainer(loggers, [*callbacks, _ReplaceModel(8)], steps=16).fit(module, _loader(), _loader())
     tracking.finish(loggers)
 
     rows = history(leet_records(run_dir))
     loss_steps = [r["trainer/global_step"] for r in rows if "train/loss" in r]
     val_steps = [r["trainer/global_step"] for r in rows if "val/rmse" in r]
-    # W&B steps are trainer.global_step (1..8 per trainer); the second trainer restarts
-    # at 1 and is shifted to continue the axis
+    # W&B steps are trainer.global_step
     assert loss_steps == list(range(1, 17))
     assert val_steps == [4, 8, 12, 16]
     axis = [r["trainer/global_step"] for r in rows if "trainer/global_step" in r]
@@ -93,14 +102,14 @@ def test_two_stage_training_is_read_back_by_wandb_leet(wandb_env):
 
     media = offline_run_dir(run_dir) / "files" / "media"
     images = sorted(p.name for p in (media / "images").rglob("*.png"))
-    # W&B gets step 4, stage 0 end, step 12, stage 1 end: a trainer's last periodic
-    # snapshot is its stage end (files only for the periodic tag), 2 layers each
+    # W&B gets steps 4 and 8, step 12, stage 1 end: stage 0's end is step 8's model at step 8
+    # and the last step's periodic snapshot is the stage-1 end (files only), 2 layers each
     assert len(images) == 2 * 4
     assert list((media / "table").rglob("*.table.json"))
     # the history references the images by path (leet flattens nested values with dots)
     image_rows = [r for r in rows if r.get("splines/layer0._type") == "image-file"]
     assert [r["splines/layer0.caption"] for r in image_rows] == [
-        "step000004 layer 0", "stage0_G5 layer 0", "step000012 layer 0", "stage1_G5 layer 0"]
+        "step000004 layer 0", "step000008 layer 0", "step000012 layer 0", "stage1_G5 layer 0"]
     for r in image_rows:
         assert (offline_run_dir(run_dir) / "files" / r["splines/layer0.path"]).is_file()
     assert all(r.get("splines/curves._type") == "table-file" for r in image_rows)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
 
+from kanplatform.config.schema import TrackingConfig
 from kanplatform.tracking import wandb_run
 from kanplatform.tracking.wandb_run import (
-    MonotoneStep,
     TrackingWarning,
     init_run,
     resolve_mode,
@@ -20,7 +21,9 @@ def test_resolve_mode_explicit_and_auto(monkeypatch, tmp_path):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "none"))
-    assert resolve_mode(None) == "offline"  # no tracking section: offline by default
+    # no tracking section: the schema's default, auto (offline when not logged in)
+    assert wandb_run.DEFAULTS == dataclasses.asdict(TrackingConfig())
+    assert resolve_mode(None) == "offline"
     assert resolve_mode({"tracking": {"mode": "online"}}) == "online"
     assert resolve_mode({"tracking": {"mode": "disabled"}}) == "disabled"
     assert resolve_mode({"tracking": {"mode": "auto"}}) == "offline"  # not logged in
@@ -62,16 +65,6 @@ def test_failed_start_is_one_warning(wandb_env, monkeypatch):
         assert init_run({"tracking": {"mode": "offline"}}, wandb_env / "r1") is None
     msgs = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
     assert len(msgs) == 1 and "No space left" in msgs[0]
-
-
-def test_monotone_step_across_restarts():
-    m = MonotoneStep()
-    assert [m(s) for s in (0, 1, 3, 2)] == [0, 1, 3, 2]  # within a trainer: unchanged
-    m.restart()
-    assert [m(s) for s in (0, 1, 5)] == [4, 5, 9]  # a new trainer continues the axis
-    m.restart()
-    assert m(5) == 9  # a trainer resumed at its own step: no shift beyond the last one
-    assert m.last == 9
 
 
 def test_wandb_is_imported_lazily():
