@@ -56,10 +56,12 @@ __all__ = [
 KERNEL_ENV = "KANPLATFORM_KERNEL"
 CACHE_ENV = "KANPLATFORM_CACHE"
 MODES = ("auto", "c", "triton", "torch")
-_ABI = 1
+_ABI = 2
 _SRC_DIR = Path(__file__).parent / "csrc"
-_SOURCES = ("spline_kernel.c", "spline_body.h")
-_BASE_FLAGS = ["-O3", "-std=gnu99", "-ffp-contract=fast", "-fPIC", "-shared"]
+_SOURCES = ("spline_kernel.c", "spline_body.h", "layer_body.h")
+# -fno-trapping-math: lets the clamps of the vectorised exp be selects (results unchanged)
+_BASE_FLAGS = ["-O3", "-std=gnu99", "-ffp-contract=fast", "-fno-trapping-math", "-fPIC",
+               "-shared"]
 ARCH_ENV = "KANPLATFORM_KERNEL_ARCH"  # -march= value; default native (e.g. x86-64-v3: AVX2)
 
 _lock = threading.Lock()
@@ -171,6 +173,15 @@ def _declare(lib: ctypes.CDLL) -> None:
             getattr(lib, f"{name}_{suf}").restype = cint
         for name in ("kan_tables", "kan_tables_backward"):
             getattr(lib, f"{name}_{suf}").restype = None
+        # B, I, O, K, G, x, lo, scale, knots, sih, P, coef, sp, sb, bias, T, SBt, y, threads
+        getattr(lib, f"kan_layer_forward_{suf}").argtypes = [*locate, *[ptr] * 8, cint]
+        # ... P, coef, sp, sb, T, SBt, gy, gx, gT, gSBt, gcoef, gsp, gsb, gbias, threads
+        getattr(lib, f"kan_layer_backward_{suf}").argtypes = [*locate, *[ptr] * 14, cint]
+        # L, dims, B, K, Gs, x, target, layer ptrs, work ptrs, diff, ga, gb, gT, gSBt, threads
+        getattr(lib, f"kan_network_mse_{suf}").argtypes = [i64, ptr, i64, i64, ptr, *[ptr] * 9,
+                                                           cint]
+        for name in ("kan_layer_forward", "kan_layer_backward", "kan_network_mse"):
+            getattr(lib, f"{name}_{suf}").restype = cint
 
 
 def _load() -> ctypes.CDLL:

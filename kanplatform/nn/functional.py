@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from kanplatform.kernels import ckernel, compiled_supports, use_triton
+from kanplatform.kernels import ckernel, clayer, compiled_supports, use_triton
 from kanplatform.nn.basis import bspline_basis, bspline_local, grid_size_of
 
 __all__ = [
@@ -526,6 +526,15 @@ class _KANLinearC(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, coef, scale_sp, scale_base, bias, k, activation, plan):  # noqa: D102
         x = x.contiguous()
+        n_in, _, n_out = coef.shape
+        ctx.k, ctx.activation, ctx.plan = k, activation, plan
+        ctx.whole = clayer.fits(n_in, n_out, plan.polys.shape[1], k, x.dtype, activation)
+        if ctx.whole:  # one call: tables (kept for backward), base term, bias, spline term
+            coef, scale_sp = coef.contiguous(), scale_sp.contiguous()
+            sb = None if activation is None or scale_base is None else scale_base.contiguous()
+            y, tables, sbt = clayer.layer_forward(x, plan, coef, scale_sp, sb, bias, k)
+            ctx.save_for_backward(x, coef, scale_sp, sb, tables, sbt)
+            return y
         sc = scale_sp.t().contiguous()  # (I, O)
         tables = ckernel.tables(coef.contiguous(), sc, plan.polys)
         act = get_activation(activation)
@@ -539,16 +548,21 @@ class _KANLinearC(torch.autograd.Function):
             y = x.new_zeros(x.shape[0], n_out)
         ckernel.forward(x, plan, tables, y, k)
         ctx.save_for_backward(x, coef, scale_sp, scale_base)
-        ctx.k, ctx.activation, ctx.plan = k, activation, plan
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):  # noqa: D102
-        x, coef, scale_sp, scale_base = ctx.saved_tensors
-        k, activation, plan = ctx.k, ctx.activation, ctx.plan
         need_x, need_coef, need_sp, need_base, need_bias = ctx.needs_input_grad[:5]
         grad_out = grad_out.contiguous()
+        if ctx.whole:
+            x, coef, scale_sp, sb, tables, sbt = ctx.saved_tensors
+            gx, gcoef, gsp, gsb, gbias = clayer.layer_backward(
+                x, ctx.plan, coef, scale_sp, sb, tables, sbt, grad_out, need_x, need_bias)
+            return (gx, gcoef if need_coef else None, gsp if need_sp else None,
+                    gsb if need_base else None, gbias, None, None, None)
+        x, coef, scale_sp, scale_base = ctx.saved_tensors
+        k, activation, plan = ctx.k, ctx.activation, ctx.plan
         coef = coef.contiguous()
         sc = scale_sp.t().contiguous()
         grad_x = grad_coef = grad_sp = grad_base = None

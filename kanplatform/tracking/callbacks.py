@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 
 from kanplatform.tracking.figures import kan_layers
 from kanplatform.tracking.loggers import SafeWandbLogger, find_wandb_logger
-from kanplatform.tracking.snapshots import snapshot
+from kanplatform.tracking.snapshots import copy_snapshot, snapshot
 from kanplatform.tracking.wandb_run import tracking_option, warn_once
 
 
@@ -77,6 +77,7 @@ class SplineSnapshotCallback(pl.Callback):
         self._model_step = 0  # the global step self._model was first seen at
         self._stage_done: Any = None  # the model object whose stage end was snapshotted
         self._last_logged: tuple[int, int] | None = None
+        self._last_written: tuple[tuple[int, int], str, list[Path]] | None = None
         self.tags: list[str] = []  # snapshots taken, in order
 
     def _snap(self, model: Any, tag: str, trainer: Any, step: int | None,
@@ -85,8 +86,15 @@ class SplineSnapshotCallback(pl.Callback):
         key = (id(model), trainer.global_step)
         logger = find_wandb_logger(trainer) if log and key != self._last_logged else None
         try:
-            written = snapshot(model, self.run_dir, tag, logger=logger, step=step,
-                               n_points=self.n_points)
+            last = self._last_written
+            if logger is None and last is not None and last[0] == key:
+                # the same model at the same step (the final after the stage end): the
+                # same pictures, copied rather than drawn again
+                written = copy_snapshot(last[2], last[1], tag)
+            else:
+                written = snapshot(model, self.run_dir, tag, logger=logger, step=step,
+                                   n_points=self.n_points)
+            self._last_written = (key, tag, list(written))
         except Exception as err:  # noqa: BLE001 - a figure must never stop training
             warn_once(f"spline snapshot {tag!r} failed ({type(err).__name__}: {err})",
                       key=f"snap:{self.run_dir}")

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-MAX_EDGES_PLOTTED = 16  # per side (inputs, outputs) of one layer's figure
+# edges drawn in one layer's figure (the strongest beyond it; the npz keeps all)
+MAX_EDGES_PLOTTED = 64
 
 
 def kan_layers(model: Any) -> list[Any]:
@@ -84,57 +85,71 @@ def edge_alpha(l1: np.ndarray, floor: float = 0.1) -> np.ndarray:
     return floor + (1.0 - floor) * np.clip(np.nan_to_num(l1 / top), 0.0, 1.0)
 
 
-def spline_figure(curve: Mapping[str, np.ndarray], title: str = "") -> Any:
-    """One layer's edges as a grid of small plots: row j = output, column i = input.
+def plotted_edges(l1: np.ndarray, limit: int = MAX_EDGES_PLOTTED) -> list[tuple[int, int]]:
+    """The ``(out, in)`` edges a layer's figure draws: all of them up to ``limit``, else the
+    ``limit`` strongest by L1 magnitude (ties and non-finite values in index order)."""
+    n_out, n_in = l1.shape
+    if n_out * n_in <= limit:
+        return [(j, i) for j in range(n_out) for i in range(n_in)]
+    score = np.nan_to_num(np.asarray(l1, dtype=float).reshape(-1), nan=-1.0, posinf=-1.0)
+    top = np.argsort(-score, kind="stable")[:limit]
+    return [(int(k) // n_in, int(k) % n_in) for k in sorted(top)]
 
-    Every edge is drawn in its own cell of one axes (scaled to the cell, as a small axes of
-    its own would autoscale it), all in one line collection: a figure of hundreds of edges
-    costs one draw, not hundreds of axes to lay out. Edges beyond ``MAX_EDGES_PLOTTED`` per
-    side are left out (the npz keeps them all).
+
+def spline_figure(curve: Mapping[str, np.ndarray], title: str = "") -> Any:
+    """One layer's edges as small plots: a grid (row j = output, column i = input) when the
+    layer has at most ``MAX_EDGES_PLOTTED`` edges, else that many of its strongest edges
+    (L1 magnitude), each labelled ``x<i> -> y<j>``; the npz keeps every curve.
+
+    Every panel is a cell of one axes (each curve scaled to its cell, as a panel's own axis
+    limits would; its opacity from :func:`edge_alpha`), drawn as one line collection: one
+    matplotlib axes per edge with a constrained layout took seconds per snapshot (minutes
+    under load) for wide KANs and stalled their runs.
     """
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
 
     x, phi, l1 = curve["x"], curve["phi"], curve["l1"]
-    n_out, n_in = min(phi.shape[1], MAX_EDGES_PLOTTED), min(phi.shape[2], MAX_EDGES_PLOTTED)
+    n_out, n_in = l1.shape
+    edges = plotted_edges(l1)
     alpha = edge_alpha(l1)
-    fig = Figure(figsize=(1.2 * n_in + 0.6, 1.0 * n_out + 0.7), dpi=90)
-    ax = fig.add_axes((0.6 / (1.2 * n_in + 0.6), 0.45 / (1.0 * n_out + 0.7),
-                       1.2 * n_in / (1.2 * n_in + 0.6), 1.0 * n_out / (1.0 * n_out + 0.7)))
-    segments, colors = [], []
-    for j in range(n_out):
+    grid = len(edges) == n_out * n_in
+    rows, cols = (n_out, n_in) if grid else (math.ceil(len(edges) / 8), min(8, len(edges)))
+    width, height = 1.2 * cols + 0.6, 1.0 * rows + 0.9
+    fig = Figure(figsize=(width, height), dpi=90)
+    ax = fig.add_axes((0.45 / width, 0.45 / height, 1 - 0.55 / width, 1 - 0.9 / height))
+    lines, colors, boxes = [], [], []
+    for n, (j, i) in enumerate(edges):
+        r, c = (j, i) if grid else divmod(n, cols)
+        x0, y0 = c, rows - 1 - r  # the cell's lower-left corner
+        u = np.asarray(x[:, i], dtype=float)
+        v = np.nan_to_num(np.asarray(phi[:, j, i], dtype=float))
+        span_u = (u.max() - u.min()) or 1.0
+        span_v = (v.max() - v.min()) or 1.0
+        lines.append(np.stack([x0 + 0.05 + 0.8 * (u - u.min()) / span_u,
+                               y0 + 0.1 + 0.65 * (v - v.min()) / span_v], axis=1))
+        colors.append((0.0, 0.0, 0.0, float(alpha[j, i])))
+        boxes.append([(x0, y0), (x0 + 0.9, y0), (x0 + 0.9, y0 + 0.85), (x0, y0 + 0.85),
+                      (x0, y0)])
+        if not grid:
+            ax.text(x0 + 0.45, y0 + 0.87, f"x{i} -> y{j}", fontsize=6, ha="center",
+                    va="bottom")
+    ax.add_collection(LineCollection(boxes, colors=[(0, 0, 0, 0.3)], linewidths=0.6))
+    ax.add_collection(LineCollection(lines, colors=colors, linewidths=1.2))
+    ax.set_xlim(-0.05, cols)
+    ax.set_ylim(-0.05, rows + 0.05)
+    ax.set_axis_off()
+    if grid:
         for i in range(n_in):
-            xs, ys = _unit(x[:, i]), _unit(phi[:, j, i])
-            row = n_out - 1 - j  # output 0 on top, as in a grid of axes
-            segments.append(np.column_stack([i + 0.06 + 0.88 * xs, row + 0.1 + 0.8 * ys]))
-            colors.append((0.0, 0.0, 0.0, float(alpha[j, i])))
-    ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.2))
-    ax.set_xlim(0, n_in)
-    ax.set_ylim(0, n_out)
-    ax.set_xticks([i + 0.5 for i in range(n_in)],
-                  [f"x{i} [{x[0, i]:.3g}, {x[-1, i]:.3g}]" for i in range(n_in)], fontsize=7)
-    ax.set_yticks([n_out - 1 - j + 0.5 for j in range(n_out)],
-                  [f"y{j}" for j in range(n_out)], fontsize=7)
-    ax.tick_params(length=0)
-    for pos in range(1, n_in):
-        ax.axvline(pos, color="0.8", lw=0.6)
-    for pos in range(1, n_out):
-        ax.axhline(pos, color="0.8", lw=0.6)
-    if title:  # in the top margin, above the grid
-        fig.suptitle(title, fontsize=8, y=1.0 - 0.08 / (1.0 * n_out + 0.7), va="top")
+            ax.text(i + 0.45, -0.03, f"x{i} [{x[0, i]:.3g}, {x[-1, i]:.3g}]", fontsize=7,
+                    ha="center", va="top")
+        for j in range(n_out):
+            ax.text(-0.03, rows - 1 - j + 0.42, f"y{j}", fontsize=7, ha="right",
+                    va="center", rotation=90)
+    shown = "" if grid else f" ({len(edges)} strongest of {n_out * n_in} edges)"
+    if title or shown:
+        fig.suptitle(title + shown, fontsize=8)
     return fig
-
-
-def _unit(values: np.ndarray) -> np.ndarray:
-    """``values`` mapped onto [0, 1] (a constant curve onto 0.5; NaN/inf left out)."""
-    values = np.asarray(values, dtype=float)
-    ok = np.isfinite(values)
-    if not ok.any():
-        return np.full_like(values, 0.5)
-    lo, hi = float(values[ok].min()), float(values[ok].max())
-    if hi - lo <= 1e-12 * max(1.0, abs(hi)):
-        return np.where(ok, 0.5, np.nan)
-    return np.where(ok, (values - lo) / (hi - lo), np.nan)
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:

@@ -53,6 +53,21 @@ def snapshot(model: Any, run_dir: str | Path, tag: str, logger: Any = None,
     return paths
 
 
+def copy_snapshot(paths: list[Path], tag: str, new_tag: str) -> list[Path]:
+    """Copies of a snapshot's files (from :func:`snapshot` with ``tag``) named for
+    ``new_tag``; returns the new paths."""
+    import shutil
+
+    if not re.fullmatch(r"[\w.-]+", new_tag):
+        raise ValueError(f"snapshot tag {new_tag!r} must match [\\w.-]+")
+    old, new = f"splines_{tag}", f"splines_{new_tag}"
+    copies = []
+    for path in paths:
+        path = Path(path)
+        copies.append(Path(shutil.copyfile(path, path.with_name(new + path.name[len(old):]))))
+    return copies
+
+
 def _log(curves: list[dict[str, np.ndarray]], pngs: list[Path], tag: str, logger: Any,
          step: int | None) -> None:
     from kanplatform.tracking.loggers import find_wandb_logger

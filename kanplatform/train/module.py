@@ -113,8 +113,10 @@ class TaskModule(pl.LightningModule):
     def last_mse(self) -> torch.Tensor | None:
         """MSE (model units) of the latest training batch; None before one or for
         classification."""
-        if self._last is None or self.classify:
+        if self.classify:
             return None
+        if self._last is None:  # the fused LBFGS path keeps only its loss, the MSE
+            return self.__dict__.get("_fused_mse")
         out, y = self._last
         return torch.mean((out - y) ** 2)
 
@@ -122,7 +124,11 @@ class TaskModule(pl.LightningModule):
         """``train/rmse`` (original units) or ``train/accuracy`` of the latest training batch,
         computed only when asked (the recorder's cadence), never per step."""
         if self._last is None:
-            return {}
+            mse = self.last_mse  # the fused path (one target: its scale applies to the MSE)
+            if mse is None:
+                return {}
+            scale = 1.0 if self.y_scale is None else float(self.y_scale.reshape(-1)[0])
+            return {"train/rmse": float(torch.sqrt(mse.double())) * scale}
         return {f"train/{k}": v for k, v in self._metrics(*self._last, loss=False).items()}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor],
@@ -134,6 +140,29 @@ class TaskModule(pl.LightningModule):
             lr = self._lr(self.global_step)
             for group in opt.param_groups:
                 group["lr"] = lr
+        from kanplatform.train.lbfgs import FlatLBFGS
+
+        # the fused MSE: full-batch LBFGS regression without a regulariser or clipping, its
+        # train/rmse recoverable from the loss (one target, or targets left in their units)
+        fusable = not (use_reg or self.classify or self.clip) \
+            and isinstance(opt.optimizer, FlatLBFGS) \
+            and (self.y_scale is None or self.y_scale.numel() == 1)
+        fused = self._fused_loss(x, y) if fusable else None
+        if fused is not None:
+            opt.optimizer.ensure_flat()  # a re-flattening inside step would move the tensors
+            run = fused.prepare()  # bound to them: grids and tensors hold for the whole step
+
+            def evaluate() -> torch.Tensor:
+                loss = run()  # the plain closure's loss and gradients, in one C call
+                self.last_loss = loss
+                self._last = None
+                self.__dict__["_fused_mse"] = loss  # the plain MSE: no regulariser here
+                return loss
+
+            # LightningOptimizer.step counts the global step; its per-call hooks wrap the
+            # closure, which FlatLBFGS calls once, the line search's evaluations bare
+            opt.step(evaluate, evaluate=evaluate)
+            return self.last_loss
         params = [p for group in opt.param_groups for p in group["params"]]
 
         def closure() -> torch.Tensor:
@@ -175,6 +204,19 @@ class TaskModule(pl.LightningModule):
             return self._metrics(out, y)
         finally:
             self.model.train(was_training)
+
+    def _fused_loss(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        """A :class:`~kanplatform.nn.fused.FusedMSE` of the model on this batch where it
+        applies (a small KAN on the CPU: the same loss and gradients as :meth:`_loss` +
+        ``backward``, bit for bit), else ``None``; kept while model and batch are the same."""
+        cached = self.__dict__.get("_fused")
+        if cached is not None and cached[0] is self.model and cached[1] is x and cached[2] is y:
+            return cached[3]
+        from kanplatform.nn.fused import FusedMSE
+
+        fused = FusedMSE(self.model, x, y) if FusedMSE.supported(self.model, x, y) else None
+        self.__dict__["_fused"] = (self.model, x, y, fused)
+        return fused
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch

@@ -1,4 +1,5 @@
-"""Optimisers by name: ``lbfgs`` (full batch, strong Wolfe), ``adam``, ``adamw``."""
+"""Optimisers by name: ``lbfgs`` (full batch, strong Wolfe;
+:class:`~kanplatform.train.lbfgs.FlatLBFGS`), ``adam``, ``adamw``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], optim: Any) -> torch.op
     """
     name = optim.name
     if name == "lbfgs":
-        return torch.optim.LBFGS(
+        from kanplatform.train.lbfgs import FlatLBFGS
+
+        # torch.optim.LBFGS's iterates exactly, with one flat parameter vector
+        return FlatLBFGS(
             params,
             lr=optim.lr,
             max_iter=optim.max_iter,

@@ -118,3 +118,24 @@ def test_log_scaling_to_an_offline_run(wandb_env):
     media = offline_run_dir(wandb_env / "study") / "files" / "media"
     assert list(media.rglob("*.png")) and list(media.rglob("*.table.json"))
     assert (wandb_env / "study" / "figures" / "scaling.png").is_file()
+
+
+def test_a_wide_layer_draws_its_strongest_edges_and_keeps_every_curve(tmp_path):
+    """Beyond MAX_EDGES_PLOTTED edges a layer's figure shows the strongest (L1) only; the
+    npz still holds every edge's curve."""
+    import torch
+
+    from kanplatform.nn import KAN
+
+    kan = KAN([3, 40, 1], grid_size=3, seed=0)
+    with torch.no_grad():
+        kan.layers[0].coef[1, :, 7] *= 50  # edge x1 -> y7 is the strongest by far
+    paths = tracking.snapshot(kan, tmp_path, "wide", n_points=11)
+    curves = tracking.load_curves(tmp_path / "figures" / "splines_wide.npz")
+    assert curves[0]["phi"].shape == (11, 40, 3)  # all 120 edges
+    edges = figures.plotted_edges(curves[0]["l1"])
+    assert len(edges) == figures.MAX_EDGES_PLOTTED and (7, 1) in edges
+    order = np.argsort(-curves[0]["l1"].reshape(-1))[: figures.MAX_EDGES_PLOTTED]
+    assert sorted(edges) == sorted((int(k) // 3, int(k) % 3) for k in order)
+    assert figures.plotted_edges(curves[1]["l1"]) == [(0, i) for i in range(40)]  # 40 <= 64
+    assert all(p.stat().st_size > 0 for p in paths)

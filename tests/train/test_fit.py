@@ -48,6 +48,24 @@ def test_grid_extension_stages(quick_cfg):
     assert metrics["final"]["test/rmse"] < 0.5
 
 
+
+def test_fused_lbfgs_evaluations_train_exactly_as_the_plain_closure(quick_cfg, monkeypatch):
+    """The one-call loss (FusedMSE) under FlatLBFGS gives the plain autograd closure's run,
+    bit for bit: the same metrics at every stage and the same parameters."""
+    from kanplatform.nn.fused import FusedMSE
+
+    calls = []
+    prepare = FusedMSE.prepare
+    monkeypatch.setattr(FusedMSE, "prepare", lambda self: calls.append(1) or prepare(self))
+    fused = fit(quick_cfg, verbose=False)
+    assert len(calls) == 20  # one per LBFGS step: the fused path ran
+    monkeypatch.setattr(FusedMSE, "supported", staticmethod(lambda *a: False))
+    plain = fit(quick_cfg, verbose=False)
+    assert fused.metrics["stages"] == plain.metrics["stages"]
+    assert fused.metrics["final"] == plain.metrics["final"]
+    for a, b in zip(fused.model.parameters(), plain.model.parameters()):
+        assert torch.equal(a, b)
+
 def test_load_reproduces_predictions(quick_cfg):
     result = fit(quick_cfg, verbose=False)
     x = torch.rand(32, 2, dtype=torch.float64) * 2 - 1

@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef int64_t i64;
 
@@ -61,7 +64,7 @@ static inline double hsum_f64(vec_f64 v)
 }
 #endif
 
-int kan_kernel_abi(void) { return 1; }
+int kan_kernel_abi(void) { return 2; }
 
 int kan_kernel_vector_bytes(void) { return VBYTES; }
 
@@ -79,7 +82,10 @@ int kan_kernel_openmp(void)
 #define FN(name) name##_f32
 #define VEC vec_f32
 #define VL (VBYTES / 4)
+#define REAL_IS_DOUBLE 0
 #include "spline_body.h"
+#include "layer_body.h"
+#undef REAL_IS_DOUBLE
 #undef REAL
 #undef FLOOR
 #undef FN
@@ -91,7 +97,10 @@ int kan_kernel_openmp(void)
 #define FN(name) name##_f64
 #define VEC vec_f64
 #define VL (VBYTES / 8)
+#define REAL_IS_DOUBLE 1
 #include "spline_body.h"
+#include "layer_body.h"
+#undef REAL_IS_DOUBLE
 #undef REAL
 #undef FLOOR
 #undef FN

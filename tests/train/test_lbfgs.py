@@ -1,0 +1,128 @@
+"""FlatLBFGS: torch.optim.LBFGS's iterates bit for bit, on flat parameters, with a fused loss,
+across its exits (iteration and evaluation budgets, tolerances, history wrap-around), and its
+state loads into either optimiser."""
+
+import copy
+
+import pytest
+import torch
+
+from kanplatform.nn import KAN, MLP
+from kanplatform.nn.fused import FusedMSE
+from kanplatform.train.lbfgs import FlatLBFGS
+
+X = torch.rand(400, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+Y = torch.exp(torch.sin(torch.pi * X[:, :1]) + X[:, 1:] ** 2)
+
+
+def _closure(model, fused=None, counter=None, x=X, y=Y):
+    def closure():
+        if counter is not None:
+            counter.append(1)
+        if fused is not None:
+            return fused()
+        for p in model.parameters():
+            p.grad = None
+        loss = torch.mean((model(x) - y) ** 2)
+        loss.backward()
+        return loss
+    return closure
+
+
+def _train(opt_cls, model, steps, fused=False, x=X, y=Y, **kwargs):
+    opt = opt_cls(model.parameters(), **kwargs)
+    closure = _closure(model, FusedMSE(model, x, y) if fused else None, x=x, y=y)
+    for step in range(steps):
+        if step % 4 == 0 and hasattr(model, "update_grid"):
+            model.update_grid(x)  # in place, between steps, as the grid schedule does
+        opt.step(closure)
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]), opt
+
+
+SETTINGS = [
+    {"max_iter": 12, "history_size": 10},
+    {"max_iter": 20, "history_size": 3, "tolerance_grad": 1e-32, "tolerance_change": 1e-32},
+    {"max_iter": 5, "max_eval": 6, "lr": 0.5},  # the evaluation budget cuts line searches
+    {"max_iter": 50, "tolerance_change": 1e-3},  # the change tolerance ends steps early
+]
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+@pytest.mark.parametrize("kind", ["kan", "kan-fused", "mlp"])
+def test_same_iterates_as_torch_lbfgs(settings, kind) -> None:
+    def model():
+        if kind == "mlp":
+            return MLP([2, 8, 8, 1], seed=0).double()
+        return KAN([2, 1, 1], grid_size=8, seed=0).double()
+
+    kw = {"line_search_fn": "strong_wolfe", **settings}
+    ref, ref_opt = _train(torch.optim.LBFGS, model(), 12, **kw)
+    got, opt = _train(FlatLBFGS, model(), 12, fused=kind == "kan-fused", **kw)
+    assert torch.equal(ref, got)
+    a, b = ref_opt.state_dict()["state"][0], opt.state_dict()["state"][0]
+    assert (a["func_evals"], a["n_iter"]) == (b["func_evals"], b["n_iter"])
+    assert torch.equal(a["d"], b["d"]) and float(a["t"]) == float(b["t"])
+
+
+@pytest.mark.parametrize("line_search", ["strong_wolfe", None])
+def test_float32_and_no_line_search(line_search) -> None:
+    """float32 parameters and the fixed-step variant: torch's iterates too, on flat
+    parameters, with the plain and the fused loss."""
+    kan = KAN([2, 3, 1], grid_size=5, seed=0)
+    kw = {"line_search_fn": line_search, "max_iter": 6, "x": X.float(), "y": Y.float()}
+    ref, _ = _train(torch.optim.LBFGS, copy.deepcopy(kan), 5, **kw)
+    got, opt = _train(FlatLBFGS, copy.deepcopy(kan), 5, **kw)
+    fused, _ = _train(FlatLBFGS, copy.deepcopy(kan), 5, fused=True, **kw)
+    assert torch.equal(ref, fused)
+    assert torch.equal(ref, got) and opt._flat is not None
+
+
+def test_parameters_are_views_of_one_vector_and_survive_replacement() -> None:
+    model = MLP([2, 5, 1], seed=0).double()
+    opt = FlatLBFGS(model.parameters(), line_search_fn="strong_wolfe")
+    flat = opt._flat
+    assert all(p.data_ptr() >= flat.data_ptr() for p in model.parameters())
+    assert sum(p.numel() for p in model.parameters()) == flat.numel()
+    model.zero_grad(set_to_none=True)  # grads re-attached as views at the next step
+    before = [p.detach().clone() for p in model.parameters()]
+    model.layers[0].weight.data = model.layers[0].weight.data.clone()  # a storage replaced
+    opt.step(_closure(model))
+    assert opt._flat is not flat  # the layout was rebuilt, from the current values
+    start, size = opt._flat.data_ptr(), opt._flat.numel() * opt._flat.element_size()
+    assert all(start <= p.data_ptr() < start + size for p in model.parameters())
+    assert torch.equal(opt._flat, torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
+
+
+def test_evaluate_runs_the_line_search_and_closure_once_per_step() -> None:
+    model = KAN([2, 1, 1], grid_size=5, seed=0).double()
+    fused = FusedMSE(model, X, Y)
+    outer, inner = [], []
+    ref, _ = _train(torch.optim.LBFGS, KAN([2, 1, 1], grid_size=5, seed=0).double(), 3,
+                    line_search_fn="strong_wolfe")
+    opt = FlatLBFGS(model.parameters(), line_search_fn="strong_wolfe")
+    for step in range(3):
+        if step % 4 == 0:
+            model.update_grid(X)
+        opt.step(_closure(model, fused, outer), evaluate=_closure(model, fused, inner))
+    assert len(outer) == 3 and len(inner) > 3
+    assert torch.equal(ref, torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+
+
+def test_state_loads_into_torch_lbfgs_and_back() -> None:
+    """A checkpoint of either optimiser resumes in the other with the same iterates."""
+    kw = {"line_search_fn": "strong_wolfe", "max_iter": 8, "history_size": 5}
+    model = KAN([2, 1, 1], grid_size=5, seed=0).double()
+    _, opt = _train(FlatLBFGS, model, 4, **kw)
+    twin = copy.deepcopy(model)
+    other = torch.optim.LBFGS(twin.parameters(), **kw)
+    other.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for _ in range(3):
+        opt.step(_closure(model))
+        other.step(_closure(twin))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))
+    back = FlatLBFGS(model.parameters(), **kw)
+    back.load_state_dict(copy.deepcopy(other.state_dict()))  # a copy: state is shared
+    back.step(_closure(model))
+    other.step(_closure(twin))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))
