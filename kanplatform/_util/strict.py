@@ -44,11 +44,14 @@ def check_keys(data: Mapping[str, Any], valid: Iterable[str], section: str = "",
     unknown = [str(k) for k in data if k not in valid]
     if not unknown:
         return
-    names = ", ".join(f"'{_dotted(section, k)}'" for k in unknown)
-    hint = difflib.get_close_matches(unknown[0], valid, n=1)
-    guess = f" (did you mean '{_dotted(section, hint[0])}'?)" if hint else ""
+    def named(key: str) -> str:  # every unknown key with its own near miss
+        hint = difflib.get_close_matches(key, valid, n=1)
+        guess = f" (did you mean '{_dotted(section, hint[0])}'?)" if hint else ""
+        return f"'{_dotted(section, key)}'{guess}"
+
+    names = ", ".join(named(k) for k in unknown)
     where = f" in '{section}'" if section else ""
-    raise error(f"{_prefix(source)}unknown key{'s' if len(unknown) > 1 else ''} {names}{guess}; "
+    raise error(f"{_prefix(source)}unknown key{'s' if len(unknown) > 1 else ''} {names}; "
                 f"valid keys{where}: {', '.join(valid)}")
 
 

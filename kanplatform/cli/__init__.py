@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("kanplatform.cli.train", "train one model from a config; prints the run dir"),
     "predict": ("kanplatform.cli.predict", "apply a trained model to new rows (original units)"),
     "validate": ("kanplatform.cli.validate", "check configs, searches and job files"),
+    "config": ("kanplatform.cli.config", "show a resolved config; list every key"),
     "tune": ("kanplatform.cli.tune", "Ray Tune search over a config"),
     "scale": ("kanplatform.cli.scale", "size sweep with fitted scaling curves"),
     "compare": ("kanplatform.cli.compare", "fair KAN-vs-MLP study: verdicts, N(eps)"),
@@ -28,6 +29,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("kanplatform.cli.demo", "small KAN-vs-MLP study end to end"),
     "info": ("kanplatform.cli.info", "versions, threads, devices, compiled kernels, W&B mode"),
 }
+
+# --address, one meaning for every command that names a cluster (kanplatform.search.address)
+ADDRESS_HELP = ("the Ray cluster: its head's HOST:PORT (as `ray start --head` prints it), "
+                "ray://HOST:PORT, or its dashboard URL http://HOST:8265; converted as the "
+                "command needs (default: {default})")
+
+
+OUTPUT_DIR_HELP = ("where the {what} directory is created (default: {default}); a folder, "
+                   "the same flag for every command")
+
+
+def add_deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, dest: str) -> None:
+    """Keep an old flag spelling working for one release: ``old VALUE`` sets ``dest`` as
+    ``new VALUE`` does and prints one deprecation line (the flag is left out of ``--help``)."""
+
+    class Deprecated(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                     values: object, option_string: str | None = None) -> None:
+            print(f"warning: {old} is deprecated, use {new} (same meaning); {old} goes in the "
+                  "next release", file=sys.stderr)
+            setattr(namespace, dest, values)
+
+    parser.add_argument(old, dest=dest, action=Deprecated, help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,10 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)  # a subcommand that fails to import is a bug
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           epilog=examples_epilog(getattr(module, "EXAMPLES", ())),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.configure(p)
         p.set_defaults(_main=module.main)
     return parser
+
+
+def examples_epilog(examples: Sequence[str]) -> str | None:
+    """The ``examples:`` block that ends a subcommand's ``--help`` (its ``EXAMPLES``)."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in examples) if examples else None
+
+
+def error_lines(err: BaseException) -> str:
+    """An error's problems for the console: the one line, or ``N problems:`` and one per line
+    (a config with several mistakes names them all, see :mod:`kanplatform._util.problems`)."""
+    from kanplatform._util.problems import problems_of
+
+    lines = problems_of(err)
+    if len(lines) == 1:
+        return lines[0]
+    return f"{len(lines)} problems:\n" + "\n".join(f"  - {line}" for line in lines)
 
 
 def check_argv(argv: Sequence[str]) -> None:

@@ -7,6 +7,15 @@ from __future__ import annotations
 
 import argparse
 
+from kanplatform.cli import ADDRESS_HELP
+
+# shown at the end of `kanplatform compare --help`
+EXAMPLES = (
+    "kanplatform compare configs/compare/tiny.yaml",
+    "kanplatform compare configs/compare/demo.yaml seeds=[0,1,2] --output-dir runs/compare",
+    "kanplatform compare configs/compare/demo.yaml --resume",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``compare`` arguments."""
@@ -20,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue a study; finished trainings are not run again")
     parser.add_argument("--address", default=None,
-                        help="Ray cluster head HOST:PORT (default: a local Ray on 127.0.0.1)")
+                        help=ADDRESS_HELP.format(default="a local Ray on 127.0.0.1"))
     parser.add_argument("--output-dir", default=None,
                         help="where the experiment directory goes (default: the study's)")
     parser.add_argument("--no-report", action="store_true", help="skip report.html")

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import argparse
 
+# shown at the end of `kanplatform demo --help`
+EXAMPLES = (
+    "kanplatform demo",
+    "kanplatform demo --output-dir /tmp/demo --resume",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``demo`` arguments."""

@@ -10,6 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+# shown at the end of `kanplatform info --help`
+EXAMPLES = (
+    "kanplatform info",
+    "kanplatform info --build      # build the compiled kernels now",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``info`` arguments."""

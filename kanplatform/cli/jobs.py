@@ -13,30 +13,55 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kanplatform.cli import ADDRESS_HELP, examples_epilog
+
+# shown at the end of `kanplatform jobs --help`
+EXAMPLES = (
+    "kanplatform jobs list --address http://127.0.0.1:8265",
+    "kanplatform jobs status <JOB_ID>",
+    "kanplatform jobs logs <JOB_ID> --follow",
+    "kanplatform jobs stop <JOB_ID> --wait",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``kanplatform jobs``."""
     address = argparse.ArgumentParser(add_help=False)
-    address.add_argument("--address", default=None,
-                         help="Ray dashboard URL (default: $RAY_ADDRESS, http://127.0.0.1:8265)")
+    address.add_argument("--address", default=None, help=ADDRESS_HELP.format(
+        default="$RAY_ADDRESS, http://127.0.0.1:8265"))
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = sub.add_parser("status", parents=[address], help="a job's status and message")
-    p.add_argument("job_id")
-    p = sub.add_parser("logs", parents=[address], help="a job's logs")
-    p.add_argument("job_id")
+    job_id_help = "the id `kanplatform submit` printed (or one from `kanplatform jobs list`)"
+
+    def action(name: str, help_text: str, examples: tuple[str, ...]) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[address], help=help_text, description=help_text,
+                              epilog=examples_epilog(examples),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = action("status", "a job's status and message",
+               ("kanplatform jobs status <JOB_ID>",
+                "kanplatform jobs status <JOB_ID> --address http://127.0.0.1:8265"))
+    p.add_argument("job_id", metavar="JOB_ID", help=job_id_help)
+    p = action("logs", "a job's logs",
+               ("kanplatform jobs logs <JOB_ID>", "kanplatform jobs logs <JOB_ID> --follow"))
+    p.add_argument("job_id", metavar="JOB_ID", help=job_id_help)
     p.add_argument("-f", "--follow", action="store_true", help="stream until the job ends")
-    p = sub.add_parser("stop", parents=[address], help="stop a running job")
-    p.add_argument("job_id")
+    p = action("stop", "stop a running job",
+               ("kanplatform jobs stop <JOB_ID>", "kanplatform jobs stop <JOB_ID> --wait"))
+    p.add_argument("job_id", metavar="JOB_ID", help=job_id_help)
     p.add_argument("--wait", action="store_true", help="wait until the job has stopped")
-    sub.add_parser("list", parents=[address], help="every job the cluster knows")
+    action("list", "every job the cluster knows",
+           ("kanplatform jobs list", "kanplatform jobs list --address 127.0.0.1:6379"))
 
 
 def main(args: argparse.Namespace) -> int:
     """Run one action against the cluster; print one clear error if it is unreachable."""
     from kanplatform.launch import submit
 
-    address = submit.resolve_address(args.address)
     try:
+        notes: list[str] = []
+        address = submit.resolve_address(args.address, notes=notes)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         return _ACTIONS[args.action](address, args)
     except submit.ClusterUnreachableError as err:
         print(f"error: {err}", file=sys.stderr)

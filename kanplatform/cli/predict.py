@@ -16,6 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+# shown at the end of `kanplatform predict --help`
+EXAMPLES = (
+    "kanplatform predict runs/<run> new.csv --output pred.csv",
+    "kanplatform predict runs/<run> new.parquet              # predictions on stdout",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``kanplatform predict`` (no heavy imports here)."""

@@ -10,6 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+# shown at the end of `kanplatform report --help`
+EXAMPLES = (
+    "kanplatform report runs/<run>                  # -> runs/<run>/report.html",
+    "kanplatform report runs/tune/<experiment> -o /tmp/search.html",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``kanplatform report`` (no heavy imports here)."""

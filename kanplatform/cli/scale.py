@@ -9,6 +9,15 @@ from __future__ import annotations
 
 import argparse
 
+from kanplatform.cli import ADDRESS_HELP
+
+# shown at the end of `kanplatform scale --help`
+EXAMPLES = (
+    "kanplatform scale configs/scaling/tiny.yaml",
+    "kanplatform scale configs/scaling/toy_xy.yaml seeds=[0,1] --output-dir runs/scaling",
+    "kanplatform scale configs/scaling/tiny.yaml --resume",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``scale`` arguments."""
@@ -22,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted study; completed sizes are not retrained")
     parser.add_argument("--address", default=None,
-                        help="Ray cluster head HOST:PORT (default: a local Ray on 127.0.0.1)")
+                        help=ADDRESS_HELP.format(default="a local Ray on 127.0.0.1"))
     parser.add_argument("--output-dir", default=None,
                         help="where the experiment directory goes (default: the study's)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")

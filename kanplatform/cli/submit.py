@@ -15,13 +15,22 @@ import argparse
 import json
 import sys
 
+from kanplatform.cli import ADDRESS_HELP
+
+# shown at the end of `kanplatform submit --help`
+EXAMPLES = (
+    "kanplatform submit jobs/local_train.yaml --dry-run              # what would be sent",
+    "kanplatform submit jobs/tune_asha.yaml --address http://127.0.0.1:8265 --wait",
+    "kanplatform submit jobs/tune_asha.yaml --address 127.0.0.1:6379     # a head's HOST:PORT",
+    "kanplatform submit jobs/tune_asha.yaml --slurm > tune.sbatch",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``kanplatform submit``."""
     parser.add_argument("job", metavar="JOB.yaml", help="job file (see jobs/*.yaml)")
-    parser.add_argument("--address", default=None,
-                        help="Ray dashboard URL (default: the job file's, $RAY_ADDRESS, "
-                             "http://127.0.0.1:8265)")
+    parser.add_argument("--address", default=None, help=ADDRESS_HELP.format(
+        default="the job file's, $RAY_ADDRESS, http://127.0.0.1:8265"))
     parser.add_argument("--slurm", action="store_true",
                         help="print the job as an sbatch script instead of submitting to Ray")
     parser.add_argument("--sbatch", action="store_true",
@@ -60,7 +69,11 @@ def main(args: argparse.Namespace) -> int:
         if args.dry_run:
             print(json.dumps(submit.plan(job, args.address), indent=2))
             return 0
-        sub = submit.submit(job, args.address)
+        notes: list[str] = []
+        address = submit.resolve_address(args.address, job, notes=notes)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        sub = submit.submit(job, address)
     except (JobFileError, submit.ClusterUnreachableError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,10 +1,11 @@
 """``kanplatform train CONFIG [key=value ...]``: one run from a config; prints the run dir.
 
-``kanplatform train --resume RUN_DIR [key=value ...]`` continues the run in ``RUN_DIR`` from
-its ``checkpoints/last.ckpt`` with its ``config.yaml`` (or the CONFIG files given), e.g. after
+``kanplatform train RUN_DIR --resume [key=value ...]`` (``train --resume RUN_DIR`` reads the
+same: ``--resume`` is a flag, as in every command) continues the run in ``RUN_DIR`` from its
+``checkpoints/last.ckpt`` with its ``config.yaml`` (or the CONFIG files given), e.g. after
 ``kill PID`` (SIGTERM stops after the step in progress), after ``kill -9`` or a crash (from the
-checkpoint written every ``trainer.checkpoint_every_n_steps`` steps and at stage ends) or with
-a larger budget (``trainer.max_steps=...``, ``grid.schedule=[...]``). The run's W&B run goes on.
+checkpoint written every ``trainer.checkpoint_every_n_steps`` steps and at stage ends) or with a
+larger budget (``trainer.max_steps=...``, ``grid.schedule=[...]``). The run's W&B run goes on.
 
 ``--interpret`` then prunes the trained KAN and fits a formula (``kanplatform interpret``'s
 defaults; its files go to ``RUN_DIR/interpret/``).
@@ -20,17 +21,31 @@ import argparse
 import sys
 from pathlib import Path
 
+from kanplatform.cli import error_lines
+
+# shown at the end of `kanplatform train --help`
+EXAMPLES = (
+    "kanplatform train configs/experiment/quick.yaml",
+    "kanplatform train configs/experiment/grid_extension.yaml model=mlp   # parameter-matched MLP",
+    "kanplatform train configs/experiment/interpret.yaml --interpret     # prune, print a formula",
+    "kanplatform train runs/<run> --resume trainer.max_steps=400         # larger budget",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` arguments."""
     parser.add_argument("config", nargs="*", metavar="CONFIG_OR_OVERRIDE",
                         help="config file(s) (YAML, merged left to right), then key=value "
                              "overrides, e.g. model=mlp model.grid_size=10")
-    parser.add_argument("--run-dir", default=None, help="write the run here (default: "
-                        "a new directory under output_dir; RUN_DIR with --resume)")
-    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
-                        help="continue this run from RUN_DIR/checkpoints/last.ckpt, with "
-                             "RUN_DIR/config.yaml unless config files are given")
+    parser.add_argument("--output-dir", default=None,
+                        help="where the run directory is created (default: the config's "
+                             "output_dir, runs); the same as output_dir=DIR")
+    parser.add_argument("--run-dir", default=None, help="the run directory itself (default: "
+                        "a new one under --output-dir; RUN_DIR with --resume)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run whose RUN_DIR is given (train RUN_DIR --resume) "
+                             "from its checkpoints/last.ckpt, with its config.yaml unless "
+                             "config files are given")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--interpret", action="store_true",
                         help="then prune the trained KAN and fit a symbolic formula, as "
@@ -51,9 +66,17 @@ def main(args: argparse.Namespace) -> int:
     from kanplatform.train.resolve import load_run_config
 
     files, overrides = split_args(args.config)
+    if args.output_dir:
+        overrides.insert(0, f"output_dir={args.output_dir}")  # a later output_dir= wins
     run_dir, ckpt = args.run_dir, None
     if args.resume:
-        resume = Path(args.resume)
+        dirs = [f for f in files if Path(f).is_dir() or not f.endswith((".yaml", ".yml"))]
+        if not dirs:
+            print("train --resume needs the RUN_DIR to continue (train RUN_DIR --resume)",
+                  file=sys.stderr)
+            return 2
+        resume = Path(dirs[0])
+        files = [f for f in files if f != dirs[0]]
         ckpt = resume / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():  # before reading its config: name what is missing
             print(f"cannot resume: checkpoint file not found: {ckpt}", file=sys.stderr)
@@ -61,14 +84,14 @@ def main(args: argparse.Namespace) -> int:
         files = files or [str(resume / "config.yaml")]
         run_dir = run_dir or str(resume)
     elif not files:
-        print("train needs a CONFIG file (or --resume RUN_DIR)", file=sys.stderr)
+        print("train needs a CONFIG file (or RUN_DIR --resume)", file=sys.stderr)
         return 2
     if args.quiet:
         overrides.append("trainer.enable_progress_bar=false")
     try:
         cfg = load_run_config(files, overrides)
     except ConfigError as err:
-        print(f"invalid config: {err}", file=sys.stderr)
+        print(f"invalid config: {error_lines(err)}", file=sys.stderr)
         return 2
     if args.interpret:  # before any training
         from kanplatform.interpret import interpretable

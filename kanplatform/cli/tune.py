@@ -10,6 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kanplatform.cli import ADDRESS_HELP, add_deprecated_alias, error_lines
+
+# shown at the end of `kanplatform tune --help`
+EXAMPLES = (
+    "kanplatform tune configs/experiment/quick.yaml configs/search/asha_kan.yaml --num-cpus 2",
+    "kanplatform tune configs/experiment/quick.yaml configs/search/optuna_kan.yaml "
+    "--num-samples 8",
+    "kanplatform tune configs/experiment/quick.yaml configs/search/asha_kan.yaml "
+    "--address http://127.0.0.1:8265",
+    "kanplatform tune configs/experiment/quick.yaml configs/search/asha_kan.yaml --resume",
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``tune`` arguments (no heavy imports)."""
@@ -19,12 +31,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="config overrides applied before the search (model.width=[2,2,1])")
     parser.set_defaults(_rest="overrides")  # key=value words after an option are overrides too
     parser.add_argument("--address", default=None,
-                        help="Ray cluster head HOST:PORT (default: start a local Ray)")
+                        help=ADDRESS_HELP.format(default="start a local Ray on 127.0.0.1"))
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted search (the newest, or --name)")
-    parser.add_argument("--storage-path", default=None,
-                        help="where experiment directories go; on several nodes a path every "
-                             "node mounts or a URI (s3://bucket/prefix, gs://..., file:///...)")
+    parser.add_argument("--output-dir", dest="storage_path", default=None,
+                        help="where the experiment directory is created (default: the "
+                             "search file's storage_path, else <output_dir>/tune); on several "
+                             "nodes a path every node mounts or a URI "
+                             "(s3://bucket/prefix, gs://..., file:///...)")
+    add_deprecated_alias(parser, "--storage-path", "--output-dir", "storage_path")
     parser.add_argument("--autoscaling", action="store_true",
                         help="the --address cluster adds nodes on demand: wait up to "
                              "resources.placement_timeout_s for a trial larger than its nodes")
@@ -51,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
         if args.num_samples:
             spec = replace(spec, num_samples=args.num_samples)
     except (ConfigError, SearchSpecError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_lines(err)}", file=sys.stderr)
         return 2
     from kanplatform.search.run import run_search
 

@@ -472,10 +472,11 @@ def is_compare_file(path: Path, data: Any) -> bool:
     return isinstance(data, Mapping) and "arms" in data and "tasks" in data
 
 
-def check_compare_file(path: Path) -> str:
-    """``kanplatform validate`` hook: parse the study, size every arm, resolve every config."""
+def check_compare_file(path: Path, overrides: Iterable[str] = ()) -> str:
+    """``kanplatform validate`` hook: parse the study (with ``key=value`` overrides), size
+    every arm, resolve every config."""
     from kanplatform.compare.plan import plan_study
 
-    plan = plan_study(load_compare(path))
+    plan = plan_study(load_compare(path, overrides))
     return (f"compare study, {len(plan.tasks)} task(s), {len(plan.cells)} cells, "
             f"{plan.n_trainings()} trainings")

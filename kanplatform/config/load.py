@@ -37,7 +37,8 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from kanplatform._util.dotted import Overrides, parse_overrides
+from kanplatform._util.dotted import Overrides, flatten, parse_overrides
+from kanplatform._util.problems import Problems, did_you_mean
 from kanplatform._util.yamlfile import read_yaml
 from kanplatform.config.schema import GROUPS, RunConfig
 
@@ -70,14 +71,19 @@ def load_config(
     overrides: Overrides = None,
     *,
     validate: bool = True,
+    problems: Problems | None = None,
 ) -> DictConfig:
     """Merge config files and overrides onto the schema and (by default) validate the result.
+
+    Every problem is found in one pass: a bad key or value is left out of the merge (the
+    rest goes on), and the error names them all, one per line.
 
     Args:
         files: one path or several, merged left to right (later files win).
         overrides: ``["model.grid_size=10", "model=mlp"]`` or ``{"model.grid_size": 10}``.
         validate: run :func:`kanplatform.config.validate` (the checks that need no
             registry) on the result.
+        problems: add every problem here instead of raising (the caller raises them all).
 
     Returns:
         A struct-mode ``DictConfig`` typed by :class:`RunConfig`.
@@ -92,16 +98,20 @@ def load_config(
     if isinstance(files, str | Path):
         files = [files]
     files = [Path(f) for f in files]
+    p = problems if problems is not None else Problems(ConfigError)
     cfg = OmegaConf.structured(RunConfig)
     OmegaConf.set_struct(cfg, True)
     for path in files:
-        _merge_into(cfg, _read_top_level(path, seen=()), source=str(path))
+        with p.collect():  # a missing file or one that is not YAML
+            _merge_into(cfg, _read_top_level(path, seen=()), source=str(path), problems=p)
     root = config_root(files[0]) if files else config_root()
-    cfg = apply_overrides(cfg, overrides, root=root, validate=False)
+    cfg = apply_overrides(cfg, overrides, root=root, validate=False, problems=p)
     if validate:
         from kanplatform.config.validate import validate as _validate
 
-        _validate(cfg)
+        _validate(cfg, p)
+    if problems is None:
+        p.raise_if_any()
     return cfg
 
 
@@ -111,6 +121,7 @@ def apply_overrides(
     *,
     root: PathLike | None = None,
     validate: bool = False,
+    problems: Problems | None = None,
 ) -> DictConfig:
     """Return a copy of ``cfg`` with overrides applied: THE path for CLI args and Tune samples.
 
@@ -120,26 +131,35 @@ def apply_overrides(
             nested dicts) to values, e.g. ``{"model.grid_size": 10, "optim.lr": 0.5}``.
         root: the ``configs/`` directory for group selections (default: :func:`config_root`).
         validate: also run semantic validation on the result.
+        problems: add every problem here instead of raising (the caller raises them all).
 
     Returns:
         A new ``DictConfig``; ``cfg`` is not modified.
 
     Raises:
-        ConfigError: unknown key, wrong type, unknown group file.
+        ConfigError: every unknown key, wrong type and unknown group file, one per line.
     """
+    p = problems if problems is not None else Problems(ConfigError)
     cfg = copy.deepcopy(cfg)
-    pairs = parse_overrides(overrides, ConfigError)
+    pairs = []
+    for item in [overrides] if isinstance(overrides, Mapping) else (overrides or []):
+        with p.collect():  # a word without '='
+            pairs += parse_overrides(item if isinstance(item, Mapping) else [item], ConfigError)
     groups = [(k, v) for k, v in pairs if _is_group_select(cfg, k, v)]
     keys = [(k, v) for k, v in pairs if not _is_group_select(cfg, k, v)]
     root = Path(root) if root is not None else config_root()
     for group, name in groups:
-        _select_group(cfg, group, str(name), root)
+        with p.collect():
+            _select_group(cfg, group, str(name), root)
     for key, value in keys:
-        _set_key(cfg, key, value)
+        with p.collect():
+            _set_key(cfg, key, value)
     if validate:
         from kanplatform.config.validate import validate as _validate
 
-        _validate(cfg)
+        _validate(cfg, p)
+    if problems is None:
+        p.raise_if_any()
     return cfg
 
 
@@ -211,11 +231,26 @@ def _read_group_file(root: Path, group: str, name: str) -> dict[str, Any]:
     return data
 
 
-def _merge_into(cfg: DictConfig, data: Mapping[str, Any], source: str) -> None:
+def _merge_into(cfg: DictConfig, data: Mapping[str, Any], source: str,
+                problems: Problems | None = None) -> None:
+    """Merge ``data`` into ``cfg``; on a bad key or value, merge it key by key so that every
+    bad one is named (in ``problems``, or raised together) and the good ones still land."""
     try:
         cfg.merge_with(data)
-    except OmegaConfBaseException as err:
-        raise _wrap(err, source) from None
+        return
+    except OmegaConfBaseException:
+        pass
+    p = problems if problems is not None else Problems(ConfigError)
+    for key, value in flatten(data).items():
+        nested: Any = value
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        try:
+            cfg.merge_with(nested)
+        except OmegaConfBaseException as err:
+            p.add(str(_wrap(err, source)))
+    if problems is None:
+        p.raise_if_any()
 
 
 def _wrap(err: OmegaConfBaseException, source: str) -> ConfigError:
@@ -223,14 +258,28 @@ def _wrap(err: OmegaConfBaseException, source: str) -> ConfigError:
     if isinstance(err, ConfigKeyError | AttributeError) or "not in struct" in str(err) or (
         "Key '" in str(err) and "not" in str(err)
     ):
-        parent = key.rsplit(".", 1)[0] if "." in key else ""
-        valid = _valid_keys(parent)
-        where = f"'{parent}'" if parent else "the top level"
-        return ConfigError(
-            f"{source}: unknown key '{key}'; valid keys in {where}: {', '.join(valid)}"
-        )
+        return ConfigError(f"{source}: {_unknown_key(key)}")
     msg = str(err).splitlines()[0]
-    return ConfigError(f"{source}: {key}: {msg}")
+    value = getattr(err, "value", None)
+    bad = f" (got {value!r})" if value is not None and repr(value) not in msg else ""
+    return ConfigError(f"{source}: {key}: {msg}{bad}")
+
+
+def _unknown_key(key: str) -> str:
+    """``unknown key 'trainer.max_step' (did you mean 'trainer.max_steps'?); valid keys in
+    'trainer': ...``"""
+    parts = key.split(".")
+    for i, leaf in enumerate(parts):  # name the first part that is not in the schema
+        parent = ".".join(parts[:i])
+        valid = _valid_keys(parent)
+        if leaf not in valid:
+            key = ".".join(parts[:i + 1])
+            break
+    hint = did_you_mean(leaf, valid)
+    if hint and parent:
+        hint = hint.replace(" '", f" '{parent}.", 1)
+    where = repr(parent) if parent else "the top level"
+    return f"unknown key '{key}'{hint}; valid keys in {where}: {', '.join(valid)}"
 
 
 def _valid_keys(section: str) -> list[str]:
@@ -248,10 +297,7 @@ def _set_key(cfg: DictConfig, key: str, value: Any) -> None:
     parent, _, leaf = key.rpartition(".")
     node = OmegaConf.select(cfg, parent) if parent else cfg
     if not isinstance(node, DictConfig) or leaf not in node:
-        raise ConfigError(
-            f"override {key}: unknown key '{key}'; valid keys in "
-            f"{repr(parent) if parent else 'the top level'}: {', '.join(_valid_keys(parent))}"
-        )
+        raise ConfigError(f"override {key}: {_unknown_key(key)}")
     try:
         OmegaConf.update(cfg, key, value, merge=isinstance(value, Mapping))
     except OmegaConfBaseException as err:

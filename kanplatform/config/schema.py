@@ -25,7 +25,13 @@ MATCH_MODES = ("none", "params")
 @dataclass
 class ModelKeys:
     """The keys every model kind reads: ``width`` lists layer widths, input first and output
-    last (both must agree with the dataset)."""
+    last (both must agree with the dataset).
+
+    Attributes:
+        kind: the model, by its name in the kanplatform.nn registry (kan, mlp).
+        width: layer widths, input first and output last (both must fit the dataset).
+        bias: biases (KAN: one per output node; MLP: in the linear layers).
+    """
 
     kind: str = "kan"
     width: list[int] = field(default_factory=lambda: [2, 1, 1])
@@ -35,7 +41,14 @@ class ModelKeys:
 @dataclass
 class KANConfig(ModelKeys):
     """``kind: kan`` (:class:`kanplatform.nn.KAN`): a spline grid of ``grid_size`` intervals
-    of order ``spline_order`` over ``grid_range``, plus a ``base_activation`` on every edge."""
+    of order ``spline_order`` over ``grid_range``, plus a ``base_activation`` on every edge.
+
+    Attributes:
+        grid_size: KAN: intervals of each spline grid (a schedule's first entry replaces it).
+        spline_order: KAN: the B-splines' order (3 = cubic).
+        grid_range: KAN: the grid's initial [low, high] (updated from the inputs).
+        base_activation: KAN: the residual activation on every edge.
+    """
 
     kind: str = "kan"
     grid_size: int = 5
@@ -52,6 +65,12 @@ class MLPConfig(ModelKeys):
     the parameter count is the closest to ``match_params``. Selecting ``model=mlp`` on top of
     another kind's config fills ``match_params`` with that model's count at its final grid
     size, which is how ``kanplatform train EXP.yaml model=mlp`` trains a parameter-matched MLP.
+    The resolved config records the widths that trained.
+
+    Attributes:
+        activation: MLP: the hidden nodes' activation.
+        match: MLP: none, or params (hidden widths resized to match_params parameters).
+        match_params: MLP: the parameter count to match (model=mlp over a KAN fills it).
     """
 
     kind: str = "mlp"
@@ -132,6 +151,26 @@ class DataConfig:
     that many points in the shell ``ood_shell`` (in half-widths of the training box, default
     1.0-1.5: just outside it; see :mod:`kanplatform.data.ood`), and the run records
     ``ood/rmse``.
+
+    Attributes:
+        dataset: a synthetic target (exp_sin_sq, ...), a real dataset (digits, ...) or file.
+        n_train: training rows (null or all: a fraction of every row, data.split).
+        n_val: validation samples.
+        n_test: test samples (targets without noise).
+        noise: std of Gaussian noise added to train and validation targets.
+        seed: seed of the samples (apart from the model's ``seed``).
+        batch_size: mini-batch size; null trains on the full batch (LBFGS needs it).
+        path: the .csv or .npz file of ``dataset: file``.
+        inputs: the file's input columns.
+        targets: the file's target columns.
+        n_ood: points of an out-of-domain test split (0: none; registered targets only).
+        ood_shell: that split's shell [r_lo, r_hi], in half-widths of the training box.
+        split: fractions [train, val, test] of the rows when a size is null.
+        normalize: auto, standard, minmax or none (fitted on the training split).
+        drop_nonfinite: train without a file's rows holding NaN/inf (else refused).
+        root: the folder holding torchvision's files (mnist, fashion_mnist, cifar10).
+        download: let torchvision fetch them (needs torchvision).
+        pool: average k x k pixel blocks before flattening an image.
     """
 
     dataset: str = "exp_sin_sq"
@@ -165,6 +204,21 @@ class OptimConfig:
     warm-up over ``warmup_steps``, then a cosine from ``lr`` down to ``min_lr`` at the end of
     the budget); ``step`` (multiply by ``gamma`` every ``step_size`` steps, after the
     warm-up). Grid stages rebuild the optimiser, not the schedule: it follows the global step.
+
+    Attributes:
+        name: lbfgs, adam or adamw.
+        lr: learning rate (LBFGS: the step scale, 1.0 with the line search).
+        weight_decay: L2 weight decay (adam, adamw).
+        history_size: LBFGS history length.
+        max_iter: LBFGS inner iterations per training step.
+        line_search: strong_wolfe or null (LBFGS).
+        tolerance_grad: LBFGS gradient tolerance (pykan's: practically never stops early).
+        tolerance_change: LBFGS change tolerance (pykan's).
+        scheduler: none, cosine or step (Adam/AdamW learning-rate schedule).
+        warmup_steps: linear warm-up steps of the schedule.
+        step_size: steps between multiplications by gamma (step).
+        gamma: the step schedule's factor.
+        min_lr: the cosine schedule's final learning rate.
     """
 
     name: str = "lbfgs"
@@ -219,6 +273,21 @@ class TrainerConfig:
     when ``metric`` has not improved for ``patience`` validations. ``enable_progress_bar``:
     the bar shows only on a terminal; elsewhere (cluster logs, pipes) one line is printed per
     validation.
+
+    Attributes:
+        max_steps: the step budget without a grid schedule.
+        accelerator: auto (GPU when present), cpu, gpu, cuda or mps.
+        devices: Lightning's devices (auto, a count or a list).
+        precision: 32 or 64 (bits of the floats), or bf16-mixed.
+        val_every_n_steps: validate every N steps.
+        log_every_n_steps: log train/loss every N steps.
+        num_threads: torch CPU threads for this run (null leaves them alone).
+        deterministic: deterministic algorithms (same seed, same result).
+        enable_progress_bar: show Lightning's progress bar.
+        checkpoint_every_n_steps: write checkpoints/last.ckpt every N steps (0: at the end).
+        max_epochs: passes over the training split (null: max_steps alone).
+        gradient_clip_val: clip the gradient norm (Adam/AdamW; null: no clipping).
+        early_stopping: {metric, patience, mode, min_delta}, or null.
     """
 
     max_steps: int | None = 1000
@@ -246,6 +315,13 @@ class GridConfig:
     inputs every ``update_every`` steps while the stage's step is below ``update_until``
     (``update_every: 0`` turns that off), as pykan's ``fit`` does, except that the untrained
     model's grid is not updated before the first step.
+
+    Attributes:
+        schedule: grid sizes, one per stage, increasing ([] trains one stage on grid_size).
+        steps_per_stage: training steps of each stage.
+        update_every: update the grid from the inputs every N steps of a stage (0: never).
+        update_until: no grid updates from this step of a stage on.
+        grid_eps: 0 = grid at input quantiles, 1 = uniform grid (pykan's grid_eps).
     """
 
     schedule: list[int] = field(default_factory=list)
@@ -260,6 +336,12 @@ class RegConfig:
     """KAN sparsity regularisation: ``lamb * (lamb_l1 * L1 + lamb_entropy * entropy)``.
 
     ``lamb: 0`` (default) turns it off. ``variant`` is ``paper`` or ``pykan`` (0.2.8).
+
+    Attributes:
+        lamb: overall strength (0: off); > 0 makes a KAN sparse enough to prune.
+        lamb_l1: weight of the L1 norm of the edges' activations.
+        lamb_entropy: weight of the entropy of each node's edges.
+        variant: paper (the KAN paper's formula) or pykan (pykan 0.2.8's).
     """
 
     lamb: float = 0.0
@@ -279,6 +361,18 @@ class TrackingConfig:
     written to the run directory). ``name`` names the W&B run (default: the run
     directory's name). ``snapshot_every`` (steps, 0 = stage ends only) and
     ``snapshot_points`` (points per edge curve) control spline snapshots.
+
+    Attributes:
+        mode: auto, offline, online or disabled.
+        project: the W&B project.
+        entity: the W&B entity (user or team; null: the default).
+        group: the W&B run group.
+        tags: W&B tags.
+        name: the W&B run name (null: the run directory's name).
+        snapshot_every: spline snapshots every N steps (0: at stage ends only).
+        snapshot_points: points per edge curve in a snapshot.
+        log_checkpoints: upload the final checkpoint as a W&B artifact.
+        init_timeout: seconds W&B may take to start before the run goes on without it.
     """
 
     mode: str = "auto"
@@ -300,6 +394,19 @@ class RunConfig:
     ``task``: ``regression`` (MSE; metrics ``*/rmse``) or ``classification`` (one label
     column, classes counted from the training split, ``model.width[-1]`` logits, cross-entropy;
     metrics ``*/loss``, ``*/accuracy``, ``*/f1`` (macro)).
+
+    Attributes:
+        name: the run's name (its directory is <output_dir>/<name>-<time>-<id>).
+        task: regression or classification.
+        seed: seed of the model's initialisation and the optimiser.
+        output_dir: where run directories go.
+        model: what to train.
+        data: where the samples come from.
+        optim: the optimiser.
+        trainer: how Lightning runs.
+        grid: the KAN grid schedule.
+        reg: KAN sparsity regularisation.
+        tracking: W&B and figures.
     """
 
     name: str = "run"

@@ -1,6 +1,7 @@
 """Semantic checks of a run config that need nothing but the config itself.
 
-:func:`validate` raises one :class:`ConfigError` naming the key and what would be valid.
+:func:`validate` raises one :class:`ConfigError` naming every problem: the key, the bad
+value and what would be valid.
 The checks that need the registries (dataset names and dimensions, model kinds, activations,
 data files) are :func:`kanplatform.train.resolve.check_run_config`'s.
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from kanplatform._util.problems import Problems
 from kanplatform.config.load import ConfigError
 from kanplatform.config.schema import (
     EARLY_STOP_MODES,
@@ -38,70 +40,69 @@ def task_metrics(task: str) -> tuple[str, ...]:
     return ("train/loss", "train/rmse", "val/rmse", "test/rmse")
 
 
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
-
-
-def _one_of(value: Any, key: str, valid: tuple) -> None:
-    _check(value in valid, key, f"{value!r} is not valid; valid: {', '.join(map(str, valid))}")
-
-
-def validate(cfg: DictConfig) -> DictConfig:
+def validate(cfg: DictConfig, problems: Problems | None = None) -> DictConfig:
     """Check a loaded config for values that cannot train; return it unchanged.
 
+    Args:
+        cfg: the config.
+        problems: add every problem here instead of raising (the caller raises them all).
+
     Raises:
-        ConfigError: the first problem found, e.g. ``model.grid_size: must be >= 1, got 0``.
+        ConfigError: every problem found, one per line, e.g. ``model.grid_size: must be >= 1,
+            got 0``, ``optim.name: 'adm' is not valid; valid: ... (did you mean 'adam'?)``.
     """
-    _one_of(cfg.task, "task", TASKS)
-    _validate_data(cfg.data)
-    _validate_model(cfg)
-    _validate_optim(cfg)
-    _validate_trainer(cfg.trainer)
+    p = problems if problems is not None else Problems(ConfigError)
+    p.one_of(cfg.task, "task", TASKS)
+    _validate_data(cfg.data, p)
+    _validate_model(cfg, p)
+    _validate_optim(cfg, p)
+    _validate_trainer(cfg.trainer, p)
     g = cfg.grid
     for i, size in enumerate(g.schedule):
-        _check(size >= 1, f"grid.schedule[{i}]", f"grid sizes must be >= 1, got {size}")
-    _check(all(a < b for a, b in zip(g.schedule, g.schedule[1:])), "grid.schedule",
-           f"grid sizes must increase (extension refines the grid), got {list(g.schedule)}")
-    _check(g.steps_per_stage >= 1, "grid.steps_per_stage", "must be >= 1")
-    _check(g.update_every >= 0, "grid.update_every", "must be >= 0 (0 = no grid updates)")
-    _check(0.0 <= g.grid_eps <= 1.0, "grid.grid_eps", f"must be in [0, 1], got {g.grid_eps}")
+        p.check(size >= 1, f"grid.schedule[{i}]", f"grid sizes must be >= 1, got {size}")
+    p.check(all(a < b for a, b in zip(g.schedule, g.schedule[1:])), "grid.schedule",
+            f"grid sizes must increase (extension refines the grid), got {list(g.schedule)}")
+    p.check(g.steps_per_stage >= 1, "grid.steps_per_stage", "must be >= 1")
+    p.check(g.update_every >= 0, "grid.update_every", "must be >= 0 (0 = no grid updates)")
+    p.check(0.0 <= g.grid_eps <= 1.0, "grid.grid_eps", f"must be in [0, 1], got {g.grid_eps}")
     r = cfg.reg
-    _check(r.lamb >= 0, "reg.lamb", f"must be >= 0, got {r.lamb}")
-    _one_of(r.variant, "reg.variant", REG_VARIANTS)
-    _one_of(cfg.tracking.mode, "tracking.mode", TRACKING_MODES)
-    _check(cfg.tracking.snapshot_every >= 0, "tracking.snapshot_every", "must be >= 0")
+    p.check(r.lamb >= 0, "reg.lamb", f"must be >= 0, got {r.lamb}")
+    p.one_of(r.variant, "reg.variant", REG_VARIANTS)
+    p.one_of(cfg.tracking.mode, "tracking.mode", TRACKING_MODES)
+    p.check(cfg.tracking.snapshot_every >= 0, "tracking.snapshot_every", "must be >= 0")
+    if problems is None:
+        p.raise_if_any()
     return cfg
 
 
-def _validate_trainer(t: DictConfig) -> None:
-    _check(t.max_steps is None or t.max_steps >= 1, "trainer.max_steps",
-           f"must be >= 1 (or null with trainer.max_epochs), got {t.max_steps}")
-    _check(t.max_epochs is None or t.max_epochs >= 1, "trainer.max_epochs",
-           f"must be >= 1 or null, got {t.max_epochs}")
-    _check(t.max_steps is not None or t.max_epochs is not None, "trainer.max_steps",
-           "is null, so set trainer.max_epochs (a run needs a budget)")
-    _one_of(t.precision, "trainer.precision", PRECISIONS)
-    _one_of(t.accelerator, "trainer.accelerator", ACCELERATORS)
-    _check(t.val_every_n_steps >= 1, "trainer.val_every_n_steps", "must be >= 1")
-    _check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", "must be >= 1")
-    _check(t.num_threads is None or t.num_threads >= 1, "trainer.num_threads",
-           "must be >= 1 or null")
-    _check(t.gradient_clip_val is None or t.gradient_clip_val > 0, "trainer.gradient_clip_val",
-           f"must be > 0 or null, got {t.gradient_clip_val}")
+def _validate_trainer(t: DictConfig, p: Problems) -> None:
+    p.check(t.max_steps is None or t.max_steps >= 1, "trainer.max_steps",
+            f"must be >= 1 (or null with trainer.max_epochs), got {t.max_steps}")
+    p.check(t.max_epochs is None or t.max_epochs >= 1, "trainer.max_epochs",
+            f"must be >= 1 or null, got {t.max_epochs}")
+    p.check(t.max_steps is not None or t.max_epochs is not None, "trainer.max_steps",
+            "is null, so set trainer.max_epochs (a run needs a budget)")
+    p.one_of(t.precision, "trainer.precision", PRECISIONS)
+    p.one_of(t.accelerator, "trainer.accelerator", ACCELERATORS)
+    p.check(t.val_every_n_steps >= 1, "trainer.val_every_n_steps", "must be >= 1")
+    p.check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", "must be >= 1")
+    p.check(t.num_threads is None or t.num_threads >= 1, "trainer.num_threads",
+            "must be >= 1 or null")
+    p.check(t.gradient_clip_val is None or t.gradient_clip_val > 0, "trainer.gradient_clip_val",
+            f"must be > 0 or null, got {t.gradient_clip_val}")
     e = t.early_stopping
     if e is not None:
-        _check(e.metric is None or str(e.metric).startswith("val/"),
-               "trainer.early_stopping.metric",
-               f"{e.metric!r} is not a validation metric; use e.g. val/loss, val/rmse, "
-               "val/accuracy")
-        higher = e.metric is not None and e.metric.split("/")[-1] in HIGHER_IS_BETTER
-        _check(not higher or e.mode == "max", "trainer.early_stopping.mode",
-               f"{e.metric} grows as the model improves: use mode: max")
-        _check(e.patience >= 1, "trainer.early_stopping.patience",
-               f"must be >= 1 validations, got {e.patience}")
-        _one_of(e.mode, "trainer.early_stopping.mode", EARLY_STOP_MODES)
-        _check(e.min_delta >= 0, "trainer.early_stopping.min_delta", "must be >= 0")
+        p.check(e.metric is None or str(e.metric).startswith("val/"),
+                "trainer.early_stopping.metric",
+                f"{e.metric!r} is not a validation metric; use e.g. val/loss, val/rmse, "
+                "val/accuracy")
+        higher = isinstance(e.metric, str) and e.metric.split("/")[-1] in HIGHER_IS_BETTER
+        p.check(not higher or e.mode == "max", "trainer.early_stopping.mode",
+                f"{e.metric} grows as the model improves: use mode: max")
+        p.check(e.patience >= 1, "trainer.early_stopping.patience",
+                f"must be >= 1 validations, got {e.patience}")
+        p.one_of(e.mode, "trainer.early_stopping.mode", EARLY_STOP_MODES)
+        p.check(e.min_delta >= 0, "trainer.early_stopping.min_delta", "must be >= 0")
 
 
 def size_value(value: Any) -> int | None:
@@ -111,71 +112,71 @@ def size_value(value: Any) -> int | None:
     return int(value)
 
 
-def _validate_data(d: DictConfig) -> None:
+def _validate_data(d: DictConfig, p: Problems) -> None:
     for key in ("n_train", "n_val", "n_test"):
         value = d[key]
         ok = value is None or (isinstance(value, str) and value.strip().lower() == "all") or (
             isinstance(value, int) and not isinstance(value, bool) and value >= 1)
-        _check(ok, f"data.{key}", f"must be a count >= 1, or null/all for every row by "
-               f"data.split, got {value!r}")
+        p.check(ok, f"data.{key}", f"must be a count >= 1, or null/all for every row by "
+                f"data.split, got {value!r}")
     split = list(d.split)
-    _check(len(split) == 3 and all(isinstance(f, float | int) and f >= 0 for f in split)
-           and split[0] > 0 and sum(split) > 0, "data.split",
-           f"must be three fractions [train, val, test] (train > 0), got {split}")
-    _check(abs(sum(split) - 1.0) < 1e-6, "data.split",
-           f"fractions must add up to 1, got {split} (sum {sum(split):g})")
-    _one_of(d.normalize, "data.normalize", NORMALIZE)
-    _check(d.pool >= 1, "data.pool", f"must be >= 1 (1 = full resolution), got {d.pool}")
-    _check(d.noise >= 0, "data.noise", f"must be >= 0, got {d.noise}")
-    _check(d.batch_size is None or d.batch_size >= 1, "data.batch_size",
-           f"must be >= 1 or null (full batch), got {d.batch_size}")
-    _check(d.n_ood >= 0, "data.n_ood", f"must be >= 0 (0 = no out-of-domain split), got {d.n_ood}")
+    if p.check(len(split) == 3 and all(isinstance(f, float | int) and f >= 0 for f in split)
+               and split[0] > 0 and sum(split) > 0, "data.split",
+               f"must be three fractions [train, val, test] (train > 0), got {split}"):
+        p.check(abs(sum(split) - 1.0) < 1e-6, "data.split",
+                f"fractions must add up to 1, got {split} (sum {sum(split):g})")
+    p.one_of(d.normalize, "data.normalize", NORMALIZE)
+    p.check(d.pool >= 1, "data.pool", f"must be >= 1 (1 = full resolution), got {d.pool}")
+    p.check(d.noise >= 0, "data.noise", f"must be >= 0, got {d.noise}")
+    p.check(d.batch_size is None or d.batch_size >= 1, "data.batch_size",
+            f"must be >= 1 or null (full batch), got {d.batch_size}")
+    p.check(d.n_ood >= 0, "data.n_ood", f"must be >= 0 (0 = no out-of-domain split), got {d.n_ood}")
     shell = list(d.ood_shell)
-    _check(len(shell) == 2 and 1.0 <= shell[0] < shell[1], "data.ood_shell",
-           f"must be [r_lo, r_hi] with 1 <= r_lo < r_hi (half-widths of the training box), "
-           f"got {shell}")
+    p.check(len(shell) == 2 and 1.0 <= shell[0] < shell[1], "data.ood_shell",
+            f"must be [r_lo, r_hi] with 1 <= r_lo < r_hi (half-widths of the training box), "
+            f"got {shell}")
 
 
-def _validate_model(cfg: DictConfig) -> None:
+def _validate_model(cfg: DictConfig, p: Problems) -> None:
     m = cfg.model
     width = list(m.width)
-    _check(len(width) >= 2, "model.width", f"needs at least [in, out], got {width}")
-    _check(all(w >= 1 for w in width), "model.width", f"entries must be >= 1, got {width}")
-    _check(m.grid_size >= 1, "model.grid_size", f"must be >= 1, got {m.grid_size}")
-    _check(m.spline_order >= 0, "model.spline_order", f"must be >= 0, got {m.spline_order}")
-    _check(len(m.grid_range) == 2 and m.grid_range[0] < m.grid_range[1], "model.grid_range",
-           f"must be [low, high] with low < high, got {list(m.grid_range)}")
-    _one_of(m.match, "model.match", MATCH_MODES)
+    p.check(len(width) >= 2, "model.width", f"needs at least [in, out], got {width}")
+    p.check(all(w >= 1 for w in width), "model.width", f"entries must be >= 1, got {width}")
+    p.check(m.grid_size >= 1, "model.grid_size", f"must be >= 1, got {m.grid_size}")
+    p.check(m.spline_order >= 0, "model.spline_order", f"must be >= 0, got {m.spline_order}")
+    p.check(len(m.grid_range) == 2 and m.grid_range[0] < m.grid_range[1], "model.grid_range",
+            f"must be [low, high] with low < high, got {list(m.grid_range)}")
+    p.one_of(m.match, "model.match", MATCH_MODES)
     if m.match == "params":
-        _check("match" in model_keys(m.kind), "model.match",
-               "'params' resizes MLP hidden layers; use kind: mlp")
-        _check(len(width) >= 3, "model.width", "match: params needs at least one hidden layer")
-        _check(m.match_params is not None and m.match_params >= 1, "model.match_params",
-               "set a parameter count (or select model=mlp over a KAN config to fill it)")
+        p.check("match" in model_keys(m.kind), "model.match",
+                "'params' resizes MLP hidden layers; use kind: mlp")
+        p.check(len(width) >= 3, "model.width", "match: params needs at least one hidden layer")
+        p.check(m.match_params is not None and m.match_params >= 1, "model.match_params",
+                "set a parameter count (or select model=mlp over a KAN config to fill it)")
 
 
-def _validate_optim(cfg: DictConfig) -> None:
+def _validate_optim(cfg: DictConfig, p: Problems) -> None:
     o = cfg.optim
-    _one_of(o.name, "optim.name", OPTIMIZERS)
-    _check(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
-    _check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
-    _one_of(o.line_search, "optim.line_search", (None, "strong_wolfe"))
-    _check(o.history_size >= 1 and o.max_iter >= 1, "optim.max_iter",
-           "history_size and max_iter must be >= 1")
-    _one_of(o.scheduler, "optim.scheduler", SCHEDULERS)
-    _check(o.warmup_steps >= 0, "optim.warmup_steps", f"must be >= 0, got {o.warmup_steps}")
-    _check(o.step_size >= 1, "optim.step_size", f"must be >= 1, got {o.step_size}")
-    _check(0 < o.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {o.gamma}")
-    _check(0 <= o.min_lr <= o.lr, "optim.min_lr", f"must be in [0, optim.lr], got {o.min_lr}")
+    p.one_of(o.name, "optim.name", OPTIMIZERS)
+    p.check(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
+    p.check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
+    p.one_of(o.line_search, "optim.line_search", (None, "strong_wolfe"))
+    p.check(o.history_size >= 1 and o.max_iter >= 1, "optim.max_iter",
+            "history_size and max_iter must be >= 1")
+    p.one_of(o.scheduler, "optim.scheduler", SCHEDULERS)
+    p.check(o.warmup_steps >= 0, "optim.warmup_steps", f"must be >= 0, got {o.warmup_steps}")
+    p.check(o.step_size >= 1, "optim.step_size", f"must be >= 1, got {o.step_size}")
+    p.check(0 < o.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {o.gamma}")
+    p.check(0 <= o.min_lr <= o.lr, "optim.min_lr", f"must be in [0, optim.lr], got {o.min_lr}")
     if o.name == "lbfgs":
-        _check(cfg.data.batch_size is None, "data.batch_size",
-               "LBFGS needs the full batch: set data.batch_size: null (or use optim.name=adam)")
-        _check(o.scheduler == "none", "optim.scheduler",
-               "LBFGS steps its own line search: use optim.scheduler: none (or optim.name=adam)")
-        _check(cfg.trainer.gradient_clip_val is None, "trainer.gradient_clip_val",
-               "clipping needs automatic optimisation: use it with optim.name=adam/adamw")
-        _check(cfg.trainer.precision != "bf16-mixed", "trainer.precision",
-               "bf16-mixed is for Adam/AdamW mini-batch training; LBFGS needs 32 or 64")
+        p.check(cfg.data.batch_size is None, "data.batch_size",
+                "LBFGS needs the full batch: set data.batch_size: null (or use optim.name=adam)")
+        p.check(o.scheduler == "none", "optim.scheduler",
+                "LBFGS steps its own line search: use optim.scheduler: none (or optim.name=adam)")
+        p.check(cfg.trainer.gradient_clip_val is None, "trainer.gradient_clip_val",
+                "clipping needs automatic optimisation: use it with optim.name=adam/adamw")
+        p.check(cfg.trainer.precision != "bf16-mixed", "trainer.precision",
+                "bf16-mixed is for Adam/AdamW mini-batch training; LBFGS needs 32 or 64")
 
 
 # --- which file is which, for `kanplatform validate` (its file-kind table is in cli) --------

@@ -120,6 +120,7 @@ def interpret_run(
     layerwise_steps: int = 0,
     digits: int = 4,
     tracking: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> InterpretResult:
     """Prune a run's trained KAN, fit a formula, and write it into the run directory.
 
@@ -135,6 +136,8 @@ def interpret_run(
             LBFGS steps after each (see ``auto_symbolic(y=...)``; recovers products).
         digits: decimals of the constants in the formula.
         tracking: W&B mode override (``offline``/``online``/``disabled``); default: the run's.
+        progress: called with one line as each step starts (the CLI prints them: fitting
+            every edge of a wide KAN takes a while).
 
     Returns:
         :class:`InterpretResult`.
@@ -154,6 +157,7 @@ def interpret_run(
     from kanplatform.train.checkpoint import load_model, save_model
     from kanplatform.train.resolve import load_run_config
 
+    say = progress or (lambda line: None)
     for name in lib or ():
         get_symbolic(name)  # an unknown name fails before any work
     run_dir = Path(run_dir).resolve()
@@ -178,16 +182,24 @@ def interpret_run(
     files = list(trk.snapshot(model, run_dir, "interpret_before", logger=wb))
 
     metrics = {"model/test_rmse": _rmse(model, xt, yt)}
+    if prune:
+        say(f"pruning {list(model.width)} ({method} scores, nodes <= {node_threshold:g}, "
+            f"edges < {edge_threshold:g})")
     small = prune_kan(model, x, node_threshold, edge_threshold, method) if prune else model
     if prune and retrain_steps:
+        say(f"retraining the pruned {list(small.width)} KAN ({retrain_steps} LBFGS steps)")
         _lbfgs(list(small.parameters()), lambda: torch.mean((small(x) - y) ** 2), retrain_steps)
     metrics["pruned/test_rmse"] = _rmse(small, xt, yt)
     save_model(small, out / "pruned_model.pt")
     files.append(out / "pruned_model.pt")
     files += trk.snapshot(small, run_dir, "interpret_pruned", logger=wb)
 
+    n_edges = sum(int(layer.mask.sum()) for layer in small.layers)
+    library = f"{len(lib)} library functions" if lib else "every library function"
+    say(f"fitting {n_edges} edges to {library}")
     sym = auto_symbolic(small, x, lib, r2_threshold=r2_threshold, y=y,
                         retrain_steps=layerwise_steps)
+    say(f"fitting the formula's constants ({affine_steps} LBFGS steps)")
     metrics["symbolic/train_rmse"] = train_affine(sym, x, y, steps=affine_steps)
     metrics["symbolic/test_rmse"] = _rmse(sym, xt.to(dtype), yt.to(dtype))
     files += trk.snapshot(sym, run_dir, "interpret_symbolic", logger=wb)

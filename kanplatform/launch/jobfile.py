@@ -25,7 +25,7 @@ A job file says *where and how* a run happens; the run config still says *what* 
       entrypoint_cpus: 0                  # reserved on Ray for the driver process
       entrypoint_gpus: 0
     storage_path: /shared/kanplatform     # results root: train's output_dir=,
-                                          # tune's --storage-path, scale's --output-dir;
+                                          # tune's and scale's --output-dir;
                                           # on several nodes: shared (NFS...) or s3://...
     slurm: {partition: null, time: "01:00:00", account: null, setup: ...,
             ray_port: null, join_timeout_s: 300}
@@ -55,7 +55,7 @@ from kanplatform.search.storage import check_multi_node_path, check_uri, is_uri
 
 COMMANDS = ("train", "tune", "scale")
 # How each command takes the results root: a run-config override or a flag.
-STORAGE_FLAGS = {"train": "output_dir", "tune": "--storage-path", "scale": "--output-dir"}
+STORAGE_FLAGS = {"train": "output_dir", "tune": "--output-dir", "scale": "--output-dir"}
 RAY_COMMANDS = ("tune", "scale")  # commands that drive a Ray cluster themselves
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")

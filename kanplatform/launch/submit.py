@@ -99,17 +99,36 @@ class Submission:
         return f"{self.address}/#/jobs/{self.job_id}"
 
 
-def resolve_address(address: str | None, job: JobSpec | None = None) -> str:
-    """Pick the cluster address: ``--address``, then the job file, ``RAY_ADDRESS``, default.
+def resolve_address(address: str | None, job: JobSpec | None = None, *, lookup: bool = True,
+                    notes: list[str] | None = None) -> str:
+    """Pick the cluster address: ``--address``, then the job file, ``RAY_ADDRESS``, default;
+    return its dashboard URL (no trailing slash).
 
-    A bare ``HOST:PORT`` means the dashboard over HTTP. Returns the URL without a trailing
-    slash.
+    Any form :mod:`kanplatform.search.address` accepts: a head's ``HOST:PORT`` is asked for
+    its dashboard (a ``HOST:PORT`` where a dashboard answers is that dashboard), a ``ray://``
+    address the head on its host (:func:`kanplatform.search.address.to_dashboard_url`).
+
+    Args:
+        lookup: ask a ``HOST:PORT`` head for its dashboard; ``False`` contacts nothing and
+            returns such an address as given.
+        notes: gets one line saying what a converted address became.
+
+    Raises:
+        ClusterUnreachableError: malformed, or nothing answers at a ``HOST:PORT``.
     """
+    from kanplatform.search.address import AddressError, parse_address, to_dashboard_url
+
     chosen = (address or (job.address if job else None) or os.environ.get("RAY_ADDRESS")
               or DEFAULT_ADDRESS)
-    if "://" not in chosen:
-        chosen = f"http://{chosen}"
-    return chosen.rstrip("/")
+    try:
+        if not lookup and parse_address(chosen).form != "dashboard":
+            return chosen
+        url, note = to_dashboard_url(chosen)
+    except AddressError as err:
+        raise ClusterUnreachableError(str(err)) from None
+    if note and notes is not None:
+        notes.append(note)
+    return url
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -174,7 +193,7 @@ class _Client:
 def plan(job: JobSpec, address: str | None = None) -> dict[str, Any]:
     """What :func:`submit` would send, contacting nothing: address, entrypoint, runtime_env
     and the driver's resources."""
-    address = resolve_address(address, job)
+    address = resolve_address(address, job, lookup=False)
     return {"address": address,
             "entrypoint": job.entrypoint(job_storage(job, "ray", address)),
             "runtime_env": runtime_env(job),

@@ -352,10 +352,11 @@ def is_study_file(path: Path, data: Any) -> bool:
     return isinstance(data, Mapping) and "families" in data
 
 
-def check_study_file(path: Path) -> str:
-    """``kanplatform validate`` hook: parse the study and resolve every trial's config."""
+def check_study_file(path: Path, overrides: Iterable[str] = ()) -> str:
+    """``kanplatform validate`` hook: parse the study (with ``key=value`` overrides) and
+    resolve every trial's config."""
     from kanplatform.scaling.study import check_study
 
-    spec = load_study(path)
+    spec = load_study(path, overrides)
     _, trials = check_study(spec)
     return f"scaling study, {len(trials)} trainings"

@@ -121,9 +121,10 @@ def connect(
 
     Args:
         spec: the search (its ``resources`` are checked).
-        address: ``HOST:PORT`` of a running cluster's head, ``auto``, or None for a local
-            instance bound to 127.0.0.1 with ``num_cpus``/``num_gpus`` (default: this
-            machine's). A head with token auth is joined with Ray's token (see
+        address: the cluster in any form :mod:`kanplatform.search.address` accepts
+            (``HOST:PORT`` of its head, ``ray://HOST:PORT``, its dashboard URL), ``auto``, or
+            None for a local instance bound to 127.0.0.1 with ``num_cpus``/``num_gpus``
+            (default: this machine's). A head with token auth is joined with Ray's token (see
             :func:`enable_token_auth`).
         init_kwargs: extra ``ray.init`` arguments.
         autoscaling: the cluster adds nodes on demand: a trial larger than today's nodes is
@@ -137,10 +138,20 @@ def connect(
         SearchSpecError: unreachable address, refused token, or a trial that can never be
             placed on the cluster.
     """
+    import sys
+
     import ray
+
+    from kanplatform.search.address import AddressError, to_ray_address
 
     started_here = not ray.is_initialized()
     if started_here and address:
+        try:
+            address, note = to_ray_address(address)  # a dashboard URL names the head's host
+        except AddressError as err:
+            raise SearchSpecError(str(err)) from None
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         check_address(address)
         enable_token_auth()
         _check_token(address)

@@ -269,6 +269,7 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: Experimen
         tuner = tune.Tuner.restore(store.uri or str(experiment_dir), trainable,
                                    resume_errored=True, param_space=param_space)
     else:
+        search_alg = _search_alg(spec, concurrency)
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
@@ -276,9 +277,11 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: Experimen
                 metric=spec.metric,
                 mode=spec.mode,
                 scheduler=_scheduler(spec, _stage_count(base_cfg, spec)),
-                search_alg=_search_alg(spec, concurrency),
+                search_alg=search_alg,
                 num_samples=spec.num_samples,
-                max_concurrent_trials=concurrency,
+                # a search algorithm built here carries the limit itself: Tune warns that
+                # `max_concurrent_trials` "will be ignored" when given both
+                max_concurrent_trials=concurrency if search_alg is None else None,
                 reuse_actors=spec.reuse_actors,
             ),
             run_config=tune.RunConfig(

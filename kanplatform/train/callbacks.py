@@ -94,7 +94,7 @@ class GridSchedule(pl.Callback):
         # written before its stage ended (a run stopped mid-stage) is measured again at the
         # stage's end; a run stopped right at a stage end, before a finer grid followed, gets
         # that grid now, as an uninterrupted run would have at that step.
-        self.stages = [r for r in self.stages if r["step"] == self.stage_end(r["stage"])]
+        self.stages = [r for r in self.stages if r["step"] == self.stage_end(r["stage"] - 1)]
         size = model_grid_size(pl_module.model)
         stage = self.stage_of(step)
         if self.schedule and size is not None and size < self.schedule[stage]:
@@ -140,16 +140,21 @@ class GridSchedule(pl.Callback):
             self.record_stage(trainer, pl_module, self.stage_of(step - 1))
 
     def record_stage(self, trainer: pl.Trainer, pl_module: RegressionModule, stage: int) -> None:
-        """Measure the current model on every split and log the stage row."""
+        """Measure the current model on every split and log the row of stage index ``stage``.
+
+        The row's ``stage`` (and the logged ``grid/stage``) is the stage's number counted from
+        1, which at its end is the number of stages completed: the one meaning ``grid/stage``
+        has everywhere (metrics.json, W&B, Tune's reports and ASHA's rungs).
+        """
         splits = _splits(trainer)
-        row: dict[str, Any] = {"stage": stage, "grid_size": model_grid_size(pl_module.model),
+        row: dict[str, Any] = {"stage": stage + 1, "grid_size": model_grid_size(pl_module.model),
                                "step": trainer.global_step}
         for split in ("train", "val", "test"):
             for name, value in pl_module.evaluate(*splits.split(split)).items():
                 row[f"{split}/{name}"] = value
         row.update(_model_counts(pl_module.model))
         self.stages.append(row)
-        metrics = {"grid/stage": stage, **{k: v for k, v in row.items() if "/" in k}}
+        metrics = {"grid/stage": stage + 1, **{k: v for k, v in row.items() if "/" in k}}
         if row["grid_size"] is not None:
             metrics["grid/size"] = row["grid_size"]
         for logger in trainer.loggers:
@@ -199,7 +204,7 @@ class RunRecorder(pl.Callback):
         if size is not None:
             row["grid/size"] = size
         if self.grid is not None:
-            row["grid/stage"] = self.grid.stage_of(max(step - 1, 0))
+            row["grid/stage"] = self.grid.stage_of(max(step - 1, 0)) + 1  # from 1, as Tune's
         self.history.setdefault(step, {}).update(row)
         # Straight to the loggers: Lightning's own logging drops steps off its
         # ``log_every_n_steps`` grid (step 1 among them), and the W&B history must hold the

@@ -9,6 +9,7 @@ Ray Tune trials and tracking plug in through ``callbacks``, ``loggers`` and
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import sys
 import time
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 
 from kanplatform.config import ConfigError, load_config, save_config, to_dict
-from kanplatform.train.resolve import check_run_config, load_run_config
+from kanplatform.train.resolve import check_run_config, fill_matched_width, load_run_config
 
 STATUS_COMPLETED, STATUS_DIVERGED, STATUS_FAILED = "completed", "diverged", "failed"
 STATUS_STOPPED = "stopped"
@@ -140,7 +141,7 @@ def fit(
     """
     from kanplatform.train.rundir import new_run_dir
 
-    cfg = as_run_config(cfg)
+    cfg = fill_matched_width(copy.deepcopy(as_run_config(cfg)))  # config.yaml: what trains
     check_run_config(cfg)
     splits = _run_data(cfg)  # bad data fails here, before the run directory exists
     steps_per_epoch = _steps_per_epoch(cfg, splits)

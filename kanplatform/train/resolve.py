@@ -3,9 +3,9 @@
 :mod:`kanplatform.config` knows the schema and the YAML files but no dataset or model. Here
 they meet the registries of :mod:`kanplatform.data` and :mod:`kanplatform.nn`:
 
-* :func:`check_run_config`: dataset names and tasks, data files (columns and contents),
-  torchvision roots, the model's input and output widths (classes) against the dataset,
-  model kinds, activation names (after :func:`kanplatform.config.validate`'s own checks);
+* :func:`check_run_config`: dataset names, data files and their columns, the model's input
+  and output widths against the dataset, model kinds, activation names (after
+  :func:`kanplatform.config.validate`'s own checks);
 * :func:`apply_run_overrides`: :func:`kanplatform.config.apply_overrides`, plus the parameter
   count a ``match: params`` MLP selected over a KAN (``model=mlp``) is matched to;
 * :func:`load_run_config`: files + overrides + both, what ``kanplatform train`` trains.
@@ -24,9 +24,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from kanplatform._util.dotted import Overrides
+from kanplatform._util.problems import Problems, did_you_mean
 from kanplatform.config import ConfigError, apply_overrides, config_root, load_config, validate
 from kanplatform.config.load import PathLike
-from kanplatform.config.schema import MODEL_CONFIGS
+from kanplatform.config.schema import MODEL_CONFIGS, model_keys
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -39,25 +40,35 @@ def _one_of(value: Any, key: str, valid: Iterable[Any]) -> None:
     _check(value in valid, key, f"{value!r} is not valid; valid: {', '.join(map(str, valid))}")
 
 
-def check_run_config(cfg: DictConfig) -> DictConfig:
+def check_run_config(cfg: DictConfig, problems: Problems | None = None) -> DictConfig:
     """Check a run config completely before any work starts; return it unchanged.
 
     Data files are read and checked here (readable, numeric, finite, enough rows, two
     classes; cached per file content), so a bad file fails before anything is created.
 
+    Args:
+        cfg: the run config.
+        problems: add every problem here instead of raising (the caller raises them all).
+
     Raises:
-        ConfigError: the first problem, e.g. ``model.grid_size: must be >= 1, got 0``,
+        ConfigError: every problem :func:`~kanplatform.config.validate` finds, one per line;
+            when there are none, the first of the data and model checks, e.g.
             ``data.dataset: unknown dataset 'nope'; valid: file, ...`` or
             ``model.width: first entry 3 != 2 inputs of dataset 'exp_sin_sq' (use 2)``.
     """
     from kanplatform.data import DataError
 
-    validate(cfg)
-    try:
-        _check_data(cfg)
-        _check_model(cfg)
-    except DataError as err:
-        raise ConfigError(str(err)) from None
+    p = problems if problems is not None else Problems(ConfigError)
+    before = len(p)
+    validate(cfg, p)
+    if len(p) == before:  # the data and model checks read values validate vouched for
+        try:
+            _check_data(cfg)
+            _check_model(cfg)
+        except (ConfigError, DataError) as err:
+            p.add(str(err))
+    if problems is None:
+        p.raise_if_any()
     return cfg
 
 
@@ -70,7 +81,8 @@ def _check_data(cfg: DictConfig) -> None:
     if d.dataset != "file":
         valid = sorted([*TARGETS, *REAL_DATASETS])
         _check(d.dataset in valid, "data.dataset",
-               f"unknown dataset {d.dataset!r}; valid: file, {', '.join(valid)}")
+               f"unknown dataset {d.dataset!r}; valid: file, {', '.join(valid)}"
+               f"{did_you_mean(d.dataset, ['file', *valid])}")
         real = REAL_DATASETS.get(d.dataset)
         if real is None:
             _check(task == "regression", "task", f"classification needs class labels (a "
@@ -147,7 +159,7 @@ def _check_model(cfg: DictConfig) -> None:
 
 
 def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike | None = None,
-                        check: bool = False) -> DictConfig:
+                        check: bool = False, problems: Problems | None = None) -> DictConfig:
     """:func:`kanplatform.config.apply_overrides`, then the fills that need the model registry.
 
     An MLP with ``match: params`` and no ``match_params`` that replaced another kind
@@ -159,16 +171,38 @@ def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike
         overrides: ``["key=value", "group=name"]`` words or a mapping of dotted keys.
         root: the ``configs/`` directory for group selections.
         check: also :func:`check_run_config` the result.
+        problems: add every problem here instead of raising (the caller raises them all).
 
     Raises:
-        ConfigError: what ``apply_overrides`` raises, or a failed check.
+        ConfigError: what ``apply_overrides`` raises, or a failed check: every problem.
     """
-    new = apply_overrides(cfg, overrides, root=root)
+    p = problems if problems is not None else Problems(ConfigError)
+    new = apply_overrides(cfg, overrides, root=root, problems=p)
     m = new.model
     if m.match == "params" and m.match_params is None and m.kind != cfg.model.kind \
-            and cfg.model.kind in MODEL_CONFIGS:
+            and cfg.model.kind in MODEL_CONFIGS and not p:  # a broken config has no count
         m.match_params = param_count(_replaced_model(cfg.model, overrides), new.grid.schedule)
-    return check_run_config(new) if check else new
+    if check:
+        check_run_config(new, p)
+    if not p:
+        fill_matched_width(new)
+    if problems is None:
+        p.raise_if_any()
+    return new
+
+
+def fill_matched_width(cfg: DictConfig) -> DictConfig:
+    """Write the widths a ``match: params`` MLP trains with into ``cfg.model.width`` (in
+    place; returned): the resolved ``config.yaml`` records the model that was trained, not
+    the group file's placeholder hidden widths. Matching again gives the same widths."""
+    m = cfg.model
+    if "match" in model_keys(m.kind) and m.match == "params" and m.match_params \
+            and len(m.width) >= 3:
+        from kanplatform.train.models import matched_width
+
+        m.width = matched_width({"width": list(m.width), "activation": m.activation},
+                                int(m.match_params))
+    return cfg
 
 
 def _replaced_model(model: DictConfig, overrides: Overrides) -> DictConfig:
@@ -192,12 +226,16 @@ def load_run_config(files: PathLike | Iterable[PathLike] = (), overrides: Overri
     """The run config ``kanplatform train FILES OVERRIDES`` trains, checked.
 
     Raises:
-        ConfigError: a missing file, an unknown key, a wrong type, a failed check.
+        ConfigError: every missing file, unknown key, wrong type and failed check, one per
+            line (``.problems`` lists them).
     """
     files = [files] if isinstance(files, str | Path) else list(files)
-    cfg = load_config(files, validate=False)
+    p = Problems(ConfigError)
+    cfg = load_config(files, validate=False, problems=p)
     root = config_root(files[0]) if files else config_root()
-    return apply_run_overrides(cfg, overrides, root=root, check=check)
+    cfg = apply_run_overrides(cfg, overrides, root=root, check=check, problems=p)
+    p.raise_if_any()
+    return cfg
 
 
 def param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
@@ -211,13 +249,14 @@ def param_count(model: DictConfig, schedule: Iterable[int] = ()) -> int:
 
 
 
-def check_group_file(path: Path) -> str:
+def check_group_file(path: Path, overrides: Overrides = ()) -> str:
     """A group file (``configs/model/mlp.yaml``) is valid when the default run config selecting
-    it passes :func:`check_run_config`, its model's in/out widths set to the dataset's."""
+    it (then ``overrides``) passes :func:`check_run_config`, its model's in/out widths set to
+    the dataset's."""
     from kanplatform.data import dataset_dims
 
     group = path.parent.name
-    cfg = load_config([], [f"{group}={path.stem}"], validate=False)
+    cfg = load_config([], [f"{group}={path.stem}", *list(overrides or [])], validate=False)
     if group == "data":  # a real dataset has its own task
         from kanplatform.data import dataset_task
 
@@ -233,7 +272,8 @@ def check_group_file(path: Path) -> str:
     return f"{group} group ({config_root(path).name}/{group})"
 
 
-def check_run_config_file(path: Path) -> str | None:
-    """A run config file is valid when it loads and passes :func:`check_run_config`."""
-    load_run_config(path)
+def check_run_config_file(path: Path, overrides: Overrides = ()) -> str | None:
+    """A run config file is valid when it loads (with ``overrides``) and passes
+    :func:`check_run_config`; every problem is named."""
+    load_run_config(path, overrides)
     return None

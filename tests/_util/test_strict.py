@@ -31,6 +31,12 @@ def test_unknown_key_is_named_by_its_path_with_a_guess_and_the_valid_keys():
                      exclude=["path"])
     with pytest.raises(SpecError, match=r"^unknown keys 'x', 'y'; valid keys: a, b$"):
         check_keys({"x": 1, "y": 2}, ["a", "b"], error=SpecError)
+    # two typos in one section: each with its own near miss, in one message
+    with pytest.raises(SpecError, match=r"^unknown keys 'grace_perod' \(did you mean "
+                       r"'grace_period'\?\), 'reduction_factr' \(did you mean "
+                       r"'reduction_factor'\?\); valid keys: "):
+        check_keys({"grace_perod": 1, "reduction_factr": 2}, ["grace_period", "reduction_factor"],
+                   error=SpecError)
 
 
 def test_missing_key_and_non_mapping_are_named():

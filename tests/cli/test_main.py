@@ -46,3 +46,31 @@ def test_check_argv_names_what_does_not_parse() -> None:
         check_argv(["fly", "x.yaml"])
     with pytest.raises(ValueError, match=r"does not parse: .*unrecognized arguments: --bogus"):
         check_argv(["train", "x.yaml", "--bogus"])
+
+
+def test_one_output_flag_and_old_spellings_that_still_work_with_one_line(capsys):
+    """--output-dir everywhere outputs go; tune's --storage-path still sets the same thing for
+    one release, with a deprecation line; --resume is a flag in every command."""
+    from kanplatform.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["train", "c.yaml"], ["tune", "c.yaml", "s.yaml"], ["scale", "s.yaml"],
+                 ["compare", "s.yaml"], ["demo"]):
+        assert any("--output-dir" in a.option_strings for a in _sub(parser, argv[0])._actions)
+        resume = next(a for a in _sub(parser, argv[0])._actions if "--resume" in a.option_strings)
+        assert resume.nargs == 0, argv  # a flag
+    args = parser.parse_args(["tune", "c.yaml", "s.yaml", "--storage-path", "/tmp/x"])
+    assert args.storage_path == "/tmp/x"
+    assert capsys.readouterr().err.strip() == ("warning: --storage-path is deprecated, use "
+                                               "--output-dir (same meaning); --storage-path "
+                                               "goes in the next release")
+    assert parser.parse_args(["tune", "c.yaml", "s.yaml", "--output-dir", "/tmp/y"]
+                             ).storage_path == "/tmp/y"
+    assert capsys.readouterr().err == ""
+
+
+def _sub(parser, name):
+    import argparse
+
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]

@@ -14,12 +14,16 @@ import pytest
 from kanplatform.cli import main
 from kanplatform.config import load_config
 
-QUICK = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "quick.yaml"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+QUICK = CONFIGS / "experiment" / "quick.yaml"
 
 
-def test_train_prints_the_run_dir(tmp_path, capsys):
-    code = main(["train", str(QUICK), f"output_dir={tmp_path}", "model.grid_size=4", "--quiet"])
+def test_train_prints_the_run_dir(tmp_path, capsys, recwarn):
+    code = main(["train", str(QUICK), "--output-dir", str(tmp_path), "model.grid_size=4",
+                 "--quiet"])
     assert code == 0
+    # a shipped config trains without a warning from Lightning (or anything else)
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, UserWarning)]
     run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert run_dir.parent == tmp_path.resolve()
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -62,7 +66,7 @@ def test_resume_with_a_larger_budget_continues_where_the_run_stopped(tmp_path, c
     assert steps == sorted(set(steps)) and steps[-1] == 20 and steps[0] == 1
     assert steps == _history_steps(tmp_path / "whole")
     assert [(s["stage"], s["step"], s["grid_size"]) for s in metrics["stages"]] == \
-        [(0, 10, 3), (1, 20, 5)]
+        [(1, 10, 3), (2, 20, 5)]  # stages counted from 1, as grid/stage everywhere
     # same seed, full batch, restored LBFGS state: the same arithmetic (see test_fit)
     for key, value in whole["final"].items():
         assert metrics["final"][key] == pytest.approx(value, rel=1e-9), key
@@ -93,7 +97,9 @@ def test_resume_without_a_checkpoint_fails_naming_it(tmp_path, capsys):
         f"cannot resume: checkpoint file not found: {ckpt}"
     assert not run.exists()
     assert main(["train", "--quiet"]) == 2
-    assert "needs a CONFIG file (or --resume RUN_DIR)" in capsys.readouterr().err
+    assert "needs a CONFIG file (or RUN_DIR --resume)" in capsys.readouterr().err
+    assert main(["train", "--resume", "--quiet"]) == 2
+    assert "train --resume needs the RUN_DIR to continue" in capsys.readouterr().err
 
 
 def _train_until_stage0_ends(run: Path, args: list[str], sig: int) -> tuple[str, str, int]:
@@ -132,7 +138,7 @@ def test_a_run_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path, 
     assert f"kanplatform train --resume {run.resolve()}" in stopped["reason"]
     assert (run / "checkpoints" / "last.ckpt").is_file()
 
-    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert main(["train", str(run), "--resume", "--quiet"]) == 0  # the flag after the dir
     assert main(["train", str(QUICK), *args, "--run-dir", str(tmp_path / "whole")]) == 0
     capsys.readouterr()
     metrics, whole = _metrics(run), _metrics(tmp_path / "whole")
@@ -182,18 +188,40 @@ def test_a_run_killed_by_sigkill_resumes_from_its_periodic_checkpoint(tmp_path, 
 
 
 @pytest.mark.slow
-def test_train_then_interpret(tmp_path, capsys):
-    """`--interpret` prunes the trained KAN and fits a formula into RUN_DIR/interpret; the run
-    dir stays the last line of stdout."""
-    code = main(["train", str(QUICK), f"output_dir={tmp_path}", "model.width=[2,3,1]",
-                 "tracking.mode=disabled", "--quiet", "--interpret"])
-    assert code == 0
-    out = capsys.readouterr().out.strip().splitlines()
+def test_train_interpret_yaml_then_interpret_recovers_the_formula(tmp_path, capsys):
+    """configs/experiment/interpret.yaml: the regularised [2,5,1] KAN prunes to [2,1,1] and
+    `--interpret` (interpret's defaults, the whole library) prints a formula that sympy
+    simplifies to exp(sin(pi x) + y^2); progress on stderr; the run dir stays the last line
+    of stdout."""
+    import sympy
+
+    code = main(["train", str(CONFIGS / "experiment" / "interpret.yaml"),
+                 f"output_dir={tmp_path}", "--quiet", "--interpret"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    out = captured.out.strip().splitlines()
     run_dir = Path(out[-1])
+    assert "width [2, 5, 1] -> pruned [2, 1, 1]" in out
+    assert "interpret: pruning [2, 5, 1]" in captured.err  # progress, as each step starts
+    formula = next(line for line in out if line.startswith("y1 = "))
+    x, y = sympy.symbols("x y")
+    got = sympy.sympify(formula.split(" = ", 1)[1], locals={"x": x, "y": y})
+
+    def exact(c: float) -> sympy.Expr:  # the printed constants are rounded to 4 decimals
+        for unit in (sympy.Integer(1), sympy.pi):
+            k = round(c / float(unit))
+            if abs(c - k * float(unit)) < 2e-3:
+                return k * unit
+        return sympy.Float(c)
+
+    got = got.xreplace({f: exact(float(f)) for f in got.atoms(sympy.Float)})
+    assert sympy.simplify(got - sympy.exp(sympy.sin(sympy.pi * x) + y**2)) == 0, formula
+    rmse = next(line for line in out if line.startswith("test RMSE: "))
+    assert re.fullmatch(r"test RMSE: model \d\.\d{3}e[-+]\d\d, pruned \d\.\d{3}e[-+]\d\d, "
+                        r"formula \d\.\d{3}e[-+]\d\d", rmse), rmse
     summary = json.loads((run_dir / "interpret" / "interpret.json").read_text())
-    assert summary["width_before"] == [2, 3, 1]
-    assert any(line.startswith("width [2, 3, 1] -> ") for line in out)
-    assert (run_dir / "interpret" / "formula.txt").read_text().strip()
+    assert summary["width_before"] == [2, 5, 1] and summary["width_after"] == [2, 1, 1]
+    assert (run_dir / "interpret" / "formula.txt").read_text().startswith("y1 = ")
 
 
 def test_interpret_with_an_mlp_fails_before_training(tmp_path, capsys):

@@ -70,8 +70,8 @@ BAD = {
                                     r"^error: tuning\.seed=1 is one of the seeds"),
     "tuned key the config lacks": (
         {"tuning": {"trials": 2, "space": {"optim.lrr": {"choice": [0.1, 1.0]}}}},
-        r"^error: tuning\.space\.optim\.lrr: override optim\.lrr: unknown key 'optim\.lrr'; "
-        r"valid keys in 'optim': name, lr"),
+        r"^error: tuning\.space\.optim\.lrr: override optim\.lrr: unknown key 'optim\.lrr' "
+        r"\(did you mean 'optim\.lr'\?\); valid keys in 'optim': name, lr"),
     "tuning the model's size": (
         {"tuning": {"trials": 2, "space": {"model.spline_order": {"choice": [2, 3]}}}},
         r"^error: arms\.kan\.tune: model\.spline_order changes the model's size"),

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -112,9 +113,27 @@ def ray_env(home: Path) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class RayHead:
+    """The addresses of a test cluster's head, in each form ``--address`` accepts."""
+
+    dashboard: str  # http://127.0.0.1:PORT
+    gcs: str  # 127.0.0.1:PORT, as `ray start --head` prints it
+    client: str  # ray://127.0.0.1:PORT
+
+
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """Yield the dashboard URL of a head (1 CPU) + worker (1 CPU) cluster; stop it after."""
+def ray_cluster(ray_head):
+    """The dashboard URL of a head (1 CPU) + worker (1 CPU) cluster."""
+    return ray_head.dashboard
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory, request):
+    """Yield the :class:`RayHead` of a head (1 CPU) + worker (1 CPU) cluster; stop it after.
+
+    The head's GCS port is the test module's ``RAY_GCS_PORT`` if it sets one (a free port
+    otherwise)."""
     root = tmp_path_factory.mktemp("rc")
     # Short names: Ray's unix socket paths must stay under 107 bytes. One temp dir per node,
     # as on a real cluster: nodes sharing one would unpack each job's working_dir into the
@@ -124,7 +143,8 @@ def ray_cluster(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("RAY_AUTH_MODE", "disabled")  # the client side must agree with the cluster
     patch.delenv("RAY_ADDRESS", raising=False)
-    gcs_port, dash_port, client_port = _free_port(), _free_port(), _free_port()
+    gcs_port = getattr(request.module, "RAY_GCS_PORT", None) or _free_port()
+    dash_port, client_port = _free_port(), _free_port()
     common = ["--disable-usage-stats", "--num-cpus", "1"]
     ray = str(Path(sys.executable).parent / "ray")
     try:
@@ -140,7 +160,8 @@ def ray_cluster(tmp_path_factory):
              "127.0.0.1", "--temp-dir", str(worker_dir), *common],
             env=env, cwd=root, check=True, capture_output=True, text=True, timeout=120,
         )
-        yield f"http://127.0.0.1:{dash_port}"
+        yield RayHead(f"http://127.0.0.1:{dash_port}", f"127.0.0.1:{gcs_port}",
+                      f"ray://127.0.0.1:{client_port}")
     except subprocess.CalledProcessError as err:
         pytest.fail(f"ray start failed:\n{err.stdout}\n{err.stderr}")
     finally:

@@ -187,7 +187,7 @@ def test_three_node_job_starts_ray_the_way_an_admin_would_accept(tmp_path):
     cmd = calls[run]
     assert cmd["argv"][:3] == ["tune", "configs/experiment/quick.yaml",
                                "configs/search/asha_kan.yaml"]
-    assert cmd["argv"][-4:] == ["--storage-path", "/shared/kan results", "--address", "auto"]
+    assert cmd["argv"][-4:] == ["--output-dir", "/shared/kan results", "--address", "auto"]
     assert cmd["env"]["RAY_AUTH_MODE"] == "token"
     assert cmd["env"]["RAY_AUTH_TOKEN"] == "generated-token"
     assert cmd["env"]["RAY_ADDRESS"] == f"10.0.0.1:{port}"
@@ -278,4 +278,4 @@ def test_values_that_stay_data_are_quoted_and_arrive_literally(tmp_path):
     assert cmd["env"]["PAYLOAD"] == payload
     assert f"name={payload}" in cmd["argv"]
     assert cmd["argv"][cmd["argv"].index("--name") + 1] == payload
-    assert cmd["argv"][cmd["argv"].index("--storage-path") + 1] == f"/shared/{payload}"
+    assert cmd["argv"][cmd["argv"].index("--output-dir") + 1] == f"/shared/{payload}"

@@ -71,7 +71,7 @@ def _write_search(path: Path, lrs: list[float], concurrent: int) -> Path:
 
 def _tune_cmd(search: Path, tmp_path: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "kanplatform", "tune", str(QUICK), str(search),
-            f"output_dir={tmp_path / 'runs'}", *SLOW_TRIAL, "--storage-path",
+            f"output_dir={tmp_path / 'runs'}", *SLOW_TRIAL, "--output-dir",
             str(tmp_path / "tune"), "--name", "ft", "--verbose", "0", *extra]
 
 

@@ -124,7 +124,7 @@ def test_multiworker_search_on_too_small_a_local_ray_fails_fast_with_the_numbers
     start = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", probe, "tune", str(QUICK), str(MULTIWORKER),
-         *tiny_overrides(tmp_path), "--num-cpus", "1", "--storage-path", str(tmp_path / "tune")],
+         *tiny_overrides(tmp_path), "--num-cpus", "1", "--output-dir", str(tmp_path / "tune")],
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert time.monotonic() - start < 30
     assert done.stdout.splitlines()[-1:] == ["2 False False"], done.stdout + done.stderr

@@ -14,7 +14,7 @@ from tests.search.conftest import QUICK, ROOT, read_table, tiny_overrides
 pytestmark = pytest.mark.slow  # each starts a local Ray (~15 s) and runs several trials
 
 
-def test_asha_search_writes_table_and_a_best_config_that_train_reproduces(tmp_path):
+def test_asha_search_writes_table_and_a_best_config_that_train_reproduces(tmp_path, capfd):
     """>= 4 ASHA trials on a tiny KAN; `train` with best_config.yaml gives the same metric."""
     from kanplatform.train import fit
 
@@ -25,6 +25,8 @@ def test_asha_search_writes_table_and_a_best_config_that_train_reproduces(tmp_pa
 
     exp = tmp_path / "tune" / "asha"
     assert result.experiment_dir == exp
+    # the shipped search draws no warning from Ray (its concurrency limit is given once)
+    assert "will be ignored" not in capfd.readouterr().err
     rows, csv_rows = read_table(exp)
     assert len(rows) == len(csv_rows) == spec.num_samples >= 4
     assert {r["trial_id"] for r in rows} == {r["trial_id"] for r in result.trials}
@@ -106,6 +108,9 @@ def test_multiworker_trial_runs_ddp_on_two_cpu_workers_and_reports(tmp_path):
     assert metrics["trainer/workers"] == 2 and metrics["trainer/backend"] == "gloo"
     summary = leet_summary(Path(row["run_dir"]))["summary"]
     assert summary["trainer/workers"] == 2 and summary["trainer/backend"] == "gloo"
+    # one meaning of grid/stage: stages counted from 1 in Tune, metrics.json and W&B alike
+    assert [s["stage"] for s in metrics["stages"]] == [1, 2] == [1, row["grid/stage"]]
+    assert summary["grid/stage"] == 2
     _, csv_rows = read_table(result.experiment_dir)
     assert csv_rows[0]["trainer/workers"] == "2" and csv_rows[0]["trainer/backend"] == "gloo"
     # rank 0 reported through Ray Train's TuneReportCallback, from a 2-worker DDP group
@@ -126,7 +131,7 @@ def test_optuna_search_from_the_cli_samples_every_trial_and_its_best_config_repr
     spec = load_search(search)
     assert spec.search_alg == "optuna"
     code = main(["tune", str(QUICK), str(search), *tiny_overrides(tmp_path),
-                 "--storage-path", str(tmp_path / "tune"), "--name", "optuna",
+                 "--output-dir", str(tmp_path / "tune"), "--name", "optuna",
                  "--num-cpus", "2", "--num-samples", "4", "--verbose", "0"])
     assert code == 0
     exp = tmp_path / "tune" / "optuna"

@@ -107,7 +107,7 @@ def test_a_relative_storage_path_never_lands_on_the_submitting_machine(tmp_path,
     path = _job(tmp_path, resources={"nodes": 1}, storage_path="runs")
     assert cli(["submit", str(path), "--dry-run", "--no-check"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert f"--storage-path {ROOT / 'runs'}" in plan["entrypoint"]
+    assert f"--output-dir {ROOT / 'runs'}" in plan["entrypoint"]
     start = time.monotonic()
     assert cli(["submit", str(path), "--address", "http://10.255.255.1:8265",
                 "--no-check"]) == 2

@@ -114,6 +114,10 @@ def test_parameter_matched_mlp(quick_cfg):
     assert result.model.__class__.__name__ == "MLP"
     assert abs(count_params(result.model) - kan_params) <= 0.2 * kan_params
     assert [s["grid_size"] for s in result.metrics["stages"]] == [None, None]
+    # the recorded config holds the widths that trained, not mlp.yaml's [2, 32, 32, 1]
+    recorded = load_config(result.run_dir / "config.yaml")
+    assert list(recorded.model.width) == result.model.width != [2, 32, 32, 1]
+    assert list(cfg.model.width) == result.model.width  # resolved before training
 
 
 def test_regularisation_runs(quick_cfg):
@@ -182,7 +186,7 @@ def test_resume_continues_the_run_and_matches_an_uninterrupted_one(quick_cfg, tm
     assert _history_steps(resumed.run_dir) == list(range(1, 21)) == _history_steps(whole.run_dir)
     # stage rows: measured at each stage's end (a row written at the stop is measured again)
     assert [(s["stage"], s["step"], s["grid_size"]) for s in metrics["stages"]] == \
-        [(0, 10, 3), (1, 20, 5)]
+        [(1, 10, 3), (2, 20, 5)]  # stages counted from 1, as grid/stage everywhere
     # Same seed, full-batch data, LBFGS and grid state restored from the checkpoint: the same
     # floating-point operations in the same order, so on one CPU thread the results agree to
     # the last bit; rel=1e-9 leaves room only for summation-order noise, far below the

@@ -56,6 +56,11 @@ def test_an_mlp_selected_over_a_kan_matches_its_parameter_count():
                                       "model.activation=relu", "grid.schedule=[3,9]"])
     assert wide.model.match_params == count_params(KAN(width=[2, 7, 1], grid_size=9))
     assert wide.model.activation == "relu"
+    # the resolved config holds the widths the MLP trains with (idempotent: matched again)
+    from kanplatform.train.models import build_model_from_config
+
+    assert list(cfg.model.width) == build_model_from_config(cfg.model).width
+    assert list(cfg.model.width)[1] != 32
     # the schema alone keeps the widths but cannot count: the check then names the key
     bare = load_config(GRID_EXT, ["model=mlp"], validate=False)
     assert bare.model.match_params is None and list(bare.model.width)[::3] == [2, 1]
