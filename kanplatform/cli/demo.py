@@ -38,21 +38,29 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     result = demo.study
-    lines = ["", "kanplatform demo: done", f"  experiment    {result.exp_dir}"]
+    exp = result.exp_dir
+    lines = ["", "kanplatform demo: done"]
     for family, fits in result.fits.items():
         fit = fits.get("model/params")
         if fit is not None:
             lo, hi = fit.alpha_ci
             lines.append(f"  alpha[{family}]  {fit.alpha:.2f}  (95% CI {lo:.2f}..{hi:.2f}, "
                          "test RMSE vs parameters)")
+    trial_runs = [p for p in demo.wandb_runs if p.parent != exp / "wandb"]
     lines += [
-        f"  table         {result.exp_dir / 'scaling.csv'}",
-        f"  scaling plot  {result.plots.get('model/params', '-')}",
-        f"  fits          {result.exp_dir / 'scaling.json'}",
-        f"  HTML report   {demo.report}   (open in a browser; no network needed)",
-        f"  W&B runs      {len(demo.wandb_runs)} offline runs under {result.exp_dir}",
-        "                upload later: wandb sync --yes <dir>/wandb/offline-run-*",
         f"  wall time     {result.wall_time_s:.0f} s",
+        "",
+        "where to look",
+        f"  report        {demo.report}   (open in a browser; no network needed)",
+        f"  experiment    {exp}",
+        f"  table         {exp / 'scaling.csv'}",
+        f"  scaling plot  {result.plots.get('model/params', '-')}",
+        f"  fits          {exp / 'scaling.json'}",
+        f"  W&B           {len(demo.wandb_runs)} offline runs: the study's in {exp / 'wandb'}, "
+        f"{len(trial_runs)} trainings' in {exp}/trials-*/runs/*/wandb",
+        f"                browse offline: wandb leet {exp / 'wandb'}",
+        f"                upload later:   wandb sync --yes {exp}/wandb/offline-run-* "
+        f"{exp}/trials-*/runs/*/wandb/offline-run-*",
     ]
     print("\n".join(lines))
     return 1 if result.errors else 0

@@ -2,7 +2,8 @@
 
 Trains every model size of a scaling study (``configs/scaling/*.yaml``) through Ray Tune,
 fits ``loss = a * N**-alpha`` per family against parameters and FLOPs, and writes the table,
-``scaling.json``, the log-log plots and an HTML report into ``<output_dir>/<name>``.
+``scaling.json``, the log-log plots and an HTML report into ``<output_dir>/<name>`` (live
+while the study runs: its path is printed first).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=ADDRESS_HELP.format(default="a local Ray on 127.0.0.1"))
     parser.add_argument("--output-dir", default=None,
                         help="where the experiment directory goes (default: the study's)")
-    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    parser.add_argument("--no-report", action="store_true",
+                        help="skip the HTML report (live while it runs, final at the end)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -47,16 +49,12 @@ def main(args: argparse.Namespace) -> int:
     try:
         spec = load_study(args.study, args.overrides)
         result = run_study(spec, resume=args.resume, address=args.address,
-                           output_dir=args.output_dir)
+                           output_dir=args.output_dir, report=not args.no_report)
     except (StudyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if not args.no_report:
-        try:
-            from kanplatform.tracking import write_report
-
-            print(f"  report: {write_report(result.exp_dir)}")
-        except Exception as err:  # noqa: BLE001 - the study's results are already written
-            print(f"warning: HTML report not written ({type(err).__name__}: {err})",
-                  file=sys.stderr)
+    if result.report is not None:
+        print(f"  report: {result.report}")
+    elif not args.no_report:
+        print("warning: HTML report not written (see the warning above)", file=sys.stderr)
     return 1 if result.errors else 0

@@ -3,6 +3,8 @@
 Loads the run config (with overrides) and the search file, checks both before Ray starts,
 runs the search (a local Ray, or the cluster at ``--address``), prints the trials table and
 writes ``trials.csv``, ``trials.json`` and ``best_config.yaml`` in the experiment directory.
+While it runs, ``EXPERIMENT/report.html`` is live (its path is printed first) and a local
+Ray's dashboard answers on 127.0.0.1 (``--no-dashboard``: none); it ends with where to look.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, default=None,
                         help="override the search file's num_samples")
     parser.add_argument("--verbose", type=int, default=1, help="Tune console verbosity 0-3")
+    parser.add_argument("--dashboard", action=argparse.BooleanOptionalAction, default=True,
+                        help="start Ray's dashboard with the local Ray, on 127.0.0.1 "
+                             "(default: yes; a cluster's own dashboard is printed if it has one)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -74,8 +79,11 @@ def main(args: argparse.Namespace) -> int:
         result = run_search(cfg, spec, address=args.address, resume=args.resume,
                             storage_path=args.storage_path, name=args.name,
                             num_cpus=args.num_cpus, verbose=args.verbose,
-                            autoscaling=args.autoscaling)
+                            autoscaling=args.autoscaling, dashboard=args.dashboard)
     except (ConfigError, SearchSpecError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from kanplatform.search.watch import where_to_look
+
+    print(where_to_look(result))
     return 0 if result.best is not None else 1

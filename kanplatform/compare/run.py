@@ -28,6 +28,7 @@ only what is not done, and a study with nothing left starts no Ray at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -234,7 +235,8 @@ def run_compare(
         address: a Ray cluster's head ``HOST:PORT``; None starts a local Ray on 127.0.0.1.
         output_dir: overrides ``spec.output_dir``.
         log_wandb: log the tables and figures to one W&B run of the study.
-        report: write ``report.html``.
+        report: write ``report.html``: live while the study trains (its path printed
+            first), final at the end.
         verbose: Tune console verbosity.
         num_cpus, num_gpus, ray_init_kwargs: for a local Ray.
 
@@ -252,31 +254,37 @@ def run_compare(
     plan = plan_study(spec)
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / "study.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
-    ray = _Ray(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
-               ray_init_kwargs=ray_init_kwargs)
-    try:
-        tune_trials = plan.tuning_trials()
-        tune_rows, n_tuned = _train(plan, tune_trials, exp_dir, resume=resume, ray=ray,
-                                    verbose=verbose, phase="tuning")
-        best, tuning = select_best(plan, tune_trials, tune_rows)
-        seed_trials = plan.seed_trials(best)
-        seed_rows, n_seeded = _train(plan, seed_trials, exp_dir, resume=resume, ray=ray,
-                                     verbose=verbose, phase="seeds")
-    finally:
-        ray.close()
-    runs = run_rows(plan, seed_trials, seed_rows)
-    rows = analysis.cell_rows(plan, runs)
-    verdicts = analysis.verdict_rows(plan, runs)
-    result = CompareResult(
-        exp_dir, rows, verdicts, analysis.summaries(plan, verdicts),
-        analysis.n_eps_rows(plan, runs, rows), analysis.extrapolation_rows(plan, runs), runs,
-        tuning, n_tuned + n_seeded)
-    result.plots = outputs.write_figures(plan, result)
-    result.wall_time_s = time.perf_counter() - start
-    outputs.write_files(plan, result)
-    if log_wandb:
-        outputs.log_wandb(plan, result)
+    from kanplatform.tracking.live import live_report
+
+    # the report is live while the study trains; its last write, after the outputs,
+    # is the final page
+    with live_report(exp_dir) if report else contextlib.nullcontext() as page:
+        ray = _Ray(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
+                   ray_init_kwargs=ray_init_kwargs)
+        try:
+            tune_trials = plan.tuning_trials()
+            tune_rows, n_tuned = _train(plan, tune_trials, exp_dir, resume=resume, ray=ray,
+                                        verbose=verbose, phase="tuning")
+            best, tuning = select_best(plan, tune_trials, tune_rows)
+            seed_trials = plan.seed_trials(best)
+            seed_rows, n_seeded = _train(plan, seed_trials, exp_dir, resume=resume, ray=ray,
+                                         verbose=verbose, phase="seeds")
+        finally:
+            ray.close()
+        runs = run_rows(plan, seed_trials, seed_rows)
+        rows = analysis.cell_rows(plan, runs)
+        verdicts = analysis.verdict_rows(plan, runs)
+        result = CompareResult(
+            exp_dir, rows, verdicts, analysis.summaries(plan, verdicts),
+            analysis.n_eps_rows(plan, runs, rows), analysis.extrapolation_rows(plan, runs), runs,
+            tuning, n_tuned + n_seeded)
+        result.plots = outputs.write_figures(plan, result)
+        result.wall_time_s = time.perf_counter() - start
+        outputs.write_files(plan, result)
+        if log_wandb:
+            outputs.log_wandb(plan, result)
     if report:
-        result.report = outputs.write_html(result)
+        result.report = page.out if page is not None and page.out.is_file() \
+            else outputs.write_html(result)
     print(outputs.summary_text(plan, result), flush=True)
     return result

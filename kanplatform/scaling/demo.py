@@ -33,7 +33,7 @@ class DemoResult:
 
 def run_demo(study: str | Path = DEMO_STUDY, output_dir: str | Path = "runs/demo",
              resume: bool = False) -> DemoResult:
-    """Run the demo study and write its report.
+    """Run the demo study (its report live while it runs, final at the end).
 
     Args:
         study: the scaling study file.
@@ -44,14 +44,15 @@ def run_demo(study: str | Path = DEMO_STUDY, output_dir: str | Path = "runs/demo
     Raises:
         StudyError: the study file is missing or invalid (before anything is removed).
     """
-    from kanplatform.tracking import write_report
-
     spec = load_study(study)
     out = Path(output_dir).resolve()
     exp_dir = out / spec.name
     if exp_dir.exists() and not resume:
         shutil.rmtree(exp_dir)
     result = run_study(spec, resume=resume, output_dir=out, verbose=0)
-    report = write_report(result.exp_dir)
+    if result.report is None:  # the live report could not write it: say why, here
+        from kanplatform.tracking import write_report
+
+        result.report = write_report(result.exp_dir)
     runs = sorted(p for p in result.exp_dir.rglob("offline-run-*") if p.is_dir())
-    return DemoResult(result, Path(report), runs)
+    return DemoResult(result, Path(result.report), runs)

@@ -27,6 +27,7 @@ trainings whose run finished (found on disk) are not trained again.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -68,6 +69,7 @@ class StudyResult:
         trials_run: trainings this call ran (0 when everything was already complete).
         wall_time_s: seconds for the whole study call.
         plots: ``{axis: path}`` of the PNG plots.
+        report: the HTML report (live while the study ran), None with ``report=False``.
     """
 
     exp_dir: Path
@@ -77,6 +79,7 @@ class StudyResult:
     trials_run: int = 0
     wall_time_s: float = 0.0
     plots: dict[str, Path] = field(default_factory=dict)
+    report: Path | None = None
 
 
 def base_config(spec: StudySpec) -> Any:
@@ -357,6 +360,7 @@ def run_study(
     output_dir: str | Path | None = None,
     log_wandb: bool = True,
     verbose: int = 1,
+    report: bool = True,
     **search_kwargs: Any,
 ) -> StudyResult:
     """Train every size of a study, fit the scaling laws and write the outputs.
@@ -370,6 +374,8 @@ def run_study(
         log_wandb: log the table, fits and plots to a W&B run of the study (mode from the
             base config's ``tracking.mode``; offline by default).
         verbose: Tune console verbosity.
+        report: keep ``EXPERIMENT/report.html`` live while the study runs (its path is
+            printed first) and write the final page at the end.
         **search_kwargs: passed to :func:`kanplatform.search.run_search` (``num_cpus``...).
 
     Returns:
@@ -383,6 +389,19 @@ def run_study(
     exp_dir = experiment_dir(spec, output_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / "study.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    from kanplatform.tracking.live import live_report
+
+    with live_report(exp_dir) if report else contextlib.nullcontext() as page:
+        result = _study(spec, base, trials, exp_dir, start, resume=resume, address=address,
+                        log_wandb=log_wandb, verbose=verbose, **search_kwargs)
+    result.report = page.out if page is not None and page.out.is_file() else None
+    return result
+
+
+def _study(spec: StudySpec, base: Any, trials: list[Trial], exp_dir: Path, start: float, *,
+           resume: bool, address: str | None, log_wandb: bool, verbose: int,
+           **search_kwargs: Any) -> StudyResult:
+    """The body of :func:`run_study`: train, fit, write the outputs, log them."""
     search_rows, n_run = run_trials(
         spec, base, trials, exp_dir, resume=resume, address=address, verbose=verbose,
         **search_kwargs,

@@ -26,6 +26,7 @@ class RayConnection:
     started_here: bool
     resources: dict[str, float] = field(default_factory=dict)
     nodes: list[dict[str, float]] = field(default_factory=list)
+    dashboard_url: str | None = None  # http://HOST:PORT of Ray's dashboard, when it has one
 
     def shutdown(self) -> None:
         """Disconnect (stopping a local instance) if :func:`connect` initialised Ray."""
@@ -96,6 +97,9 @@ def trial_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.startswith(PROPAGATED_ENV_PREFIXES)}
     env.update({k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ})
     env.setdefault("WANDB_MODE", "offline")
+    # a trial Tune stopped writes its records before its actor takes the next trial (Tune
+    # waits 2 s by default, then fails the next trial: "reset_config() ... return True")
+    env.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
     return env
 
 
@@ -116,6 +120,7 @@ def connect(
     num_gpus: int | None = None,
     init_kwargs: Mapping[str, Any] | None = None,
     autoscaling: bool = False,
+    dashboard: bool = False,
 ) -> RayConnection:
     """Connect to Ray after checking that the search fits; raise before starting if not.
 
@@ -130,6 +135,9 @@ def connect(
         autoscaling: the cluster adds nodes on demand: a trial larger than today's nodes is
             requested from the autoscaler and waited for (``resources.placement_timeout_s``)
             instead of refused.
+        dashboard: start Ray's dashboard with a local instance, bound to 127.0.0.1 (port
+            8265, or the next free one); its URL is printed. A cluster's own dashboard, if
+            it has one, is printed too.
 
     Returns:
         The :class:`RayConnection`; call ``shutdown()`` when done.
@@ -160,8 +168,9 @@ def connect(
         local = local_resources(num_cpus, num_gpus)
         check_resources(spec, local, [local])
 
+    local_dashboard = dashboard and not address
     kwargs: dict[str, Any] = {
-        "include_dashboard": False,
+        "include_dashboard": local_dashboard,
         "log_to_driver": True,
         "runtime_env": {"env_vars": trial_env()},
     }
@@ -169,18 +178,27 @@ def connect(
         kwargs["address"] = address
     else:
         kwargs.update(num_cpus=num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1")
+        if local_dashboard:
+            kwargs["dashboard_host"] = "127.0.0.1"
         if num_gpus is not None:
             kwargs["num_gpus"] = num_gpus
     kwargs.update(init_kwargs or {})
+    url = None
     if started_here:
-        _init(ray, kwargs, address)
+        url = dashboard_url(_init(ray, kwargs, address))
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
     nodes = [
         {k: float(v) for k, v in n.get("Resources", {}).items()}
         for n in ray.nodes()
         if n.get("Alive")
     ]
-    conn = RayConnection(address, started_here, resources, nodes)
+    conn = RayConnection(address, started_here, resources, nodes, url)
+    if url and (dashboard or address):
+        token = " (token auth: the page asks for `ray get-auth-token`)" \
+            if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else ""
+        where = "local Ray, stops with the search" if started_here and not address \
+            else "the cluster's"
+        print(f"Ray dashboard: {url}  ({where}){token}")
     try:
         check_resources(spec, resources, nodes)
     except SearchSpecError as err:
@@ -222,10 +240,18 @@ def _check_token(address: str) -> None:
             raise _auth_refused(address) from None
 
 
-def _init(ray: Any, kwargs: dict[str, Any], address: str | None) -> None:
+def dashboard_url(context: Any) -> str | None:
+    """``http://HOST:PORT`` of the dashboard ``ray.init`` reports, None when there is none."""
+    url = str(getattr(context, "dashboard_url", "") or "")
+    if not url:
+        return None
+    return url if "://" in url else f"http://{url}"
+
+
+def _init(ray: Any, kwargs: dict[str, Any], address: str | None) -> Any:
     """``ray.init``, with a refused or missing token turned into one line."""
     try:
-        ray.init(**kwargs)
+        return ray.init(**kwargs)
     except Exception as err:
         if type(err).__name__ != "AuthenticationError":
             raise

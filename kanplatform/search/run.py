@@ -41,6 +41,7 @@ from kanplatform.search.storage import (
     join,
     newest_experiment,
 )
+from kanplatform.search.watch import only_our_loggers, tune_loggers, watch_search
 
 TRIALS_CSV = "trials.csv"
 TRIALS_JSON = "trials.json"
@@ -61,6 +62,10 @@ class SearchResult:
         best: the best completed trial's row, or None when none completed.
         best_config: path of ``best_config.yaml``, or None.
         wall_time_s: seconds from Tuner start to the end of ``fit``.
+        report: the sweep page ``report.html`` (live while the search ran), or None.
+        wandb_dir: the experiment's own W&B run directory, or None (tracking disabled).
+        dashboard_url: Ray's dashboard, when one was started or the cluster has one.
+        dashboard_local: the dashboard was the local Ray's (it stopped with the search).
     """
 
     experiment_dir: Path
@@ -70,6 +75,10 @@ class SearchResult:
     best: dict[str, Any] | None
     best_config: Path | None
     wall_time_s: float
+    report: Path | None = None
+    wandb_dir: Path | None = None
+    dashboard_url: str | None = None
+    dashboard_local: bool = False
 
     def dataframe(self) -> Any:
         """The trials table as a pandas DataFrame."""
@@ -161,6 +170,8 @@ def run_search(
     verbose: int = 1,
     ray_init_kwargs: Mapping[str, Any] | None = None,
     autoscaling: bool = False,
+    dashboard: bool = False,
+    watch: bool = True,
 ) -> SearchResult:
     """Run (or resume) a Ray Tune search whose trials are ``kanplatform train`` runs.
 
@@ -188,6 +199,11 @@ def run_search(
         ray_init_kwargs: extra ``ray.init`` arguments.
         autoscaling: the cluster at ``address`` adds nodes on demand: a trial larger than
             its current nodes waits (``resources.placement_timeout_s``) instead of failing.
+        dashboard: start Ray's dashboard with a local Ray (on 127.0.0.1; its URL is printed).
+        watch: while it runs, ``EXPERIMENT/report.html`` is rewritten every few seconds
+            (running trials with their latest metrics; the path is printed at the start)
+            and the experiment's own W&B run logs its progress, then the trials table (see
+            :mod:`kanplatform.search.watch`). False: neither (a study reports for itself).
 
     Returns:
         The :class:`SearchResult`; the tables and ``best_config.yaml`` are also written to
@@ -221,15 +237,19 @@ def run_search(
     if resume and not store.has("tuner.pkl"):
         raise SearchSpecError(f"--resume: no search to resume at {store.where}")
 
-    conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
-                   init_kwargs=ray_init_kwargs, autoscaling=autoscaling)
-    try:
-        if store.uri is None:  # several nodes: prove they all see the path
-            check_shared(store.local.parent)
-        return _run(base_cfg, spec, to_dict(base_cfg), store, configs, conn,
-                    resume=resume, verbose=verbose)
-    finally:
-        conn.shutdown()
+    with watch_search(store.local, spec, to_dict(base_cfg), enabled=watch) as watching:
+        conn = connect(spec, address, num_cpus=num_cpus, num_gpus=num_gpus,
+                       init_kwargs=ray_init_kwargs, autoscaling=autoscaling,
+                       dashboard=dashboard)
+        try:
+            if store.uri is None:  # several nodes: prove they all see the path
+                check_shared(store.local.parent)
+            watching.begin()
+            result = _run(base_cfg, spec, to_dict(base_cfg), store, configs, conn,
+                          resume=resume, verbose=verbose)
+        finally:
+            conn.shutdown()
+    return watching.annotate(result, conn)
 
 
 def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: ExperimentStore,
@@ -290,11 +310,12 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: Experimen
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints),
                 verbose=verbose,
-                callbacks=[watch],
+                callbacks=[watch, *tune_loggers()],
                 stop=stop,
             ),
         )
-    grid = tuner.fit()
+    with only_our_loggers():
+        grid = tuner.fit()
     wall = time.perf_counter() - start
     trials = trials_table(grid, spec, configs)
     for row in trials:
@@ -303,9 +324,8 @@ def _run(base_cfg: Any, spec: SearchSpec, base: dict[str, Any], store: Experimen
     result = _write_results(experiment_dir, trials, spec, wall)
     store.publish(SEARCH_JSON, TRIALS_JSON, TRIALS_CSV, BEST_CONFIG)
     print(format_table(result.trials, spec))
-    if result.best_config:
-        print(f"best config: {result.best_config}")
-    print(f"experiment: {experiment_dir}" + (f" (results: {store.uri})" if store.uri else ""))
+    if store.uri:
+        print(f"experiment: {experiment_dir} (results: {store.uri})")
     if watch.state.message:
         raise SearchSpecError(f"{watch.state.message} (tables so far: {experiment_dir})")
     return result
@@ -443,11 +463,14 @@ def run_configs(
         configs: ``[{"model.width": [2, 5, 1]}, ...]``, applied with ``apply_overrides``.
         metric / mode: used to rank the table and choose ``best_config.yaml``.
         resources: ``{"cpu": 1, "gpu": 0, "workers": 1}`` per trial.
-        **kwargs: passed to :func:`run_search` (``address``, ``storage_path``, ``resume``...).
+        **kwargs: passed to :func:`run_search` (``address``, ``storage_path``, ``resume``...);
+            ``watch`` defaults to False: the study running these configs has its own
+            report and W&B run.
 
     Returns:
         The :class:`SearchResult`; each row carries its override keys.
     """
+    kwargs.setdefault("watch", False)
     from kanplatform.search.spec import ResourceSpec
 
     spec = SearchSpec(space={}, metric=metric, mode=mode, name=name,

@@ -114,6 +114,11 @@ class TuneReporter(pl.Callback):
         self.extra = dict(extra or {})
         self.last_status: str | None = None
         self.reported_stage = -1
+        self.reports = 0  # this fit's reports (Tune's training_iteration when not restored)
+        # Tune stopped the trial in a report: once the records are written the function must
+        # end as Ray's session would have ended it (SystemExit(0)); returning instead makes
+        # Ray report once more, and that report waits for ever
+        self.stopped_by_tune = False
 
     # -- what gets reported --------------------------------------------------------------
     def metrics(self, trainer: pl.Trainer, status: str,
@@ -130,7 +135,8 @@ class TuneReporter(pl.Callback):
         out[STATUS_KEY] = status
         out["trial/restores"] = self.restores
         out.update(self.extra)
-        return out
+        # the metric first: Tune's console table shows the first few entries of a result
+        return {self.setup.metric: out.pop(self.setup.metric), **out}
 
     def send(self, trainer: pl.Trainer, status: str, extra: dict[str, Any] | None = None) -> None:
         """Report now, with a checkpoint to restart from."""
@@ -144,9 +150,30 @@ class TuneReporter(pl.Callback):
                 for name in (CKPT_NAME, STATE_NAME):
                     shutil.copyfile(Path(tmp, name), self.keep_dir / f".{name}.tmp")
                     os.replace(self.keep_dir / f".{name}.tmp", self.keep_dir / name)
-            self.report(metrics, tmp if Path(tmp, CKPT_NAME).exists() else None)
+            try:
+                self.report(metrics, tmp if Path(tmp, CKPT_NAME).exists() else None)
+            except SystemExit as stop:
+                # Tune ends a trial it stops (ASHA, or max_t reached) with sys.exit(0) in the
+                # report; left alone it reads as Ctrl-C and metrics.json would say failed
+                if stop.code not in (0, None):
+                    raise
+                self.reports += 1
+                self.last_status, self.reported_stage = status, self.stage
+                self.stopped_by_tune = True
+                if status != "completed":  # a finished run only writes its records now
+                    from kanplatform.train.fitting import RunStopped
+
+                    raise RunStopped(self.stop_reason()) from None
+                return
+        self.reports += 1
         self.last_status = status
         self.reported_stage = self.stage
+
+    def stop_reason(self) -> str:
+        """Why the trial ended early, worded as the trials table words it."""
+        where = (f"grid/stage={self.stage}" if self.setup.report_on == "stage"
+                 else f"training_iteration={self.reports}")
+        return f"stopped by the scheduler at {where}"
 
     # -- when ------------------------------------------------------------------------------
     def _new_stage_row(self, trainer: pl.Trainer) -> dict[str, Any] | None:
@@ -251,12 +278,18 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
                             restores=restores, extra={"trial/run_dir": remote or str(run_dir),
                                                       "trainer/workers": 1})
     trainer_kwargs = {"enable_progress_bar": False}
+    from kanplatform.train.fitting import RunStopped
+
     try:
         result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
                      ckpt_path=ckpt, verbose=False)
+    except RunStopped:  # Tune stopped it; metrics.json says so
+        raise SystemExit(0) from None
     finally:
         _stop_wandb_service()
         publish_run_dir(run_dir, remote)
+    if reporter.stopped_by_tune:  # at its last report (max_t): the run completed
+        raise SystemExit(0)
     _final_report(setup, reporter, result.metrics, _tune_report)
 
 
@@ -273,6 +306,30 @@ def _stop_wandb_service() -> None:
             wandb.teardown()
         except Exception:  # noqa: BLE001 - the run is already written; nothing to lose
             pass
+
+
+RECORDS_TIMEOUT_S = 60.0
+
+
+class _RecordsBeforeExit:
+    """Mixin of the trainable Tune builds from :func:`search_trial`: when Tune stops a trial
+    for good (the search ending, an actor not reused), give its thread up to
+    :data:`RECORDS_TIMEOUT_S` to write its records (``metrics.json``, model, history, W&B
+    run) before the actor exits. Tune's own cleanup waits for nothing (``finish(timeout=0)``),
+    so the actor's exit cut the last trials' records short. (A reused actor waits
+    ``TUNE_FUNCTION_THREAD_TIMEOUT_S``, set by :func:`~kanplatform.search.ray_cluster.trial_env`.)
+    """
+
+    def cleanup(self) -> None:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        if session is not None and session.training_started:
+            session.finish(timeout=RECORDS_TIMEOUT_S)
+        super().cleanup()  # type: ignore[misc]
+
+
+search_trial.__mixins__ = (_RecordsBeforeExit,)  # type: ignore[attr-defined]
 
 
 def make_trainable(setup: TrialSetup) -> Any:
@@ -343,12 +400,18 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
         cfg = apply_overrides(cfg, {"tracking.mode": "disabled"})
         run_dir = tempfile.mkdtemp(prefix="kanplatform-")
+    from kanplatform.train.fitting import RunStopped
+
     try:
         result = fit(cfg, callbacks=[reporter], run_dir=run_dir, trainer_kwargs=trainer_kwargs,
                      ckpt_path=loop_config["ckpt"], verbose=False)
+    except RunStopped:  # Tune stopped the trial: end as Ray's own sys.exit(0) would
+        raise SystemExit(0) from None
     finally:
         if rank == 0:
             publish_run_dir(Path(run_dir), remote)
+    if reporter.stopped_by_tune:
+        raise SystemExit(0)
     _final_report(setup, reporter, result.metrics, _train_report)
 
 

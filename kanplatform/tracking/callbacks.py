@@ -176,12 +176,15 @@ def make_callbacks(cfg: Any, run_dir: str | Path) -> list[pl.Callback]:
         run_dir: the run directory.
 
     Returns:
-        ``[SplineSnapshotCallback, StepAxisCallback]`` — also when W&B is disabled: the
-        figures and curves are always written to ``run_dir/figures``. Reuse the same list
+        ``[SplineSnapshotCallback, StepAxisCallback, LiveProgress]`` — also when W&B is
+        disabled: the figures and curves are always written to ``run_dir/figures``, the
+        progress so far to ``run_dir/live.json`` (what a live report reads). Reuse the same list
         for every Trainer of one run (one per grid stage is fine) so stages are counted
         across them.
     """
     every = tracking_option(cfg, "snapshot_every") or 0
     points = tracking_option(cfg, "snapshot_points") or 101
+    from kanplatform.tracking.progress import LiveProgress
+
     return [SplineSnapshotCallback(run_dir, every_n_steps=int(every), n_points=int(points)),
-            StepAxisCallback()]
+            StepAxisCallback(), LiveProgress(run_dir)]

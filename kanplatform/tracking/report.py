@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kanplatform.tracking.livefile import write_atomic
 from kanplatform.tracking.rundata import (
     METRIC_KEYS,
     Run,
@@ -23,9 +24,11 @@ from kanplatform.tracking.rundata import (
     read_run,
     runs_from_tables,
 )
+from kanplatform.tracking.sweep import is_sweep, read_sweep
 
 MAX_RUN_SECTIONS = 24  # runs shown with curves and snapshots (best first)
 MAX_OVERLAY_RUNS = 20  # runs overlaid in the experiment loss-curve figure
+MAX_SWEEP_RUN_SECTIONS = 3  # a search's best trials shown with curves and splines
 SINGLE_RUN_KEYS = ("model.kind", "model.width", "model.grid_size", "grid.schedule",
                    "data.dataset", "optim.name", "seed")
 
@@ -66,14 +69,20 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 
 
 def write_report(path: str | Path, out: str | Path | None = None,
-                 title: str | None = None) -> Path:
+                 title: str | None = None, live_every: float | None = None) -> Path:
     """Write the HTML dashboard of a run directory or an experiment directory.
+
+    A search experiment (``search.json``) gets the sweep page (:mod:`.sweep_page`); it may
+    hold no run yet. The file is replaced atomically: a browser reloading it never reads
+    half a page.
 
     Args:
         path: a run directory (``config.yaml``/``metrics.json``/``history.csv``) or a folder
             holding run directories at any depth up to 4 (a search or scaling study).
         out: the HTML file; default ``path/report.html``.
         title: page title; default the directory's name.
+        live_every: the experiment is still running and the page is rewritten every this
+            many seconds: it says so and reloads itself as often.
 
     Returns:
         The path of the HTML file written.
@@ -92,7 +101,7 @@ def write_report(path: str | Path, out: str | Path | None = None,
     if not is_single(root, run_dirs):
         resolved = {d.resolve() for d in run_dirs}
         run_dirs += [d for d in runs_from_tables(root) if d.resolve() not in resolved]
-    if not run_dirs:
+    if not run_dirs and not is_sweep(root) and not live_every:  # live: it is starting
         raise FileNotFoundError(
             f"{root} holds no run directory (a folder with config.yaml, metrics.json or "
             "history.csv, as `kanplatform train` writes)")
@@ -100,7 +109,7 @@ def write_report(path: str | Path, out: str | Path | None = None,
     runs.sort(key=_rank)
     out = Path(out) if out is not None else root / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(root, runs, title or root.resolve().name), encoding="utf-8")
+    write_atomic(out, render(root, runs, title or root.resolve().name, live_every))
     return out
 
 
@@ -126,34 +135,54 @@ def _num(v: Any) -> float | None:
         return None
 
 
-def render(root: Path, runs: list[Run], title: str) -> str:
+def render(root: Path, runs: list[Run], title: str, live_every: float | None = None) -> str:
     """The whole page as a string (see :func:`write_report`)."""
     single = is_single(root, [r.path for r in runs])
+    sweep = None if single else read_sweep(root, runs, live=bool(live_every))
     parts = [
         f"<h1>{_e(title)}</h1>",
         f"<p class=muted>{len(runs)} run(s) under <code>{_e(str(root))}</code> · generated "
         f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} by kanplatform report</p>",
-        "<h2 id=runs-heading>Runs</h2>",
-        runs_table(runs, single),
     ]
-    if not single:
-        overlay = _overlay_figure(runs)
-        if overlay:
-            parts += ["<h2>Loss curves</h2>", overlay]
-    from kanplatform.tracking.report_compare import compare_section
+    if live_every:
+        parts.append(f"<p class=live id=live>Live: the experiment is running. This page is "
+                     f"rewritten every {live_every:g} s and reloads itself; last written "
+                     f"{time.strftime('%H:%M:%S')}.</p>")
+    extra_css = ""
+    if sweep is not None:
+        from kanplatform.tracking.sweep_page import CSS as SWEEP_CSS
+        from kanplatform.tracking.sweep_page import sweep_sections
 
-    compare, shown = compare_section(root)
-    if compare:
-        parts[2:2] = ["<h2 id=compare>Compare</h2>", compare]  # the answer before the runs
-    scaling = _scaling_section(root, runs, exclude=shown)
-    if scaling:
-        parts += ["<h2>Scaling</h2>", scaling]
-    for run in runs[:MAX_RUN_SECTIONS]:
-        parts.append(_run_section(run, single))
-    if len(runs) > MAX_RUN_SECTIONS:
-        parts.append(f"<p class=muted>{len(runs) - MAX_RUN_SECTIONS} more runs are in the "
-                     "table only (sections show the best runs).</p>")
+        extra_css = SWEEP_CSS
+        parts += sweep_sections(sweep)
+        shown = [t.run for t in sweep.trials if t.run is not None][:MAX_SWEEP_RUN_SECTIONS]
+        if shown:
+            parts.append("<h2 id=best-runs>The best trials' runs</h2>")
+        parts += [_run_section(run, False) for run in shown]
+    elif not runs and not (root / "compare.json").is_file():
+        parts.append("<p id=starting>Nothing has started yet: no run directory so far.</p>")
+    else:
+        from kanplatform.tracking.report_compare import compare_section
+
+        compare, shown = compare_section(root)
+        if compare:  # the answer before the runs
+            parts += ["<h2 id=compare>Compare</h2>", compare]
+        parts += ["<h2 id=runs-heading>Runs</h2>", runs_table(runs, single)]
+        if not single:
+            overlay = _overlay_figure(runs)
+            if overlay:
+                parts += ["<h2>Loss curves</h2>", overlay]
+        scaling = _scaling_section(root, runs, exclude=shown)
+        if scaling:
+            parts += ["<h2>Scaling</h2>", scaling]
+        for run in runs[:MAX_RUN_SECTIONS]:
+            parts.append(_run_section(run, single))
+        if len(runs) > MAX_RUN_SECTIONS:
+            parts.append(f"<p class=muted>{len(runs) - MAX_RUN_SECTIONS} more runs are in the "
+                         "table only (sections show the best runs).</p>")
     body = "\n".join(parts)
+    reload = (f"setTimeout(function () {{ location.reload(); }}, {int(live_every * 1000)});"
+              if live_every else "")
     csp = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
            "script-src 'unsafe-inline'")
     return (
@@ -161,8 +190,8 @@ def render(root: Path, runs: list[Run], title: str) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         '<link rel=icon href="data:,">'
-        f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n"
-        f"<script>{SORT_JS}</script>\n</body></html>\n"
+        f"<title>{_e(title)}</title><style>{CSS}{extra_css}</style></head>\n<body>\n{body}\n"
+        f"<script>{SORT_JS}{reload}</script>\n</body></html>\n"
     )
 
 

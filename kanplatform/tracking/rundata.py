@@ -11,7 +11,7 @@ from typing import Any
 
 from kanplatform._util.dotted import flatten
 
-RUN_MARKERS = ("config.yaml", "metrics.json", "history.csv")
+RUN_MARKERS = ("config.yaml", "metrics.json", "history.csv", "live.json")
 SKIP_DIRS = {"wandb", "checkpoints", "figures", "__pycache__"}
 METRIC_KEYS = ("test/rmse", "val/rmse", "train/rmse", "train/loss", "model/params",
                "model/flops", "wall_time_s")
@@ -28,6 +28,9 @@ class Run:
         metrics: final metrics and counts (``test/rmse``, ``model/params``, ``status``...).
         history: ``history.csv`` as columns (floats, NaN where empty).
         metrics_raw: ``metrics.json`` as written.
+        live: ``live.json`` (the progress of a run still training), when the run has no
+            ``metrics.json`` yet; then ``metrics`` holds its latest values and
+            ``status: running``, ``history`` its curve so far.
     """
 
     path: Path
@@ -36,6 +39,7 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)
     metrics_raw: dict[str, Any] = field(default_factory=dict)
+    live: dict[str, Any] | None = None
 
     @property
     def figures(self) -> Path:
@@ -159,11 +163,34 @@ def read_run(path: str | Path, root: str | Path | None = None) -> Run:
         run.metrics_raw = raw if isinstance(raw, dict) else {}
         run.metrics = _summary(run.metrics_raw)
     run.history = read_history(path / "history.csv")
+    if not metrics_file.is_file():
+        _merge_live(run)
     if "train/loss" not in run.metrics and run.history.get("train/loss"):
         finite = [v for v in run.history["train/loss"] if math.isfinite(v)]
         if finite:
             run.metrics["train/loss"] = finite[-1]
     return run
+
+
+def _merge_live(run: Run) -> None:
+    """A run still training: its latest metrics and curve from ``live.json``."""
+    from kanplatform.tracking.livefile import read_live
+
+    live = read_live(run.path)
+    if live is None:
+        if (run.path / "config.yaml").is_file():
+            run.metrics.setdefault("status", "running")  # started; no progress written yet
+        return
+    run.live = live
+    latest = live.get("latest") if isinstance(live.get("latest"), dict) else {}
+    run.metrics.update({k: v for k, v in latest.items() if isinstance(v, int | float)})
+    run.metrics["status"] = "running"
+    run.metrics["step"] = live.get("step")
+    hist = live.get("history")
+    if not run.history and isinstance(hist, dict) and isinstance(hist.get("step"), list):
+        n = len(hist["step"])
+        run.history = {k: [_float(x) for x in v]
+                       for k, v in hist.items() if isinstance(v, list) and len(v) == n}
 
 
 def _summary(raw: dict[str, Any]) -> dict[str, Any]:

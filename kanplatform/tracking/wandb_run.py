@@ -180,7 +180,8 @@ def recorded_run_id(run_dir: str | Path) -> str | None:
 
 
 def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None,
-             resume: bool = False) -> Any | None:
+             resume: bool = False, step_metric: str = "trainer/global_step",
+             job_type: str | None = None) -> Any | None:
     """Start the W&B run of a training run; a failure becomes one warning, never an error.
 
     An ``online`` run that cannot reach the server (no network, bad key) falls back to an
@@ -198,6 +199,9 @@ def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None,
         run_dir: the run directory; W&B writes ``run_dir/wandb/``.
         mode: overrides :func:`resolve_mode`.
         resume: continue the W&B run recorded in ``run_dir``.
+        step_metric: the x axis of every logged value (an experiment's own run uses another
+            than the trainer's step).
+        job_type: W&B's job type (``search`` for an experiment's own run).
 
     Returns:
         The ``wandb`` Run, or ``None`` when tracking is disabled or W&B could not start.
@@ -209,7 +213,7 @@ def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None,
     run_id = recorded_run_id(run_dir) if resume else None
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        return _init(cfg, run_dir, mode, run_id)
+        return _init(cfg, run_dir, mode, run_id, step_metric, job_type)
     except Exception as err:  # noqa: BLE001 - any W&B failure must not stop training
         if mode != "online":
             warn_once(f"W&B could not start ({_why(err)}); training goes on "
@@ -218,7 +222,7 @@ def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None,
             return None
         first = err
     try:
-        run = _init(cfg, run_dir, "offline", run_id)
+        run = _init(cfg, run_dir, "offline", run_id, step_metric, job_type)
     except Exception as err:  # noqa: BLE001
         warn_once(f"W&B online run failed ({_why(first)}) and the offline "
                   f"fallback too ({_why(err)}); training goes on without W&B.",
@@ -230,7 +234,8 @@ def init_run(cfg: Any, run_dir: str | Path, mode: str | None = None,
     return run
 
 
-def _init(cfg: Any, run_dir: Path, mode: str, run_id: str | None = None) -> Any:
+def _init(cfg: Any, run_dir: Path, mode: str, run_id: str | None = None,
+          step_metric: str = "trainer/global_step", job_type: str | None = None) -> Any:
     import wandb
 
     tags = tracking_option(cfg, "tags")
@@ -245,6 +250,7 @@ def _init(cfg: Any, run_dir: Path, mode: str, run_id: str | None = None) -> Any:
         group=tracking_option(cfg, "group"),
         tags=list(tags) if tags else None,
         name=tracking_option(cfg, "name") or run_dir.name,
+        job_type=job_type,
         config=run_config(cfg),
         settings=settings,
         # never finish or take over a run the user (or another trial) has open
@@ -255,9 +261,19 @@ def _init(cfg: Any, run_dir: Path, mode: str, run_id: str | None = None) -> Any:
     _OPEN_RUNS.append(run)
     (run_dir / "wandb" / RUN_ID_FILE).write_text(f"{run.id}\n")  # what a resume continues
     # One x axis for everything: the trainer's (monotone) global step.
-    run.define_metric("trainer/global_step")
-    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+    run.define_metric(step_metric)
+    run.define_metric("*", step_metric=step_metric, step_sync=True)
     return run
+
+
+def finish_run(run: Any, exit_code: int = 0) -> None:
+    """Finish one run :func:`init_run` started (and no other); failures become a warning."""
+    if run in _OPEN_RUNS:
+        _OPEN_RUNS.remove(run)
+    try:
+        run.finish(exit_code=exit_code)
+    except Exception as err:  # noqa: BLE001
+        warn_once(f"W&B run did not finish cleanly ({_why(err)})", key=f"finish:{id(run)}")
 
 
 def finish(loggers: Any = None, exit_code: int = 0) -> None:

@@ -28,6 +28,17 @@ STATUS_COMPLETED, STATUS_DIVERGED, STATUS_FAILED = "completed", "diverged", "fai
 STATUS_STOPPED = "stopped"
 
 
+class RunStopped(BaseException):
+    """Raised from a callback to end a run early on purpose (a search's scheduler stopped the
+    trial): :func:`fit` records ``status: stopped`` with ``reason`` and the results so far,
+    then re-raises it. A BaseException, like the interrupt it replaces, so that nothing on
+    the way catches it as an error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns.
@@ -134,6 +145,8 @@ def fit(
         FileNotFoundError: ``ckpt_path`` does not exist, before anything is written.
         Exception: any training error, re-raised after ``metrics.json`` records
             ``status: failed`` with the reason.
+        RunStopped: a callback stopped the run on purpose, re-raised after
+            ``metrics.json`` records ``status: stopped`` with the reason.
 
     Example:
         >>> result = fit(load_config("configs/experiment/quick.yaml"))  # doctest: +SKIP
@@ -168,6 +181,10 @@ def fit(
     try:
         with _local_torch_state(cfg.seed, cfg.trainer.num_threads):
             run.train(callbacks, loggers, trainer_kwargs, ckpt_path)
+    except RunStopped as err:
+        run.write(STATUS_STOPPED, err.reason, time.perf_counter() - started)
+        run.finish(exit_code=0)
+        raise
     except BaseException as err:
         run.write(STATUS_FAILED, run.failure_reason(err), time.perf_counter() - started)
         run.finish(exit_code=1)

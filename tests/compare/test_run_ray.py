@@ -96,6 +96,9 @@ def test_tiny_study_end_to_end_then_resume_trains_nothing(tmp_path, compare_env,
     assert "tuning trials per arm: kan 4, mlp 4" in html
     assert f"compare.json: {exp / 'compare.json'}" in printed
     assert f"report:       {exp / 'report.html'}" in printed
+    # the report was live while the study trained (path printed first), final now
+    assert printed.index(f"live report: {exp / 'report.html'}") < printed.index("compare.json:")
+    assert "id=live" not in html and "location.reload()" not in html
 
     # the study's W&B run, read back with wandb's own reader
     (wandb_dir,) = (exp / "wandb").glob("offline-run-*")

@@ -154,6 +154,25 @@ def test_failure_is_recorded_and_raised(quick_cfg):
     assert saved["status"] == "failed" and "boom" in saved["reason"]
 
 
+def test_a_run_stopped_on_purpose_is_recorded_as_stopped_and_raised(quick_cfg):
+    """A search's scheduler ends a trial this way: the records say stopped, with the reason
+    and the results so far, not failed."""
+    from kanplatform.train.fitting import RunStopped
+
+    class Scheduler(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 4:
+                raise RunStopped("stopped by the scheduler at grid/stage=1")
+
+    with pytest.raises(RunStopped):
+        fit(quick_cfg, callbacks=[Scheduler()], verbose=False)
+    run = next(Path(quick_cfg.output_dir).iterdir())
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["status"] == "stopped" and saved["step"] == 4
+    assert saved["reason"] == "stopped by the scheduler at grid/stage=1"
+    assert saved["final"]["val/rmse"] > 0 and (run / "model.pt").is_file()
+
+
 def test_invalid_config_writes_nothing(quick_cfg, tmp_path):
     from kanplatform.config import ConfigError, to_dict
 
