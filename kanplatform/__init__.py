@@ -19,17 +19,26 @@ __all__ = ["__version__", "load"]
 
 
 def load(run_dir: str | Path) -> Any:
-    """Return the trained model (a ``torch.nn.Module``) of a finished run directory.
+    """Return the trained model of a run directory, ready to predict in original units.
 
     Args:
-        run_dir: the directory ``kanplatform train`` printed.
+        run_dir: the directory ``kanplatform train`` printed (or its ``model.pt`` /
+            ``checkpoints/last.ckpt``).
 
     Returns:
-        The model in eval mode, on the CPU, with its trained weights and grids.
+        A :class:`kanplatform.train.predictor.TrainedModel` (a ``torch.nn.Module``) in eval
+        mode, on the CPU: ``model(x)`` maps a tensor or array in original units to outputs in
+        original units (logits for classification), ``model.predict(array_or_dataframe)``
+        returns NumPy predictions (class labels for classification, ``predict_proba`` the
+        probabilities); the network's own attributes (``width``, ``grid_size``...) are there.
 
     Raises:
         FileNotFoundError: if ``run_dir`` holds no checkpoint.
-    """
-    from kanplatform.train.checkpoint import load_model
 
-    return load_model(run_dir)
+    Example:
+        >>> model = kanplatform.load("runs/my-run")   # doctest: +SKIP
+        >>> y = model.predict(x)                       # doctest: +SKIP
+    """
+    from kanplatform.train.predictor import load as load_trained
+
+    return load_trained(run_dir)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("kanplatform.cli.train", "train one model from a config; prints the run dir"),
+    "predict": ("kanplatform.cli.predict", "apply a trained model to new rows (original units)"),
     "validate": ("kanplatform.cli.validate", "check configs, searches and job files"),
     "config": ("kanplatform.cli.config", "show a resolved config; list every key"),
     "tune": ("kanplatform.cli.tune", "Ray Tune search over a config"),

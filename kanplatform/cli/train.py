@@ -113,9 +113,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from kanplatform.train import ResumeError, fit
     from kanplatform.train.fitting import ERROR_LOG
-    from kanplatform.train.rundir import RunDirError, new_run_dir
+    from kanplatform.train.rundir import RunDirError, fresh_run_dir
 
-    run_dir = Path(run_dir) if run_dir else new_run_dir(cfg.output_dir, cfg.name)
+    # named now (the handlers below print it), created by fit once the data has loaded
+    run_dir = Path(run_dir) if run_dir else fresh_run_dir(cfg.output_dir, cfg.name)
+    from kanplatform.data import DataError
+
     try:
         result = fit(cfg, run_dir=run_dir, ckpt_path=ckpt)
     except ResumeError as err:  # fit checks the checkpoint before anything is written
@@ -123,6 +126,9 @@ def main(args: argparse.Namespace) -> int:
         return 2
     except RunDirError as err:  # before anything was written
         print(f"cannot train: {err}", file=sys.stderr)
+        return 2
+    except DataError as err:  # fit builds the data before anything is written
+        print(f"invalid data: {err}", file=sys.stderr)
         return 2
     except SystemExit as err:  # how Lightning leaves on SIGTERM (after the step) and Ctrl-C
         from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -141,24 +147,30 @@ def main(args: argparse.Namespace) -> int:
         print(run_dir.resolve())
         return 1
     metrics = result.metrics
+    key = "accuracy" if metrics.get("task") == "classification" else "rmse"
+    fmt = ".4f" if key == "accuracy" else ".3e"
     for row in metrics.get("stages", []):
         grid = f"G={row['grid_size']:<4}" if row.get("grid_size") is not None else "      "
         print(f"stage {row['stage']} {grid} step {row['step']:>6}  "
-              f"train {row['train/rmse']:.3e}  val {row['val/rmse']:.3e}  "
-              f"test {row['test/rmse']:.3e}  params {row['model/params']}", file=sys.stderr)
-    if result.status != "completed":
+              f"train {row[f'train/{key}']:{fmt}}  val {row[f'val/{key}']:{fmt}}  "
+              f"test {row[f'test/{key}']:{fmt}}  params {row['model/params']}", file=sys.stderr)
+    final = metrics.get("final") or {}
+    if result.status not in ("completed", "stopped"):
         print(f"run {result.status}: {metrics.get('reason')}", file=sys.stderr)
     else:
-        final = metrics["final"]
-        print(f"test/rmse {final['test/rmse']:.3e}  wall time {metrics['wall_time_s']:.1f} s",
-              file=sys.stderr)
+        if result.status == "stopped":
+            print(f"run stopped: {metrics.get('reason')}", file=sys.stderr)
+        extra = f"  test/loss {final['test/loss']:.4f}" if "test/loss" in final else ""
+        print(f"test/{key} {final[f'test/{key}']:{fmt}}{extra}  "
+              f"wall time {metrics['wall_time_s']:.1f} s", file=sys.stderr)
     interpreted = 0
     if args.interpret and result.status == "completed":
         from kanplatform.cli.interpret import interpret_and_print
 
         interpreted = interpret_and_print(result.run_dir)  # `kanplatform interpret`'s defaults
     print(result.run_dir)  # the last line: scripts take the run dir from it
-    return 0 if result.status == "completed" and interpreted == 0 else 1
+    ok = result.status in ("completed", "stopped")  # stopped: by early stopping, as asked
+    return 0 if ok and interpreted == 0 else 1
 
 
 def _kernel_problem(accelerator: str) -> str | None:

@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 OPTIMIZERS = ("lbfgs", "adam", "adamw")
-PRECISIONS = (32, 64)
+PRECISIONS = (32, 64, "bf16-mixed")
+TASKS = ("regression", "classification")
+NORMALIZE = ("auto", "standard", "minmax", "none")
+SCHEDULERS = ("none", "cosine", "step")
+EARLY_STOP_MODES = ("min", "max")
 TRACKING_MODES = ("auto", "offline", "online", "disabled")
 REG_VARIANTS = ("paper", "pykan")
 MATCH_MODES = ("none", "params")
@@ -108,23 +112,49 @@ class ModelConfig(MLPConfig, KANConfig):
 
 @dataclass
 class DataConfig:
-    """Where the samples come from: a registered target (``dataset``) or a file.
+    """Where the samples come from: a registered dataset (``dataset``) or a file.
 
-    ``dataset: file`` reads ``path`` (.csv with a header row, or .npz with one array per
-    column) and takes the columns ``inputs`` -> ``targets``. ``batch_size: null`` trains
-    on the full batch (what LBFGS needs); an integer gives shuffled mini-batches.
-    ``noise`` is the std of Gaussian noise added to train and validation targets (the
-    test targets stay clean). ``seed`` fixes the samples independently of ``RunConfig.seed``
-    (which seeds the model's initialisation), so seeds compare models on the same data.
-    A file's rows holding NaN or inf are refused (their count and the first one named)
-    unless ``drop_nonfinite: true``, which trains without them (with a warning).
-    ``n_ood > 0`` (registered targets only) adds an out-of-domain test split of that many
-    points in the shell ``ood_shell`` (in half-widths of the training box, default 1.0-1.5:
-    just outside it; see :mod:`kanplatform.data.ood`), and the run records ``ood/rmse``.
+    ``dataset`` names a synthetic target (``exp_sin_sq``, Feynman equations...), a real
+    dataset (scikit-learn's bundled ``digits``, ``wine``, ``breast_cancer``, ``iris``,
+    ``diabetes``; torchvision's ``mnist``, ``fashion_mnist``, ``cifar10`` read from ``root``),
+    or ``file``: ``path`` (.csv with a header row, .npz with one array per column, .parquet)
+    and the columns ``inputs`` -> ``targets`` (classification: one label column, integers or
+    strings).
+
+    Sizes: ``n_train``/``n_val``/``n_test`` null (or ``all``) means every row, split by the
+    fractions ``split`` (seeded shuffle, stratified by class for classification); a number
+    fixes that split's size (the others still take their fraction of the rows). Synthetic
+    targets have no rows to use up: null samples 1000 each. Datasets with an official test
+    set (torchvision) test on it and split ``split[0]:split[1]`` of their training set.
+
+    ``normalize``: ``auto`` keeps a synthetic target's declared domain and, for file and real
+    data, maps the inputs onto the model's ``grid_range`` (min/max of the training split) and
+    standardises regression targets; ``minmax`` and ``standard`` do that (``standard``
+    z-scores the inputs) for every dataset; ``none`` leaves the values alone. Fitted on the
+    training split only, saved with the model, applied by ``kanplatform.load`` and
+    ``predict``; metrics are in the original units.
+
+    ``batch_size: null`` trains on the full batch (what LBFGS needs); an integer gives
+    mini-batches, reshuffled every epoch from ``seed``. ``noise`` is the std of Gaussian
+    noise added to train and validation targets of synthetic and file regression data (test
+    targets stay clean). ``seed`` fixes the samples and the split independently of
+    ``RunConfig.seed`` (which seeds the model's initialisation), so seeds compare models on
+    the same data. A file's rows holding NaN or inf are refused (their count and the first
+    one named) unless ``drop_nonfinite: true``, which trains without them (with a warning).
+
+    Image datasets: ``root`` holds torchvision's layout (``ROOT/MNIST/raw/*-ubyte``,
+    ``ROOT/FashionMNIST/raw/``, ``ROOT/cifar-10-batches-py/``); ``download: true`` lets
+    torchvision fetch it (when installed); ``pool: k`` averages k x k pixel blocks before the
+    image is flattened (MNIST: 784 inputs, 196 with ``pool: 2``).
+
+    ``n_ood > 0`` (registered synthetic targets only) adds an out-of-domain test split of
+    that many points in the shell ``ood_shell`` (in half-widths of the training box, default
+    1.0-1.5: just outside it; see :mod:`kanplatform.data.ood`), and the run records
+    ``ood/rmse``.
 
     Attributes:
-        dataset: a registered target (exp_sin_sq, feynman_I_6_2, ...) or ``file``.
-        n_train: training samples.
+        dataset: a synthetic target (exp_sin_sq, ...), a real dataset (digits, ...) or file.
+        n_train: training rows (null or all: a fraction of every row, data.split).
         n_val: validation samples.
         n_test: test samples (targets without noise).
         noise: std of Gaussian noise added to train and validation targets.
@@ -135,13 +165,20 @@ class DataConfig:
         targets: the file's target columns.
         n_ood: points of an out-of-domain test split (0: none; registered targets only).
         ood_shell: that split's shell [r_lo, r_hi], in half-widths of the training box.
-        drop_nonfinite: train without rows holding NaN/inf (with a warning) instead of refusing.
+        split: fractions [train, val, test] of the rows when a size is null.
+        normalize: auto, standard, minmax or none (fitted on the training split).
+        drop_nonfinite: train without a file's rows holding NaN/inf (else refused).
+        root: the folder holding torchvision's files (mnist, fashion_mnist, cifar10).
+        download: let torchvision fetch them (needs torchvision).
+        pool: average k x k pixel blocks before flattening an image.
     """
 
     dataset: str = "exp_sin_sq"
-    n_train: int = 1000
-    n_val: int = 1000
-    n_test: int = 1000
+    n_train: Any = None
+    n_val: Any = None
+    n_test: Any = None
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    normalize: str = "auto"
     noise: float = 0.0
     seed: int = 0
     batch_size: int | None = None
@@ -149,6 +186,9 @@ class DataConfig:
     inputs: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     drop_nonfinite: bool = False
+    root: str | None = None
+    download: bool = False
+    pool: int = 1
     n_ood: int = 0
     ood_shell: list[float] = field(default_factory=lambda: [1.0, 1.5])
 
@@ -160,6 +200,11 @@ class OptimConfig:
     The LBFGS tolerances default to pykan's (practically never stop early), which is what
     lets the grid-extension experiment reach RMSE ~1e-5.
 
+    ``scheduler`` sets the learning rate per step (Adam/AdamW): ``none``; ``cosine`` (linear
+    warm-up over ``warmup_steps``, then a cosine from ``lr`` down to ``min_lr`` at the end of
+    the budget); ``step`` (multiply by ``gamma`` every ``step_size`` steps, after the
+    warm-up). Grid stages rebuild the optimiser, not the schedule: it follows the global step.
+
     Attributes:
         name: lbfgs, adam or adamw.
         lr: learning rate (LBFGS: the step scale, 1.0 with the line search).
@@ -169,6 +214,11 @@ class OptimConfig:
         line_search: strong_wolfe or null (LBFGS).
         tolerance_grad: LBFGS gradient tolerance (pykan's: practically never stops early).
         tolerance_change: LBFGS change tolerance (pykan's).
+        scheduler: none, cosine or step (Adam/AdamW learning-rate schedule).
+        warmup_steps: linear warm-up steps of the schedule.
+        step_size: steps between multiplications by gamma (step).
+        gamma: the step schedule's factor.
+        min_lr: the cosine schedule's final learning rate.
     """
 
     name: str = "lbfgs"
@@ -179,6 +229,23 @@ class OptimConfig:
     line_search: str | None = "strong_wolfe"
     tolerance_grad: float = 1e-32
     tolerance_change: float = 1e-32
+    scheduler: str = "none"
+    warmup_steps: int = 0
+    step_size: int = 1000
+    gamma: float = 0.1
+    min_lr: float = 0.0
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Stop when ``metric`` (a logged validation metric; null: ``val/loss`` for
+    classification, ``val/rmse`` for regression) has not improved by more than ``min_delta``
+    for ``patience`` validations in a row; ``mode: max`` for accuracies."""
+
+    metric: str | None = None
+    patience: int = 5
+    mode: str = "min"
+    min_delta: float = 0.0
 
 
 @dataclass
@@ -203,12 +270,20 @@ class TrainerConfig:
     diverged`` and a reason naming the step and the loss, in every precision (float64 can
     climb to 1e48 without overflowing); a search scores it with the worst value. 0 or null:
     only non-finite losses count.
+    ``max_epochs``: passes over the training split (mini-batch runs); with ``max_steps`` as
+    well, whichever comes first ends the run (``max_steps: null`` for epochs alone).
+    ``precision``: 32, 64, or ``bf16-mixed`` (autocast to bfloat16 where the device supports
+    it; float32 weights). ``gradient_clip_val`` clips the gradient norm (Adam/AdamW).
+    ``early_stopping: {metric, patience, mode}`` stops the run (``status: stopped``, with why)
+    when ``metric`` has not improved for ``patience`` validations. ``enable_progress_bar``:
+    the bar shows only on a terminal; elsewhere (cluster logs, pipes) one line is printed per
+    validation.
 
     Attributes:
         max_steps: the step budget without a grid schedule.
         accelerator: auto (GPU when present), cpu, gpu, cuda or mps.
         devices: Lightning's devices (auto, a count or a list).
-        precision: 32 or 64 (bits of the floats).
+        precision: 32 or 64 (bits of the floats), or bf16-mixed.
         val_every_n_steps: validate every N steps.
         log_every_n_steps: log train/loss every N steps.
         num_threads: torch CPU threads for this run (null leaves them alone).
@@ -217,12 +292,16 @@ class TrainerConfig:
         checkpoint_every_n_steps: write checkpoints/last.ckpt every N steps (0: at the end).
         divergence_factor: a training loss above this many times its best so far is divergence
             (0 or null: only NaN/inf losses).
+        max_epochs: passes over the training split (null: max_steps alone).
+        gradient_clip_val: clip the gradient norm (Adam/AdamW; null: no clipping).
+        early_stopping: {metric, patience, mode, min_delta}, or null.
     """
 
-    max_steps: int = 1000
+    max_steps: int | None = 1000
+    max_epochs: int | None = None
     accelerator: str = "auto"
     devices: Any = "auto"
-    precision: int = 32
+    precision: Any = 32
     val_every_n_steps: int = 50
     log_every_n_steps: int = 10
     num_threads: int | None = None
@@ -230,6 +309,8 @@ class TrainerConfig:
     enable_progress_bar: bool = True
     checkpoint_every_n_steps: int = 100
     divergence_factor: float | None = 1.0e4
+    gradient_clip_val: float | None = None
+    early_stopping: EarlyStoppingConfig | None = None
 
 
 @dataclass
@@ -318,8 +399,13 @@ class TrackingConfig:
 class RunConfig:
     """One training run. ``seed`` seeds the model's initialisation and the optimiser.
 
+    ``task``: ``regression`` (MSE; metrics ``*/rmse``) or ``classification`` (one label
+    column, classes counted from the training split, ``model.width[-1]`` logits, cross-entropy;
+    metrics ``*/loss``, ``*/accuracy``, ``*/f1`` (macro)).
+
     Attributes:
         name: the run's name (its directory is <output_dir>/<name>-<time>-<id>).
+        task: regression or classification.
         seed: seed of the model's initialisation and the optimiser.
         output_dir: where run directories go.
         model: what to train.
@@ -332,6 +418,7 @@ class RunConfig:
     """
 
     name: str = "run"
+    task: str = "regression"
     seed: int = 0
     output_dir: str = "runs"
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -16,15 +16,28 @@ from omegaconf import DictConfig
 from kanplatform._util.problems import Problems
 from kanplatform.config.load import ConfigError
 from kanplatform.config.schema import (
+    EARLY_STOP_MODES,
     MATCH_MODES,
+    NORMALIZE,
     OPTIMIZERS,
     PRECISIONS,
     REG_VARIANTS,
+    SCHEDULERS,
+    TASKS,
     TRACKING_MODES,
     model_keys,
 )
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+HIGHER_IS_BETTER = ("accuracy", "f1")  # metric names (after the split) that grow when better
+
+
+def task_metrics(task: str) -> tuple[str, ...]:
+    """The ``{split}/{name}`` metrics a run of ``task`` logs (DESIGN.md names)."""
+    if task == "classification":
+        return ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/f1",
+                "test/loss", "test/accuracy", "test/f1")
+    return ("train/loss", "train/rmse", "val/rmse", "test/rmse")
 
 
 def validate(cfg: DictConfig, problems: Problems | None = None) -> DictConfig:
@@ -39,20 +52,11 @@ def validate(cfg: DictConfig, problems: Problems | None = None) -> DictConfig:
             got 0``, ``optim.name: 'adm' is not valid; valid: ... (did you mean 'adam'?)``.
     """
     p = problems if problems is not None else Problems(ConfigError)
+    p.one_of(cfg.task, "task", TASKS)
     _validate_data(cfg.data, p)
     _validate_model(cfg, p)
     _validate_optim(cfg, p)
-    t = cfg.trainer
-    p.check(t.max_steps >= 1, "trainer.max_steps", f"must be >= 1, got {t.max_steps}")
-    p.one_of(t.precision, "trainer.precision", PRECISIONS)
-    p.one_of(t.accelerator, "trainer.accelerator", ACCELERATORS)
-    p.check(t.val_every_n_steps >= 1, "trainer.val_every_n_steps", "must be >= 1")
-    p.check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", "must be >= 1")
-    p.check(t.num_threads is None or t.num_threads >= 1, "trainer.num_threads",
-           "must be >= 1 or null")
-    p.check(t.divergence_factor is None or t.divergence_factor == 0 or t.divergence_factor > 1,
-           "trainer.divergence_factor", f"must be > 1, or 0/null to count only NaN/inf losses, "
-           f"got {t.divergence_factor}")
+    _validate_trainer(cfg.trainer, p)
     g = cfg.grid
     for i, size in enumerate(g.schedule):
         p.check(size >= 1, f"grid.schedule[{i}]", f"grid sizes must be >= 1, got {size}")
@@ -71,9 +75,61 @@ def validate(cfg: DictConfig, problems: Problems | None = None) -> DictConfig:
     return cfg
 
 
+def _validate_trainer(t: DictConfig, p: Problems) -> None:
+    p.check(t.max_steps is None or t.max_steps >= 1, "trainer.max_steps",
+            f"must be >= 1 (or null with trainer.max_epochs), got {t.max_steps}")
+    p.check(t.max_epochs is None or t.max_epochs >= 1, "trainer.max_epochs",
+            f"must be >= 1 or null, got {t.max_epochs}")
+    p.check(t.max_steps is not None or t.max_epochs is not None, "trainer.max_steps",
+            "is null, so set trainer.max_epochs (a run needs a budget)")
+    p.one_of(t.precision, "trainer.precision", PRECISIONS)
+    p.one_of(t.accelerator, "trainer.accelerator", ACCELERATORS)
+    p.check(t.val_every_n_steps >= 1, "trainer.val_every_n_steps", "must be >= 1")
+    p.check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", "must be >= 1")
+    p.check(t.num_threads is None or t.num_threads >= 1, "trainer.num_threads",
+            "must be >= 1 or null")
+    p.check(t.divergence_factor is None or t.divergence_factor == 0 or t.divergence_factor > 1,
+            "trainer.divergence_factor", f"must be > 1, or 0/null to count only NaN/inf losses, "
+            f"got {t.divergence_factor}")
+    p.check(t.gradient_clip_val is None or t.gradient_clip_val > 0, "trainer.gradient_clip_val",
+            f"must be > 0 or null, got {t.gradient_clip_val}")
+    e = t.early_stopping
+    if e is not None:
+        p.check(e.metric is None or str(e.metric).startswith("val/"),
+                "trainer.early_stopping.metric",
+                f"{e.metric!r} is not a validation metric; use e.g. val/loss, val/rmse, "
+                "val/accuracy")
+        higher = isinstance(e.metric, str) and e.metric.split("/")[-1] in HIGHER_IS_BETTER
+        p.check(not higher or e.mode == "max", "trainer.early_stopping.mode",
+                f"{e.metric} grows as the model improves: use mode: max")
+        p.check(e.patience >= 1, "trainer.early_stopping.patience",
+                f"must be >= 1 validations, got {e.patience}")
+        p.one_of(e.mode, "trainer.early_stopping.mode", EARLY_STOP_MODES)
+        p.check(e.min_delta >= 0, "trainer.early_stopping.min_delta", "must be >= 0")
+
+
+def size_value(value: Any) -> int | None:
+    """A ``data.n_train``/``n_val``/``n_test`` value as a count, or None for every row."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
+        return None
+    return int(value)
+
+
 def _validate_data(d: DictConfig, p: Problems) -> None:
     for key in ("n_train", "n_val", "n_test"):
-        p.check(d[key] >= 1, f"data.{key}", f"must be >= 1, got {d[key]}")
+        value = d[key]
+        ok = value is None or (isinstance(value, str) and value.strip().lower() == "all") or (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+        p.check(ok, f"data.{key}", f"must be a count >= 1, or null/all for every row by "
+                f"data.split, got {value!r}")
+    split = list(d.split)
+    if p.check(len(split) == 3 and all(isinstance(f, float | int) and f >= 0 for f in split)
+               and split[0] > 0 and sum(split) > 0, "data.split",
+               f"must be three fractions [train, val, test] (train > 0), got {split}"):
+        p.check(abs(sum(split) - 1.0) < 1e-6, "data.split",
+                f"fractions must add up to 1, got {split} (sum {sum(split):g})")
+    p.one_of(d.normalize, "data.normalize", NORMALIZE)
+    p.check(d.pool >= 1, "data.pool", f"must be >= 1 (1 = full resolution), got {d.pool}")
     p.check(d.noise >= 0, "data.noise", f"must be >= 0, got {d.noise}")
     p.check(d.batch_size is None or d.batch_size >= 1, "data.batch_size",
             f"must be >= 1 or null (full batch), got {d.batch_size}")
@@ -109,9 +165,20 @@ def _validate_optim(cfg: DictConfig, p: Problems) -> None:
     p.one_of(o.line_search, "optim.line_search", (None, "strong_wolfe"))
     p.check(o.history_size >= 1 and o.max_iter >= 1, "optim.max_iter",
             "history_size and max_iter must be >= 1")
+    p.one_of(o.scheduler, "optim.scheduler", SCHEDULERS)
+    p.check(o.warmup_steps >= 0, "optim.warmup_steps", f"must be >= 0, got {o.warmup_steps}")
+    p.check(o.step_size >= 1, "optim.step_size", f"must be >= 1, got {o.step_size}")
+    p.check(0 < o.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {o.gamma}")
+    p.check(0 <= o.min_lr <= o.lr, "optim.min_lr", f"must be in [0, optim.lr], got {o.min_lr}")
     if o.name == "lbfgs":
         p.check(cfg.data.batch_size is None, "data.batch_size",
                 "LBFGS needs the full batch: set data.batch_size: null (or use optim.name=adam)")
+        p.check(o.scheduler == "none", "optim.scheduler",
+                "LBFGS steps its own line search: use optim.scheduler: none (or optim.name=adam)")
+        p.check(cfg.trainer.gradient_clip_val is None, "trainer.gradient_clip_val",
+                "clipping needs automatic optimisation: use it with optim.name=adam/adamw")
+        p.check(cfg.trainer.precision != "bf16-mixed", "trainer.precision",
+                "bf16-mixed is for Adam/AdamW mini-batch training; LBFGS needs 32 or 64")
 
 
 # --- which file is which, for `kanplatform validate` (its file-kind table is in cli) --------

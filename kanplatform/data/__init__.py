@@ -1,4 +1,4 @@
-"""Target functions, datasets and the Lightning data module.
+"""Target functions, real datasets, user files, splits, normalisation and the data module.
 
 Example:
     >>> from kanplatform.data import make_dataset, get_target
@@ -15,19 +15,25 @@ from kanplatform.data.datasets import (
     Splits,
     column_names,
     dataset_dims,
+    dataset_for_run,
     dataset_from_config,
+    dataset_task,
     load_file,
     make_dataset,
     read_columns,
 )
+from kanplatform.data.normalize import Normalizer
 from kanplatform.data.ood import OODSplit, box_radius, ood_split, shell_inputs
+from kanplatform.data.real import REAL_DATASETS, get_real
 from kanplatform.data.targets import TARGETS, Target, get_target, register
 
 __all__ = [
+    "REAL_DATASETS",
     "TARGETS",
     "DataError",
     "DataWarning",
     "KANDataModule",
+    "Normalizer",
     "OODSplit",
     "Splits",
     "Target",
@@ -35,8 +41,11 @@ __all__ = [
     "check_data_config",
     "column_names",
     "dataset_dims",
+    "dataset_for_run",
     "dataset_from_config",
+    "dataset_task",
     "file_table",
+    "get_real",
     "get_target",
     "load_file",
     "make_dataset",

@@ -1,7 +1,11 @@
 """The LightningDataModule over a dataset: full batch (LBFGS) or shuffled mini-batches (Adam).
 
-Full-batch mode yields the same pre-built tensors every step from a plain iterator (no
-DataLoader, no workers, no collation), so Lightning's per-step overhead stays tiny.
+No DataLoader, no workers, no per-sample ``__getitem__`` and collate: the tensors live on the
+training device (moved once when the trainer asks for the first loader) and a batch is one
+``index_select`` with an index tensor. Full-batch mode yields the same tensors every step;
+mini-batch mode draws one permutation per epoch from a generator seeded with
+``[seed, epoch]``, so every epoch is reshuffled and a resumed run draws the epochs an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -9,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from kanplatform.data.datasets import Splits, dataset_from_config
 
@@ -34,6 +38,44 @@ class _FullBatch:
         return 1
 
 
+class _MiniBatches:
+    """One epoch of shuffled mini-batches per ``iter()``: index tensors over the split's
+    tensors (the last batch may be smaller). In a data-parallel run each process takes every
+    ``world``-th row of the epoch's permutation, all processes the same number of rows."""
+
+    def __init__(self, dm: KANDataModule, batch_size: int) -> None:
+        self.dm, self.batch_size = dm, int(batch_size)
+        self.epoch = 0  # epochs drawn so far (the trainer's epoch wins when there is one)
+
+    def _shard(self) -> tuple[int, int]:
+        trainer = getattr(self.dm, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(getattr(trainer, "global_rank", 0)), int(getattr(trainer, "world_size", 1))
+
+    def __len__(self) -> int:
+        n = int(self.dm.splits.train[0].shape[0]) // self._shard()[1]
+        return max(1, -(-n // self.batch_size))
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The permutation of epoch ``epoch`` (on the CPU)."""
+        n = int(self.dm.splits.train[0].shape[0])
+        seed = int(np.random.SeedSequence([self.dm.seed, 7, epoch]).generate_state(1)[0])
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        trainer = getattr(self.dm, "trainer", None)
+        epoch = int(trainer.current_epoch) if trainer is not None else self.epoch
+        self.epoch = epoch + 1
+        x, y = self.dm.splits.train
+        order = self.order(epoch)
+        rank, world = self._shard()
+        if world > 1:
+            order = order[:len(order) // world * world][rank::world]
+        for index in order.to(x.device).split(self.batch_size):
+            yield x.index_select(0, index), y.index_select(0, index)
+
+
 class KANDataModule(pl.LightningDataModule):
     """Serve a :class:`Splits` to Lightning.
 
@@ -42,7 +84,7 @@ class KANDataModule(pl.LightningDataModule):
         data_cfg: a ``data`` config section (dataset, sizes, seed, batch_size).
         dtype: tensor dtype (float64 for ``trainer.precision: 64``).
         batch_size: ``None`` = full batch; overrides ``data_cfg.batch_size`` when given.
-        seed: seeds the mini-batch shuffling generator.
+        seed: seeds the mini-batch shuffling.
     """
 
     def __init__(
@@ -70,23 +112,44 @@ class KANDataModule(pl.LightningDataModule):
             self._splits = dataset_from_config(self.data_cfg, dtype=self.dtype)
         return self._splits
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one pass over the training split (1 for the full batch)."""
+        if self.batch_size is None:
+            return 1
+        return len(_MiniBatches(self, self.batch_size))
+
     def setup(self, stage: str | None = None) -> None:
         self.splits  # noqa: B018 - build once, before the loops start
 
     def move_to(self, device: torch.device) -> None:
         """Keep the tensors on ``device`` so no batch is copied per step."""
-        self._splits = self.splits.to(device=device)
+        if self.splits.train[0].device != torch.device(device):
+            self._splits = self.splits.to(device=device)
+
+    def _on_device(self) -> None:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            self.move_to(trainer.strategy.root_device)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device,
+                                 dataloader_idx: int) -> Any:
+        # the batches are already there (see move_to): skip Lightning's walk over the batch
+        if isinstance(batch, tuple) and all(isinstance(t, torch.Tensor) and t.device == device
+                                            for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def train_dataloader(self) -> Any:
+        self._on_device()
         if self.batch_size is None:
             return _FullBatch(self, "train", repeat=True)
-        x, y = self.splits.train
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=True,
-                          generator=generator, num_workers=0)
+        return _MiniBatches(self, self.batch_size)
 
     def val_dataloader(self) -> Any:
+        self._on_device()
         return _FullBatch(self, "val", repeat=False)
 
     def test_dataloader(self) -> Any:
+        self._on_device()
         return _FullBatch(self, "test", repeat=False)

@@ -148,14 +148,13 @@ def interpret_run(
     """
     import sympy
 
-    import kanplatform
     from kanplatform import tracking as trk
-    from kanplatform.data.datasets import dataset_from_config
+    from kanplatform.data.datasets import dataset_for_run, dataset_task
     from kanplatform.nn.kan import KAN
     from kanplatform.nn.prune import prune as prune_kan
     from kanplatform.nn.symbolic import get_symbolic
     from kanplatform.nn.symbolic_kan import auto_symbolic, train_affine
-    from kanplatform.train.checkpoint import save_model
+    from kanplatform.train.checkpoint import load_model, save_model
     from kanplatform.train.resolve import load_run_config
 
     say = progress or (lambda line: None)
@@ -166,12 +165,16 @@ def interpret_run(
         raise FileNotFoundError(f"{run_dir} has no config.yaml: is it a `kanplatform train` "
                                 "run directory?")
     cfg = load_run_config(run_dir / "config.yaml")
-    model = kanplatform.load(run_dir)
+    task = dataset_task(cfg.data, cfg.task)
+    if task != "regression":
+        raise ValueError(f"interpret fits formulas to regression targets; {run_dir.name} is a "
+                         f"{task} run")
+    model = load_model(run_dir)  # the bare network: it is fitted in model units
     if not isinstance(model, KAN):
         raise ValueError(f"interpret needs a KAN run; {run_dir.name} trained a "
                          f"{type(model).__name__} (model.kind={cfg.model.kind})")
     dtype = model.layers[0].coef.dtype
-    data = dataset_from_config(cfg.data, dtype=dtype)
+    data = dataset_for_run(cfg, dtype=dtype)  # normalised as in training
     (x, y), (xt, yt) = data.train, data.test
     out = run_dir / OUT_DIR
     out.mkdir(exist_ok=True)

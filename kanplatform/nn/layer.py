@@ -161,7 +161,14 @@ class KANLayer(nn.Module):
         """``x: (batch, in)`` -> ``(batch, out)`` by the backend
         :func:`kanplatform.kernels.spline_backend` picks for these tensors (the Triton kernels
         on CUDA, the compiled kernels on CPU where they build, else the compact path for small
-        layers and the PyTorch sparse path for the rest: all the same function)."""
+        layers and the PyTorch sparse path for the rest: all the same function).
+
+        Under autocast (``bf16-mixed`` training) the layer computes in its own dtype: the
+        kernels take float32/float64 tensors, and a spline's local polynomial loses its
+        digits in bfloat16; the layers around it still autocast."""
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return self.forward(x.to(self.grid.dtype))
         self._check(x)
         sp, sb = self._scales()
         k = self.spline_order

@@ -251,6 +251,10 @@ def parse_study(data: Mapping[str, Any], source: str | Path | None = None) -> St
             raise StudyError(f"x: {x!r} is not a size axis; use {', '.join(X_AXES)}")
     if not spec.metric.startswith(("train/", "val/", "test/")):
         raise StudyError(f"metric={spec.metric!r}: use a logged loss like test/rmse")
+    if spec.metric.split("/")[-1] in ("accuracy", "f1"):
+        raise StudyError(f"metric={spec.metric!r} grows with size and is bounded by 1: fit a "
+                         "loss that falls as a power law, e.g. test/loss (cross-entropy) for "
+                         "classification")
     for path in spec.base_files():
         if not path.is_file():
             raise StudyError(f"base: run config {path} not found (paths are relative to the study)")

@@ -274,7 +274,8 @@ def rows_from_run(trial: Trial, run_dir: str | Path | None, status: str | None =
         for stage in metrics["stages"]:
             row = {**base, "grid_size": stage.get("grid_size"), "status": st}
             row["label"] = f"{trial.label}-g{stage.get('grid_size')}"
-            for key in ("model/params", "model/flops", "train/rmse", "val/rmse", "test/rmse"):
+            for key in ("model/params", "model/flops", "train/rmse", "val/rmse", "test/rmse",
+                        *_split_keys(stage)):
                 row[key] = _num(stage.get(key))
             rows.append(row)
         return rows
@@ -282,9 +283,16 @@ def rows_from_run(trial: Trial, run_dir: str | Path | None, status: str | None =
     row = {**base, "status": st}
     for key in ("model/params", "model/flops"):
         row[key] = _num(metrics.get(key))
-    for key in ("train/rmse", "val/rmse", "test/rmse"):
+    for key in ("train/rmse", "val/rmse", "test/rmse", *_split_keys(final)):
         row[key] = _num(final.get(key))
     return [row]
+
+
+def _split_keys(metrics: dict[str, Any]) -> list[str]:
+    """The per-split metrics a run recorded besides the RMSEs (classification: loss,
+    accuracy, f1), so a study can fit any of them."""
+    return [k for k in metrics if k.split("/")[0] in ("train", "val", "test")
+            and not k.endswith("/rmse")]
 
 
 def fit_families(

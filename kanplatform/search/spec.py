@@ -46,6 +46,14 @@ LOGGED_METRICS = (
     "train/rmse",
     "val/rmse",
     "test/rmse",
+    # classification runs (task: classification)
+    "train/accuracy",
+    "val/loss",
+    "val/accuracy",
+    "val/f1",
+    "test/loss",
+    "test/accuracy",
+    "test/f1",
     "grid/size",
     "grid/stage",
     "model/params",
@@ -363,6 +371,7 @@ def check_against_config(spec: SearchSpec, base_cfg: Any) -> None:
         SearchSpecError: an unknown/ill-typed key, or a metric the module does not log.
     """
     from kanplatform.config import ConfigError, apply_overrides
+    from kanplatform.config.validate import HIGHER_IS_BETTER, task_metrics
 
     known = LOGGED_METRICS
     if spec.metric not in known:
@@ -370,6 +379,15 @@ def check_against_config(spec: SearchSpec, base_cfg: Any) -> None:
             f"metric {spec.metric!r} is not logged by the training module; "
             f"choose one of {list(known)}"
         )
+    task = base_cfg.get("task", "regression") if hasattr(base_cfg, "get") else "regression"
+    per_task = task_metrics(task)
+    other = [m for m in LOGGED_METRICS if "/" in m and m.split("/")[0] in
+             ("train", "val", "test") and m not in per_task]
+    if spec.metric in other:
+        raise SearchSpecError(f"metric {spec.metric!r} is not logged by a {task} run; choose "
+                              f"one of {list(per_task)}")
+    if spec.metric.split("/")[-1] in HIGHER_IS_BETTER and spec.mode != "max":
+        raise SearchSpecError(f"metric {spec.metric!r} grows as models improve: use mode: max")
     for key, value in spec.space.items():
         for sample in domain_values(value):
             try:

@@ -18,7 +18,8 @@ import pytorch_lightning as pl
 import torch
 
 from kanplatform.nn.registry import GridModel
-from kanplatform.train.module import RegressionModule, finite, model_grid_size
+from kanplatform.train.module import TaskModule as RegressionModule
+from kanplatform.train.module import finite, model_grid_size
 
 
 def _splits(trainer: pl.Trainer) -> Any:
@@ -156,7 +157,7 @@ class GridSchedule(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: RegressionModule,
                              batch: Any, batch_idx: int) -> None:
         model = pl_module.model
-        if not (isinstance(model, GridModel) and self.update_every > 0):
+        if not (self.update_every > 0 and isinstance(model, GridModel)):
             return
         step = trainer.global_step
         in_stage = step - self.stage_of(step) * self.steps_per_stage
@@ -200,7 +201,8 @@ class GridSchedule(pl.Callback):
         row: dict[str, Any] = {"stage": stage + 1, "grid_size": model_grid_size(pl_module.model),
                                "step": trainer.global_step}
         for split in ("train", "val", "test"):
-            row[f"{split}/rmse"] = pl_module.rmse(*splits.split(split))
+            for name, value in pl_module.evaluate(*splits.split(split)).items():
+                row[f"{split}/{name}"] = value
         row.update(_model_counts(pl_module.model))
         self.stages.append(row)
         metrics = {"grid/stage": stage + 1, **{k: v for k, v in row.items() if "/" in k}}
@@ -218,8 +220,11 @@ class GridSchedule(pl.Callback):
 
 
 class RunRecorder(pl.Callback):
-    """Log ``train/loss``, ``train/rmse``, ``grid/size`` every N steps; keep the history; stop
-    on divergence.
+    """Log ``train/loss``, ``train/rmse`` (or ``train/accuracy``), ``grid/size`` every N steps;
+    keep the history; stop on divergence.
+
+    Nothing but the finiteness check of the loss runs per step (on a CUDA device even that
+    waits for the cadence: reading the loss would synchronise every step).
 
     Args:
         every_n_steps: log every N steps (and at step 1).
@@ -246,12 +251,15 @@ class RunRecorder(pl.Callback):
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         loss = pl_module.last_loss
+        due = step % self.every_n_steps == 0 or step == 1
+        if loss is None or (not due and loss.device.type == "cuda"):
+            return
         if self.guard.check(step, loss):
             trainer.should_stop = True
             return
-        if step % self.every_n_steps and step != 1:
+        if not due:
             return
-        row = {"train/loss": float(loss), "train/rmse": float(torch.sqrt(pl_module.last_mse))}
+        row = {"train/loss": float(loss), **pl_module.train_metrics()}
         size = model_grid_size(pl_module.model)
         if size is not None:
             row["grid/size"] = size
@@ -260,17 +268,21 @@ class RunRecorder(pl.Callback):
         self.history.setdefault(step, {}).update(row)
         # Straight to the loggers: Lightning's own logging drops steps off its
         # ``log_every_n_steps`` grid (step 1 among them), and the W&B history must hold the
-        # same steps as history.csv. ``log_dict`` still feeds ``callback_metrics``.
-        pl_module.log_dict(row, on_step=True, on_epoch=False, prog_bar=False, logger=False,
-                           batch_size=1)
+        # same steps as history.csv. Into ``callback_metrics`` (what Tune's reporter reads)
+        # and the bar's metrics directly: ``LightningModule.log`` costs more than a whole
+        # small-model step.
         for logger in trainer.loggers:
             logger.log_metrics(row, step=step)
-        pl_module.log("loss", row["train/loss"], prog_bar=True, logger=False, batch_size=1)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in row.items()})
+        trainer.progress_bar_metrics["loss"] = row["train/loss"]
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: RegressionModule) -> None:
-        value = trainer.callback_metrics.get("val/rmse")
-        if value is not None and not trainer.sanity_checking:
-            self.history.setdefault(trainer.global_step, {})["val/rmse"] = float(value)
+        if trainer.sanity_checking:
+            return
+        row = self.history.setdefault(trainer.global_step, {})
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith("val/"):
+                row[key] = float(value)
 
     # the history travels in checkpoints, so a resumed run's history.csv starts at step 1
     def state_dict(self) -> dict[str, Any]:

@@ -43,10 +43,19 @@ def read_run_file(path: str | Path) -> Any:
             "Nothing in it was run.") from None
 
 
-def save_model(model: torch.nn.Module, path: str | Path) -> None:
-    """Write ``{"model_config": model.config(), "state_dict": ...}`` (CPU tensors) to ``path``."""
+def save_model(model: torch.nn.Module, path: str | Path,
+               data_info: dict[str, Any] | None = None) -> None:
+    """Write ``{"model_config": model.config(), "state_dict": ..., "data_info": ...}`` (CPU
+    tensors, plain values: loadable with ``weights_only=True``) to ``path``.
+
+    ``data_info`` (:meth:`kanplatform.data.Splits.info`: task, column names, classes, the
+    fitted normalisation) is what :func:`kanplatform.load` needs to predict in the original
+    units."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"model_config": dict(model.config()), "state_dict": state}, path)
+    saved: dict[str, Any] = {"model_config": dict(model.config()), "state_dict": state}
+    if data_info is not None:
+        saved["data_info"] = data_info
+    torch.save(saved, path)
 
 
 def _from_lightning(path: Path) -> dict[str, Any]:

@@ -159,25 +159,28 @@ def fit(
 
     cfg = fill_matched_width(copy.deepcopy(as_run_config(cfg)))  # config.yaml: what trains
     check_run_config(cfg)
+    splits = _run_data(cfg)  # bad data fails here, before the run directory exists
+    steps_per_epoch = _steps_per_epoch(cfg, splits)
     resumed = None
     if ckpt_path is not None:
         from kanplatform.train.checkpoint import check_resume
 
         ckpt_path = Path(ckpt_path).resolve()
-        budget = (trainer_kwargs or {}).get("max_steps") or step_budget(cfg)
+        budget = (trainer_kwargs or {}).get("max_steps") or step_budget(cfg, steps_per_epoch)
         resumed = {"checkpoint": str(ckpt_path), "step": check_resume(ckpt_path, cfg, budget)}
     run_dir = Path(run_dir).resolve() if run_dir else new_run_dir(cfg.output_dir, cfg.name)
     lock = claim_run_dir(run_dir, resume=ckpt_path is not None, replace=replace)
     try:
         return _fit_in(cfg, run_dir, resumed, callbacks, loggers, trainer_kwargs, ckpt_path,
-                       verbose)
+                       verbose, splits, steps_per_epoch)
     finally:
         lock.release()
 
 
 def _fit_in(cfg: Any, run_dir: Path, resumed: dict[str, Any] | None, callbacks: Sequence[Any],
             loggers: Sequence[Any], trainer_kwargs: Mapping[str, Any] | None,
-            ckpt_path: Path | None, verbose: bool) -> FitResult:
+            ckpt_path: Path | None, verbose: bool, splits: Any,
+            steps_per_epoch: int) -> FitResult:
     """:func:`fit` once the run directory is this process's."""
     (run_dir / ERROR_LOG).unlink(missing_ok=True)  # an earlier attempt's; this one starts
     save_config(cfg, run_dir / "config.yaml")
@@ -188,6 +191,7 @@ def _fit_in(cfg: Any, run_dir: Path, resumed: dict[str, Any] | None, callbacks: 
                   flush=True)
     started = time.perf_counter()
     run = _Run(cfg, run_dir)
+    run.splits, run.steps_per_epoch = splits, steps_per_epoch
     run.resumed_from = resumed
     run.verbose = verbose
     try:
@@ -208,19 +212,45 @@ def _fit_in(cfg: Any, run_dir: Path, resumed: dict[str, Any] | None, callbacks: 
     return FitResult(run_dir, metrics, run.module.model.eval() if run.module else None)
 
 
-def step_budget(cfg: Any) -> int:
-    """Optimiser steps a run of ``cfg`` takes: ``steps_per_stage`` per grid stage, or
-    ``trainer.max_steps`` without a grid schedule."""
+def _run_data(cfg: Any) -> Any:
+    from kanplatform.data import dataset_for_run
+
+    return dataset_for_run(cfg, dtype=torch.float64 if cfg.trainer.precision == 64
+                           else torch.float32)
+
+
+def _steps_per_epoch(cfg: Any, splits: Any) -> int:
+    batch = cfg.data.batch_size
+    n = int(splits.train[0].shape[0])
+    return 1 if batch is None else max(1, -(-n // int(batch)))
+
+
+def step_budget(cfg: Any, steps_per_epoch: int | None = None) -> int:
+    """Optimiser steps a run of ``cfg`` takes: ``steps_per_stage`` per grid stage, or without
+    a grid schedule ``trainer.max_steps`` and/or ``trainer.max_epochs`` epochs of
+    ``steps_per_epoch`` steps (whichever ends first)."""
     schedule = list(cfg.grid.schedule)
-    steps_per_stage = cfg.grid.steps_per_stage if schedule else cfg.trainer.max_steps
-    return int(steps_per_stage) * max(1, len(schedule))
+    if schedule:
+        return int(cfg.grid.steps_per_stage) * len(schedule)
+    t = cfg.trainer
+    budgets = [int(t.max_steps)] if t.max_steps is not None else []
+    if t.get("max_epochs") is not None:
+        if steps_per_epoch is None:
+            raise ValueError("step_budget: trainer.max_epochs needs steps_per_epoch")
+        budgets.append(int(t.max_epochs) * int(steps_per_epoch))
+    return min(budgets)
 
 
 class _LightningNoise(logging.Filter):
-    """Drops Lightning's advertisement for its cloud logger, printed by every Trainer."""
+    """Drops Lightning's advertisement for its cloud logger and its device banner ("GPU
+    available: False, used: False", "TPU available: ..."), printed by every Trainer."""
+
+    BANNER = ("GPU available:", "TPU available:", "HPU available:", "IPU available:",
+              "LOCAL_RANK:", "litlogger", "💡")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return not any(part in message for part in self.BANNER)
 
 
 @contextlib.contextmanager
@@ -229,11 +259,15 @@ def _quiet_lightning(verbose: bool) -> Iterator[None]:
     and, unless ``verbose``, no INFO lines from Lightning at all (the accelerator summary,
     "`Trainer.fit` stopped": search trials report their own results)."""
     noise = _LightningNoise()
-    loggers = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning.pytorch")]
+    names = ("pytorch_lightning", "lightning.pytorch", "pytorch_lightning.utilities.rank_zero",
+             "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+    loggers = [logging.getLogger(name) for name in names]
     handlers = {h for lg in [*loggers, logging.getLogger()] for h in lg.handlers}
     levels = [lg.level for lg in loggers]
     for h in handlers:
         h.addFilter(noise)
+    for lg in loggers:  # records that reach a handler of another logger pass these first
+        lg.addFilter(noise)
     if not verbose:
         for lg in loggers:
             lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
@@ -243,6 +277,7 @@ def _quiet_lightning(verbose: bool) -> Iterator[None]:
         for h in handlers:
             h.removeFilter(noise)
         for lg, level in zip(loggers, levels):
+            lg.removeFilter(noise)
             lg.setLevel(level)
 
 
@@ -262,6 +297,9 @@ class _Run:
         self.datamodule: Any = None
         self.resumed_from: dict[str, Any] | None = None
         self.checkpoint: Any = None
+        self.early_stop: Any = None
+        self.splits: Any = None
+        self.steps_per_epoch = 1
 
     def train(self, callbacks: Sequence[Any], loggers: Sequence[Any],
               trainer_kwargs: Mapping[str, Any] | None, ckpt_path: str | Path | None) -> None:
@@ -275,46 +313,67 @@ class _Run:
             RunRecorder,
         )
         from kanplatform.train.models import build_model_from_config
-        from kanplatform.train.module import RegressionModule
+        from kanplatform.train.module import TaskModule
 
         cfg = self.cfg
-        dtype = torch.float64 if cfg.trainer.precision == 64 else torch.float32
+        t = cfg.trainer
+        dtype = torch.float64 if t.precision == 64 else torch.float32
         schedule = list(cfg.grid.schedule)
         model = build_model_from_config(cfg.model, schedule[0] if schedule else None,
                                         grid_eps=cfg.grid.grid_eps, seed=cfg.seed)
-        self.module = RegressionModule(model.to(dtype), cfg.optim, cfg.reg)
-        datamodule = KANDataModule(data_cfg=cfg.data, dtype=dtype, seed=cfg.seed)
+        max_steps = (trainer_kwargs or {}).get("max_steps") or step_budget(cfg,
+                                                                          self.steps_per_epoch)
+        splits = self.splits
+        norm = splits.normalizer
+        self.module = TaskModule(model.to(dtype), cfg.optim, cfg.reg, task=splits.task,
+                                 y_scale=None if norm is None else norm.y_scale,
+                                 total_steps=max_steps, data_info=splits.info(),
+                                 gradient_clip_val=t.gradient_clip_val)
+        datamodule = KANDataModule(splits, data_cfg=cfg.data, dtype=dtype, seed=cfg.seed)
         self.datamodule = datamodule
-        steps_per_stage = cfg.grid.steps_per_stage if schedule else cfg.trainer.max_steps
-        max_steps = step_budget(cfg)
+        steps_per_stage = cfg.grid.steps_per_stage if schedule else max_steps
         g = cfg.grid
         guard = DivergenceGuard(cfg.trainer.divergence_factor)
         self.grid = GridSchedule(schedule, steps_per_stage, g.update_every, g.update_until,
                                  guard=guard)
         self.recorder = RunRecorder(cfg.trainer.log_every_n_steps, self.grid)
         self.checkpoint = PeriodicCheckpoint(self.run_dir / "checkpoints" / "last.ckpt",
-                                             cfg.trainer.checkpoint_every_n_steps, self.grid)
+                                             t.checkpoint_every_n_steps, self.grid)
+        own = [self.grid, self.recorder]
+        if t.early_stopping is not None:
+            from kanplatform.train.monitor import EarlyStopping
+
+            e = t.early_stopping
+            metric = e.metric or ("val/loss" if splits.task == "classification" else "val/rmse")
+            self.early_stop = EarlyStopping(metric, e.patience, e.mode, e.min_delta)
+            own.append(self.early_stop)
+        # the bar only on a terminal: elsewhere it writes a \r frame per refresh
+        bar = bool(t.enable_progress_bar) and _stdout_is_tty()
+        if t.enable_progress_bar and not bar and self.verbose:
+            from kanplatform.train.monitor import ValidationLines
+
+            own.append(ValidationLines(max_steps))
         track_loggers, track_callbacks, self.finish_tracking = _tracking(
             cfg, self.run_dir, resume=ckpt_path is not None)
         self.loggers = [*track_loggers, *loggers]
         kwargs: dict[str, Any] = dict(
             max_steps=max_steps,
-            accelerator=cfg.trainer.accelerator,
-            devices=cfg.trainer.devices,
-            precision="64-true" if cfg.trainer.precision == 64 else "32-true",
-            deterministic=cfg.trainer.deterministic,
-            val_check_interval=cfg.trainer.val_every_n_steps,
+            accelerator=t.accelerator,
+            devices=t.devices,
+            precision=_precision(t.precision, t.accelerator),
+            deterministic=t.deterministic,
+            val_check_interval=t.val_every_n_steps,
             check_val_every_n_epoch=None,
-            log_every_n_steps=cfg.trainer.log_every_n_steps,
+            log_every_n_steps=t.log_every_n_steps,
             num_sanity_val_steps=0,
             enable_checkpointing=False,
             enable_model_summary=False,
-            enable_progress_bar=cfg.trainer.enable_progress_bar,
+            enable_progress_bar=bar,
             default_root_dir=str(self.run_dir),
         )
         kwargs.update(trainer_kwargs or {})
         # the periodic checkpoint last: it saves what the others did at the same step
-        kwargs["callbacks"] = [self.grid, self.recorder, *track_callbacks, *callbacks,
+        kwargs["callbacks"] = [*own, *track_callbacks, *callbacks,
                                *kwargs.get("callbacks", []), self.checkpoint]
         kwargs["logger"] = [*self.loggers, *_as_list(kwargs.get("logger"))] or False
         with warnings.catch_warnings(), _quiet_lightning(self.verbose):
@@ -341,6 +400,8 @@ class _Run:
         metrics: dict[str, Any] = {"status": status, "reason": reason, "name": self.cfg.name,
                                    "seed": int(self.cfg.seed), "final": {}, "stages": [],
                                    "resumed_from": self.resumed_from}
+        if self.splits is not None:
+            metrics.update(task=self.splits.task, **self.splits.sizes)
         if self.module is not None and self.trainer is not None:
             try:
                 metrics.update(self._results())
@@ -382,12 +443,14 @@ class _Run:
         """``(status, reason)`` of a run whose training returned."""
         if self.recorder.diverged:
             return STATUS_DIVERGED, self.recorder.diverged
+        if self.early_stop is not None and self.early_stop.reason:
+            return STATUS_STOPPED, self.early_stop.reason
         for callback in callbacks:
             request = getattr(callback, "stop_request", None)
             if request:
                 status, reason = request
                 return (status if status in STATUSES else STATUS_STOPPED), reason
-        budget = max_steps or step_budget(self.cfg)
+        budget = max_steps or step_budget(self.cfg, self.steps_per_epoch)
         step = self.trainer.global_step
         if step < budget:  # a callback set should_stop without saying why
             return STATUS_STOPPED, f"stopped at step {step} of {budget} by a callback"
@@ -400,21 +463,26 @@ class _Run:
         splits = splits.to(device=module.device)
         final: dict[str, Any] = {}
         for split in ("train", "val", "test"):
-            final[f"{split}/rmse"] = module.rmse(*splits.split(split))
+            for name, value in module.evaluate(*splits.split(split)).items():
+                final[f"{split}/{name}"] = value
         extra: dict[str, Any] = {}
         if splits.ood is not None:  # data.n_ood > 0: inputs in a shell outside the training box
-            final["ood/rmse"] = module.rmse(splits.ood.x, splits.ood.y)
+            final["ood/rmse"] = module.evaluate(splits.ood.x, splits.ood.y)["rmse"]
             extra["ood"] = {"n": len(splits.ood.x), "shell": list(splits.ood.shell),
                             "nonfinite_dropped": splits.ood.n_dropped}
         final["train/loss"] = float(module.last_loss) if module.last_loss is not None else None
         return {"final": final, "stages": list(self.grid.stages), "step": self.trainer.global_step,
+                "epoch": int(self.trainer.current_epoch), "task": splits.task, **splits.sizes,
                 **_model_counts(module.model), **extra}
 
     def _save_model(self) -> None:
         from kanplatform.train.callbacks import write_checkpoint
         from kanplatform.train.checkpoint import save_model
+        from kanplatform.train.rundir import write_json
 
-        save_model(self.module.model, self.run_dir / "model.pt")
+        info = self.module.data_info
+        save_model(self.module.model, self.run_dir / "model.pt", data_info=info)
+        write_json(self.run_dir / "data.json", info)  # the same, for people and other tools
         # atomically: a kill while it is written leaves the last periodic checkpoint intact
         write_checkpoint(self.trainer, self.run_dir / "checkpoints" / "last.ckpt")
 
@@ -424,6 +492,28 @@ class _Run:
         if self.finish_tracking is not None:
             ok = status in (STATUS_COMPLETED, STATUS_STOPPED)
             self.finish_tracking(self.loggers, exit_code=0 if ok else 1, status=status)
+
+
+def _stdout_is_tty() -> bool:
+    try:
+        return bool(sys.stdout.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        return False
+
+
+def _precision(precision: Any, accelerator: str) -> str:
+    """Lightning's precision string; ``bf16-mixed`` only where the device computes bfloat16
+    (else float32, with a warning)."""
+    if precision == 64:
+        return "64-true"
+    if precision != "bf16-mixed":
+        return "32-true"
+    cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    if cuda and not torch.cuda.is_bf16_supported():
+        warnings.warn("trainer.precision: bf16-mixed is not supported by this GPU; training in "
+                      "float32", stacklevel=3)
+        return "32-true"
+    return "bf16-mixed"  # CUDA with bf16, or the CPU (autocast to bfloat16)
 
 
 def _distributed(trainer: Any) -> dict[str, Any]:

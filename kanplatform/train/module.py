@@ -1,11 +1,15 @@
-"""The LightningModule that trains any registered model on a regression target.
+"""The LightningModule that trains any registered model on a regression or classification task.
 
-MSE loss plus optional KAN regularisation; Adam/AdamW through Lightning's automatic
-optimisation, LBFGS (strong Wolfe, full batch) by manual optimisation with a lean closure
-(forward, loss, backward: Lightning's per-closure hooks cost as much as the whole forward and
-backward of a small KAN, and LBFGS evaluates ~10 closures per step; benchmarks/README.md). The
-wrapped model lives in ``self.model`` and may be replaced mid-fit (grid extension):
-:meth:`replace_model` swaps it and rebuilds the optimiser.
+MSE (regression) or cross-entropy (classification, the model's outputs are logits) plus
+optional KAN regularisation. Every optimiser runs by manual optimisation with one lean
+closure (forward, loss, backward, optional gradient clipping): LBFGS (strong Wolfe, full
+batch) evaluates it ~10 times per step, Adam/AdamW once; Lightning's automatic optimisation
+would add its closure and hook machinery to every evaluation (as much as the whole
+forward and backward of a small KAN; benchmarks/README.md). The learning-rate schedule is
+a function of the global step, set before each step. Metrics beyond the loss are computed
+only when a callback asks (its cadence), not per step. The wrapped model lives in
+``self.model`` and may be replaced mid-fit (grid extension): :meth:`replace_model` swaps it
+and rebuilds the optimiser.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from kanplatform.nn.registry import GridModel
@@ -31,66 +36,127 @@ def model_grid_size(model: nn.Module) -> int | None:
     return int(model.grid_size) if isinstance(model, GridModel) else None
 
 
-class RegressionModule(pl.LightningModule):
-    """Train ``model`` to minimise MSE (+ KAN regularisation) on full or mini batches.
+class TaskModule(pl.LightningModule):
+    """Train ``model`` on a regression (MSE) or classification (cross-entropy) task.
 
     Args:
         model: a ``torch.nn.Module`` from :func:`kanplatform.nn.build_model`.
-        optim: the ``optim`` config section (name, lr, LBFGS settings).
+        optim: the ``optim`` config section (name, lr, LBFGS settings, scheduler).
         reg: the ``reg`` config section; ``reg.lamb > 0`` adds the KAN regulariser.
+        task: ``regression`` or ``classification`` (the model's outputs are logits).
+        y_scale: per-target scale of normalised regression targets: RMSEs are reported
+            in the original units (``rmse * y_scale``); None = the targets' own units.
+        total_steps: the run's step budget (the cosine schedule ends there).
+        data_info: what ``kanplatform.load`` needs to predict (:meth:`Splits.info`); saved in
+            checkpoints.
 
     Attributes:
-        last_mse: the MSE of the latest training forward pass (detached), for callbacks.
+        last_loss: the loss of the latest training forward pass (detached), for callbacks.
     """
 
-    def __init__(self, model: nn.Module, optim: Any, reg: Any = None) -> None:
+    def __init__(self, model: nn.Module, optim: Any, reg: Any = None, task: str = "regression",
+                 y_scale: Any = None, total_steps: int | None = None,
+                 data_info: dict[str, Any] | None = None, gradient_clip_val: float | None = None
+                 ) -> None:
         super().__init__()
         self.model = model
         self.optim_cfg = optim
         self.reg_cfg = reg
-        self.last_mse: torch.Tensor | None = None
+        self.task = task
+        self.classify = task == "classification"
+        self.total_steps = total_steps
+        self.data_info = data_info
+        self.clip = gradient_clip_val
+        scale = None if y_scale is None else torch.as_tensor(y_scale, dtype=torch.float64)
+        self.register_buffer("y_scale", None if scale is None else scale.reshape(1, -1),
+                             persistent=False)
         self.last_loss: torch.Tensor | None = None
-        self.automatic_optimization = optim.name != "lbfgs"
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+        # one lean step for every optimiser: Lightning's automatic optimisation wraps each
+        # step in closures and hooks that cost more than a small model's forward and backward
+        self.automatic_optimization = False
+        self._lr = lr_schedule(optim, total_steps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (batch, in) -> (batch, out)``."""
+        """``x: (batch, in) -> (batch, out)`` (logits for classification)."""
         return self.model(x)
 
     def _use_reg(self) -> bool:
-        return bool(self.reg_cfg is not None and self.reg_cfg.lamb > 0
-                    and isinstance(self.model, GridModel))
+        # asked every step; isinstance on the GridModel protocol tries hasattr, which on a model
+        # without the attribute goes through nn.Module.__getattr__ and builds an error message:
+        # decide once per model object (swapped only by a grid extension or a checkpoint load)
+        key = id(self.model)
+        if self.__dict__.get("_reg_key") != key:
+            self.__dict__["_reg_key"] = key
+            self.__dict__["_reg_on"] = bool(self.reg_cfg is not None and self.reg_cfg.lamb > 0
+                                            and isinstance(self.model, GridModel))
+        return self.__dict__["_reg_on"]
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor, use_reg: bool) -> torch.Tensor:
         # called once per Adam step, ~10 times per LBFGS step (the closure): keep it lean
-        mse = torch.mean((self.model(x) - y) ** 2)
-        loss = mse
+        out = self.model(x)
+        if self.classify:
+            loss = F.cross_entropy(_full(out), y)
+        else:
+            loss = torch.mean((out - y) ** 2)
         if use_reg:
             from kanplatform.nn import regularization
 
             r = self.reg_cfg
-            loss = mse + regularization(self.model, x, lamb=r.lamb, lamb_l1=r.lamb_l1,
-                                        lamb_entropy=r.lamb_entropy, variant=r.variant)
-        self.last_mse, self.last_loss = mse.detach(), loss.detach()
+            loss = loss + regularization(self.model, x, lamb=r.lamb, lamb_l1=r.lamb_l1,
+                                         lamb_entropy=r.lamb_entropy, variant=r.variant)
+        self._last = (out.detach(), y)
+        self.last_loss = loss.detach()
         return loss
+
+    @property
+    def last_mse(self) -> torch.Tensor | None:
+        """MSE (model units) of the latest training batch; None before one or for
+        classification."""
+        if self.classify:
+            return None
+        if self._last is None:  # the fused LBFGS path keeps only its loss, the MSE
+            return self.__dict__.get("_fused_mse")
+        out, y = self._last
+        return torch.mean((out - y) ** 2)
+
+    def train_metrics(self) -> dict[str, float]:
+        """``train/rmse`` (original units) or ``train/accuracy`` of the latest training batch,
+        computed only when asked (the recorder's cadence), never per step."""
+        if self._last is None:
+            mse = self.last_mse  # the fused path (one target: its scale applies to the MSE)
+            if mse is None:
+                return {}
+            scale = 1.0 if self.y_scale is None else float(self.y_scale.reshape(-1)[0])
+            return {"train/rmse": float(torch.sqrt(mse.double())) * scale}
+        return {f"train/{k}": v for k, v in self._metrics(*self._last, loss=False).items()}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor],
                       batch_idx: int) -> torch.Tensor:
         x, y = batch
         use_reg = self._use_reg()
-        if self.automatic_optimization:
-            return self._loss(x, y, use_reg)
         opt = self.optimizers()
+        if self._lr is not None:
+            lr = self._lr(self.global_step)
+            for group in opt.param_groups:
+                group["lr"] = lr
         from kanplatform.train.lbfgs import FlatLBFGS
 
-        fused = None if use_reg or not isinstance(opt.optimizer, FlatLBFGS) else \
-            self._fused_loss(x, y)
+        # the fused MSE: full-batch LBFGS regression without a regulariser or clipping, its
+        # train/rmse recoverable from the loss (one target, or targets left in their units)
+        fusable = not (use_reg or self.classify or self.clip) \
+            and isinstance(opt.optimizer, FlatLBFGS) \
+            and (self.y_scale is None or self.y_scale.numel() == 1)
+        fused = self._fused_loss(x, y) if fusable else None
         if fused is not None:
             opt.optimizer.ensure_flat()  # a re-flattening inside step would move the tensors
             run = fused.prepare()  # bound to them: grids and tensors hold for the whole step
 
             def evaluate() -> torch.Tensor:
                 loss = run()  # the plain closure's loss and gradients, in one C call
-                self.last_mse = self.last_loss = loss
+                self.last_loss = loss
+                self._last = None
+                self.__dict__["_fused_mse"] = loss  # the plain MSE: no regulariser here
                 return loss
 
             # LightningOptimizer.step counts the global step; its per-call hooks wrap the
@@ -103,12 +169,41 @@ class RegressionModule(pl.LightningModule):
             for p in params:
                 p.grad = None
             loss = self._loss(x, y, use_reg)
-            loss.backward()
+            self.manual_backward(loss)
+            if self.clip:
+                torch.nn.utils.clip_grad_norm_(params, self.clip)
             return loss
 
         # LightningOptimizer.step counts the global step and runs the optimiser hooks
         opt.step(closure)
         return self.last_loss
+
+    def _metrics(self, out: torch.Tensor, y: torch.Tensor, loss: bool = True
+                 ) -> dict[str, float]:
+        if self.classify:
+            pred = out.argmax(dim=1)
+            metrics = {"accuracy": float((pred == y).double().mean()),
+                       "f1": macro_f1(pred, y, out.shape[1])}
+            if loss:
+                metrics = {"loss": float(F.cross_entropy(_full(out), y)), **metrics}
+            return metrics
+        err = (out - y).double()
+        if self.y_scale is not None:
+            err = err * self.y_scale.to(err.device)
+        return {"rmse": float(torch.sqrt(torch.mean(err ** 2)))}
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 8192) -> dict[str, float]:
+        """Metrics of the current model on ``(x, y)``: ``{"rmse"}`` (original units) or
+        ``{"loss", "accuracy", "f1"}``; evaluated in chunks, in eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = torch.cat([self.model(part) for part in x.split(chunk)]) if len(x) else \
+                self.model(x)
+            return self._metrics(out, y)
+        finally:
+            self.model.train(was_training)
 
     def _fused_loss(self, x: torch.Tensor, y: torch.Tensor) -> Any:
         """A :class:`~kanplatform.nn.fused.FusedMSE` of the model on this batch where it
@@ -125,12 +220,14 @@ class RegressionModule(pl.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        rmse = torch.sqrt(torch.mean((self.model(x) - y) ** 2))
-        self.log("val/rmse", rmse, prog_bar=True, batch_size=len(x))
+        for name, value in self.evaluate(x, y).items():
+            self.log(f"val/{name}", value, prog_bar=name in ("rmse", "accuracy"),
+                     batch_size=len(x))
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        self.log("test/rmse", torch.sqrt(torch.mean((self.model(x) - y) ** 2)), batch_size=len(x))
+        for name, value in self.evaluate(x, y).items():
+            self.log(f"test/{name}", value, batch_size=len(x))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return make_optimizer(self.model.parameters(), self.optim_cfg)
@@ -141,20 +238,16 @@ class RegressionModule(pl.LightningModule):
         if self._trainer is not None:
             self.trainer.strategy.optimizers = [self.configure_optimizers()]
 
-    @torch.no_grad()
     def rmse(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """Root-mean-square error of the current model on ``(x, y)``."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return float(torch.sqrt(torch.mean((self.model(x) - y) ** 2)))
-        finally:
-            self.model.train(was_training)
+        """Root-mean-square error (original units) of the current model on ``(x, y)``."""
+        return self.evaluate(x, y)["rmse"]
 
     # checkpoints carry the model's config, so a model whose grid was extended mid-fit
     # can be rebuilt at the right size before its weights are loaded
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["model_config"] = model_config(self.model)
+        if self.data_info is not None:
+            checkpoint["data_info"] = self.data_info
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         spec = checkpoint.get("model_config")
@@ -167,6 +260,49 @@ class RegressionModule(pl.LightningModule):
             self.model = build_model(spec).to(device=self.device, dtype=dtype)
 
 
+RegressionModule = TaskModule  # the name before classification existed
+
+
+def _full(out: torch.Tensor) -> torch.Tensor:
+    """Logits in at least float32 (bf16 autocast outputs), float64 kept."""
+    return out if out.dtype in (torch.float32, torch.float64) else out.float()
+
+
 def finite(value: Any) -> bool:
     """True if ``value`` (a number or a 0-d tensor) is finite."""
     return value is not None and math.isfinite(float(value))
+
+
+def macro_f1(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
+    """Macro-averaged F1 over the classes that occur in ``y`` or ``pred``."""
+    confusion = torch.bincount(y * n_classes + pred, minlength=n_classes * n_classes)
+    confusion = confusion.reshape(n_classes, n_classes).double()  # (true, predicted)
+    tp = confusion.diag()
+    support = confusion.sum(dim=1) + confusion.sum(dim=0)  # 2 tp + fp + fn
+    present = support > 0
+    return float((2 * tp[present] / support[present]).mean()) if present.any() else 0.0
+
+
+def lr_schedule(optim: Any, total_steps: int | None) -> Any:
+    """``step -> learning rate`` for ``optim.scheduler`` (None: leave the rate alone).
+
+    ``cosine``: linear warm-up from ``lr / warmup_steps`` over ``warmup_steps``, then
+    ``min_lr + (lr - min_lr) * (1 + cos(pi * t)) / 2`` with ``t`` going 0 -> 1 over the rest of
+    ``total_steps``; ``step``: the warm-up, then ``lr * gamma ** (steps_after // step_size)``.
+    """
+    kind = getattr(optim, "scheduler", "none") or "none"
+    if kind == "none" or optim.name == "lbfgs":
+        return None
+    lr, warmup = float(optim.lr), int(getattr(optim, "warmup_steps", 0) or 0)
+    min_lr = float(getattr(optim, "min_lr", 0.0) or 0.0)
+    total = max(int(total_steps or 1), warmup + 1)
+
+    def rate(step: int) -> float:
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        if kind == "cosine":
+            t = (step - warmup) / max(1, total - warmup)
+            return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+        return lr * float(optim.gamma) ** ((step - warmup) // int(optim.step_size))
+
+    return rate

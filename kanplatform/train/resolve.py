@@ -3,9 +3,8 @@
 :mod:`kanplatform.config` knows the schema and the YAML files but no dataset or model. Here
 they meet the registries of :mod:`kanplatform.data` and :mod:`kanplatform.nn`:
 
-* :func:`check_run_config`: dataset names, data files (their columns and contents: numeric,
-  finite, enough rows), the model's input and output widths against the dataset, model
-  kinds, activation names, every constructor argument of the model (after
+* :func:`check_run_config`: dataset names, data files and their columns, the model's input
+  and output widths against the dataset, model kinds, activation names (after
   :func:`kanplatform.config.validate`'s own checks);
 * :func:`apply_run_overrides`: :func:`kanplatform.config.apply_overrides`, plus the parameter
   count a ``match: params`` MLP selected over a KAN (``model=mlp``) is matched to;
@@ -17,8 +16,10 @@ The CLI, Ray Tune trials and scaling studies all go through these, so a trial is
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -29,91 +30,136 @@ from kanplatform.config.load import PathLike
 from kanplatform.config.schema import MODEL_CONFIGS, model_keys
 
 
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _one_of(value: Any, key: str, valid: Iterable[Any]) -> None:
+    valid = tuple(valid)
+    _check(value in valid, key, f"{value!r} is not valid; valid: {', '.join(map(str, valid))}")
+
+
 def check_run_config(cfg: DictConfig, problems: Problems | None = None) -> DictConfig:
     """Check a run config completely before any work starts; return it unchanged.
+
+    Data files are read and checked here (readable, numeric, finite, enough rows, two
+    classes; cached per file content), so a bad file fails before anything is created.
 
     Args:
         cfg: the run config.
         problems: add every problem here instead of raising (the caller raises them all).
 
     Raises:
-        ConfigError: every problem, one per line, e.g. ``model.grid_size: must be >= 1, got
-            0``, ``data.dataset: unknown dataset 'nope'; valid: file, ...`` or
+        ConfigError: every problem :func:`~kanplatform.config.validate` finds, one per line;
+            when there are none, the first of the data and model checks, e.g.
+            ``data.dataset: unknown dataset 'nope'; valid: file, ...`` or
             ``model.width: first entry 3 != 2 inputs of dataset 'exp_sin_sq' (use 2)``.
     """
+    from kanplatform.data import DataError
+
     p = problems if problems is not None else Problems(ConfigError)
-    validate(cfg, p)
     before = len(p)
-    _check_data(cfg.data, p)
-    _check_model(cfg, p, data_ok=len(p) == before)
+    validate(cfg, p)
+    if len(p) == before:  # the data and model checks read values validate vouched for
+        try:
+            _check_data(cfg)
+            _check_model(cfg)
+        except (ConfigError, DataError) as err:
+            p.add(str(err))
     if problems is None:
         p.raise_if_any()
     return cfg
 
 
-def _check_data(d: DictConfig, p: Problems) -> None:
-    from kanplatform.data import TARGETS, DataError, column_names
-    from kanplatform.data.checks import check_data_config
+def _check_data(cfg: DictConfig) -> None:
+    from kanplatform.data import REAL_DATASETS, TARGETS
+    from kanplatform.data.checks import FILE_TYPES, check_data_config, column_list
+    from kanplatform.data.vision import VISION, check_vision
 
+    d, task = cfg.data, cfg.task
     if d.dataset != "file":
-        valid = ["file", *sorted(TARGETS)]
-        p.check(d.dataset in TARGETS, "data.dataset", f"unknown dataset {d.dataset!r}; valid: "
-                f"{', '.join(valid)}{did_you_mean(d.dataset, valid)}")
+        valid = sorted([*TARGETS, *REAL_DATASETS])
+        _check(d.dataset in valid, "data.dataset",
+               f"unknown dataset {d.dataset!r}; valid: file, {', '.join(valid)}"
+               f"{did_you_mean(d.dataset, ['file', *valid])}")
+        real = REAL_DATASETS.get(d.dataset)
+        if real is None:
+            _check(task == "regression", "task", f"classification needs class labels (a "
+                   f"file's label column or a real dataset: {', '.join(_classified())}); "
+                   f"{d.dataset!r} is a regression target")
+            return
+        _check(d.n_ood == 0, "data.n_ood", f"an out-of-domain split needs a synthetic target "
+               f"(its training box); {d.dataset!r} has none: set data.n_ood: 0")
+        _check(task == real.task, "task", f"{d.dataset!r} is a {real.task} dataset; set "
+               f"task: {real.task}")
+        if d.dataset in VISION:
+            check_vision(d.dataset, d.root, bool(d.download))
+        if real.n_rows is not None:  # enough rows for the sizes asked
+            from kanplatform.config.validate import size_value
+            from kanplatform.data.splitting import split_counts
+
+            split_counts(real.n_rows, list(d.split),
+                         *(size_value(d[k]) for k in ("n_train", "n_val", "n_test")),
+                         where=f"data.dataset {d.dataset}")
         return
-    p.check(d.n_ood == 0, "data.n_ood", "an out-of-domain split needs a registered target "
-            "(its training box); a file has none: set data.n_ood: 0")
-    if not (p.check(bool(d.path), "data.path", "is required with dataset: file (a .csv or .npz)")
-            and p.check(Path(d.path).is_file(), "data.path", f"file not found: {d.path}")
-            and p.check(Path(d.path).suffix in (".csv", ".npz"), "data.path",
-                        f"{Path(d.path).suffix!r}: use .csv or .npz")):
-        return
+    _check(d.n_ood == 0, "data.n_ood", "an out-of-domain split needs a registered target "
+           "(its training box); a file has none: set data.n_ood: 0")
+    _check(bool(d.path), "data.path", "is required with dataset: file (a .csv, .npz or "
+           ".parquet)")
     path = Path(d.path)
-    before = len(p)
-    try:
-        columns = column_names(path)
-    except DataError as err:
-        p.add(str(err))
-        return
+    _check(path.is_file(), "data.path", f"file not found: {path}")
+    _check(path.suffix in FILE_TYPES, "data.path",
+           f"{path.suffix!r}: use {', '.join(FILE_TYPES)}")
+    columns = column_list(path)
     for key in ("inputs", "targets"):
         names = list(d[key])
-        p.check(bool(names), f"data.{key}", f"name at least one column of {path}")
+        _check(bool(names), f"data.{key}", f"name at least one column of {path}")
         missing = [n for n in names if n not in columns]
-        p.check(not missing, f"data.{key}", f"no column {missing} in {path}; columns: "
-                f"{', '.join(columns)}")
-    if len(p) > before:  # the content is read only once the file and its columns are right
-        return
-    try:  # the content: readable, numeric, finite, enough rows
-        check_data_config(d)
-    except DataError as err:
-        p.add(str(err))
+        _check(not missing, f"data.{key}", f"no column {missing} in {path}; columns: "
+               f"{', '.join(columns)}")
+    if task == "classification":
+        _check(len(d.targets) == 1, "data.targets",
+               f"classification takes one label column, got {list(d.targets)}")
+    check_data_config(d, task)  # the content: numeric, finite, enough rows, two classes
 
 
-def _check_model(cfg: DictConfig, p: Problems, *, data_ok: bool = True) -> None:
+def _classified() -> list[str]:
+    from kanplatform.data import REAL_DATASETS
+
+    return sorted(n for n, r in REAL_DATASETS.items() if r.task == "classification")
+
+
+def _check_model(cfg: DictConfig) -> None:
     from kanplatform.data import dataset_dims
     from kanplatform.nn import MODEL_REGISTRY
     from kanplatform.nn.functional import ACTIVATIONS
 
     m = cfg.model
-    p.one_of(m.kind, "model.kind", sorted(MODEL_REGISTRY))
-    p.check(m.kind not in MODEL_REGISTRY or m.kind in MODEL_CONFIGS, "model.kind",
-            f"{m.kind!r} is registered in kanplatform.nn but has no config dataclass in "
-            "kanplatform.config.schema.MODEL_CONFIGS")
-    p.one_of(m.base_activation, "model.base_activation", sorted(ACTIVATIONS))
-    p.one_of(m.activation, "model.activation", sorted(ACTIVATIONS))
+    _one_of(m.kind, "model.kind", sorted(MODEL_REGISTRY))
+    _check(m.kind in MODEL_CONFIGS, "model.kind", f"{m.kind!r} is registered in kanplatform.nn "
+           "but has no config dataclass in kanplatform.config.schema.MODEL_CONFIGS")
     width = list(m.width)
-    if not data_ok or len(width) < 2:  # the dataset's dims are unknown, or the width says
-        return
-    n_in, n_out = dataset_dims(cfg.data)
+    n_in, n_out = dataset_dims(cfg.data, cfg.task)
     name = cfg.data.dataset if cfg.data.dataset != "file" else cfg.data.path
-    p.check(width[0] == n_in, "model.width",
-            f"first entry {width[0]} != {n_in} inputs of dataset {name!r} (use {n_in})")
-    p.check(width[-1] == n_out, "model.width",
-            f"last entry {width[-1]} != {n_out} outputs of dataset {name!r} (use {n_out})")
-    if not p:  # last, and only on its own: the keys above have more specific messages
-        _check_model_args(cfg, p)
+    outputs = "classes" if cfg.task == "classification" else "outputs"
+    _check(width[0] == n_in, "model.width",
+           f"first entry {width[0]} != {n_in} inputs of dataset {name!r} (use {n_in})")
+    _check(width[-1] == n_out, "model.width",
+           f"last entry {width[-1]} != {n_out} {outputs} of dataset {name!r} (use {n_out})")
+    _one_of(m.base_activation, "model.base_activation", sorted(ACTIVATIONS))
+    _one_of(m.activation, "model.activation", sorted(ACTIVATIONS))
+    e = cfg.trainer.early_stopping
+    if e is not None and e.metric is not None:
+        from kanplatform.config.validate import task_metrics
+
+        logged = [k for k in task_metrics(cfg.task) if k.startswith("val/")]
+        _check(e.metric in logged, "trainer.early_stopping.metric",
+               f"{e.metric!r} is not logged by a {cfg.task} run; use one of {', '.join(logged)}")
+    _check_model_args(cfg)  # last: the keys above have their own, more specific messages
 
 
-def _check_model_args(cfg: DictConfig, p: Problems) -> None:
+def _check_model_args(cfg: DictConfig) -> None:
     """Every argument the model's constructor checks, without building it (nn's checks)."""
     from kanplatform.nn.checks import ModelArgError, check_model_args
     from kanplatform.train.models import model_spec
@@ -127,7 +173,7 @@ def _check_model_args(cfg: DictConfig, p: Problems) -> None:
                "grid_size": "grid.schedule[0]" if schedule else "model.grid_size"
                }.get(err.arg, f"model.{err.arg}")
         message = str(err).removeprefix(f"{err.arg} ")  # "spline_order must be ..." -> "must be"
-        p.add(f"{key}: {message}")
+        raise ConfigError(f"{key}: {message}") from None
 
 
 def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike | None = None,
@@ -153,7 +199,7 @@ def apply_run_overrides(cfg: DictConfig, overrides: Overrides, *, root: PathLike
     m = new.model
     if m.match == "params" and m.match_params is None and m.kind != cfg.model.kind \
             and cfg.model.kind in MODEL_CONFIGS and not p:  # a broken config has no count
-        m.match_params = param_count(cfg.model, cfg.grid.schedule)
+        m.match_params = param_count(_replaced_model(cfg.model, overrides), new.grid.schedule)
     if check:
         check_run_config(new, p)
     if not p:
@@ -175,6 +221,22 @@ def fill_matched_width(cfg: DictConfig) -> DictConfig:
         m.width = matched_width({"width": list(m.width), "activation": m.activation},
                                 int(m.match_params))
     return cfg
+
+
+def _replaced_model(model: DictConfig, overrides: Overrides) -> DictConfig:
+    """The model a ``model=mlp`` selection replaced, with the ``model.*`` overrides given beside
+    it (``model.width=[3,8,1]``, ``model.grid_size``...), which the user meant for both models:
+    what the new one is matched to (not the config file's model before those overrides)."""
+    from kanplatform._util.dotted import parse_overrides
+
+    model = copy.deepcopy(model)
+    for key, value in parse_overrides(overrides, ConfigError):
+        if not key.startswith("model.") or key == "model.kind":
+            continue
+        name = key[len("model."):]
+        if "." not in name and name in model:
+            model[name] = copy.deepcopy(value)
+    return model
 
 
 def load_run_config(files: PathLike | Iterable[PathLike] = (), overrides: Overrides = None,
@@ -213,8 +275,12 @@ def check_group_file(path: Path, overrides: Overrides = ()) -> str:
 
     group = path.parent.name
     cfg = load_config([], [f"{group}={path.stem}", *list(overrides or [])], validate=False)
+    if group == "data":  # a real dataset has its own task
+        from kanplatform.data import dataset_task
+
+        cfg.task = dataset_task(cfg.data, cfg.task)
     if group in ("data", "model"):  # a data group changes the dims
-        n_in, n_out = dataset_dims(cfg.data)
+        n_in, n_out = dataset_dims(cfg.data, cfg.task)
         width = list(cfg.model.width)
         width[0], width[-1] = n_in, n_out
         cfg.model.width = width

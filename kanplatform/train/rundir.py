@@ -97,6 +97,17 @@ def claim_run_dir(run_dir: str | Path, *, resume: bool = False,
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return RunDirLock(run_dir, fd)
+def fresh_run_dir(output_dir: str | Path, name: str) -> Path:
+    """A path ``output_dir/<name>-<YYYYmmdd-HHMMSS>-<6 hex>`` that does not exist yet, not
+    created: :func:`kanplatform.train.fit` creates it once the run's data has loaded, so a
+    run refused for its data leaves nothing behind."""
+    root = Path(output_dir).expanduser()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for _ in range(100):
+        path = root / f"{name}-{stamp}-{secrets.token_hex(3)}"
+        if not path.exists():
+            return path.resolve()
+    raise RuntimeError(f"could not find a free run directory name under {root}")
 
 
 def _json_safe(value: Any) -> Any:

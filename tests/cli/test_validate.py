@@ -35,10 +35,7 @@ KINDS = {"search": "search", "scaling": "scaling study", "compare": "compare stu
          "data": "config group", "trainer": "config group"}
 # shipped for a feature still to land: the one line they fail with now. When one validates,
 # this test fails: take it out of the table.
-PENDING = {
-    # the sklearn datasets and classification of issue 14
-    "configs/compare/fair_small.yaml": r"^tasks\.digits: unknown dataset 'digits'",
-}
+PENDING: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")) + sorted(JOBS.glob("*.yaml")),

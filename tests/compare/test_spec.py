@@ -149,24 +149,25 @@ FAIR = ROOT / "configs" / "compare" / "fair_small.yaml"
 REAL = ("digits", "wine", "breast_cancer", "diabetes")
 
 
-def test_fair_small_plans_its_synthetic_half_and_names_the_real_datasets_it_waits_for(
-        tmp_path):
+def test_fair_small_plans_every_task_real_datasets_classified_on_all_rows():
     data = yaml.safe_load(FAIR.read_text())
     assert list(data["tasks"])[:4] == list(REAL) and len(data["tasks"]) == 8
-    try:
-        plan_study(load_compare(FAIR))
-    except CompareError as err:  # until the real datasets land (issue 14): one line, by name
-        assert str(err).startswith("tasks.digits: ") and "'digits'" in str(err)
-    # the synthetic half plans now: every arm sized to every budget on both axes, the same
-    # tuning trials per arm and size
-    data["tasks"] = {k: v for k, v in data["tasks"].items() if k not in REAL}
-    data["base"] = [str((FAIR.parent / b).resolve()) for b in data["base"]]
-    path = tmp_path / "fair_synthetic.yaml"
-    path.write_text(yaml.safe_dump(data))
-    plan = plan_study(load_compare(path))
-    assert len(plan.cells) == 4 * 2 * 3 * 2
+    plan = plan_study(load_compare(FAIR))
+    # every arm sized to every budget on both axes, for all 8 tasks
+    assert len(plan.cells) == 8 * 2 * 3 * 2
     for cell in plan.cells:
         assert abs(cell.sized.achieved - cell.budget) <= cell.sized.step
+    # the real datasets: logits out (one per class), whole table, no OOD split
+    io = {name: plan.tasks[name].io for name in REAL}
+    assert io == {"digits": (64, 10), "wine": (13, 3), "breast_cancer": (30, 2),
+                  "diabetes": (10, 1)}
+    for name in REAL:
+        t = plan.tasks[name]
+        assert not t.ood and t.cfg.data.n_train is None
+        assert t.cfg.task == ("regression" if name == "diabetes" else "classification")
+        assert (t.metric, t.mode) == (("test/rmse", "min") if name == "diabetes"
+                                      else ("test/accuracy", "max"))
+    assert all(plan.tasks[name].ood for name in data["tasks"] if name not in REAL)
     per_arm: dict[str, int] = {}
     for t in plan.tuning_trials():
         arm = t.family.split("/")[1]

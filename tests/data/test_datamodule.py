@@ -28,3 +28,22 @@ def test_from_config_with_dtype():
     cfg = load_config([], ["data.n_train=10", "data.n_val=5", "data.n_test=5"])
     dm = KANDataModule(data_cfg=cfg.data, dtype=torch.float64)
     assert dm.splits.train[0].dtype == torch.float64 and dm.splits.train[0].shape == (10, 2)
+
+
+def test_mini_batches_are_index_selects_reshuffled_every_epoch():
+    splits = make_dataset("xy", 50, 8, 8)
+    dm = KANDataModule(splits, batch_size=16, seed=3)
+    loader = dm.train_dataloader()
+    assert len(loader) == 4 == dm.steps_per_epoch  # 16 + 16 + 16 + 2
+    epochs = [list(loader) for _ in range(2)]
+    assert [len(b[0]) for b in epochs[0]] == [16, 16, 16, 2]
+    rows = [torch.cat([x for x, _ in e]) for e in epochs]
+    key = splits.train[0][:, 0]
+    for r in rows:  # each epoch is a permutation of the training rows, pairs kept
+        assert torch.equal(torch.sort(r[:, 0]).values, torch.sort(key).values)
+    assert not torch.equal(rows[0], rows[1])  # reshuffled
+    again = KANDataModule(splits, batch_size=16, seed=3).train_dataloader()
+    assert torch.equal(torch.cat([x for x, _ in again]), rows[0])  # seeded per epoch
+    x, y = epochs[0][0]
+    truth = {tuple(r.tolist()): float(v) for r, v in zip(splits.train[0], splits.train[1][:, 0])}
+    assert all(truth[tuple(r.tolist())] == float(v) for r, v in zip(x, y[:, 0]))

@@ -101,6 +101,8 @@ def test_kan_runs_family_expands_grid_sizes_times_widths():
          "fit.ci_level"),
         ({"families": {"k": {"kind": "kan", "grid_sizes": [3]}}, "name": "a/b"},
          "path separators"),
+        ({"families": {"k": {"kind": "kan", "grid_sizes": [3]}}, "metric": "test/accuracy"},
+         "bounded by 1: fit a loss .* test/loss"),
     ],
 )
 def test_bad_studies_fail_with_the_key_named(data, match):

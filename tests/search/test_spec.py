@@ -96,8 +96,22 @@ def test_metric_not_logged_fails_before_ray(cfg, tmp_path):
     import ray
 
     with pytest.raises(SearchSpecError, match="not logged by the training module"):
-        run_search(cfg, _spec(metric="val/accuracy"), storage_path=tmp_path)
+        run_search(cfg, _spec(metric="val/nope"), storage_path=tmp_path)
+    with pytest.raises(SearchSpecError, match="not logged by a regression run"):
+        run_search(cfg, _spec(metric="val/accuracy", mode="max"), storage_path=tmp_path)
     assert not ray.is_initialized()
+
+
+def test_classification_metrics_are_searchable_with_mode_max():
+    digits = load_config(ROOT / "configs" / "experiment" / "digits.yaml")
+    space = {"space": {"optim.lr": {"loguniform": [1e-3, 1e-1]}}}
+    check_against_config(parse_search({**space, "metric": "val/accuracy", "mode": "max"}),
+                         digits)
+    check_against_config(parse_search({**space, "metric": "val/loss", "mode": "min"}), digits)
+    with pytest.raises(SearchSpecError, match="grows as models improve: use mode: max"):
+        check_against_config(parse_search({**space, "metric": "val/accuracy"}), digits)
+    with pytest.raises(SearchSpecError, match="not logged by a classification run"):
+        check_against_config(parse_search({**space, "metric": "val/rmse"}), digits)
 
 
 def test_resources_larger_than_the_machine_fail_before_ray(cfg, tmp_path):

@@ -55,6 +55,11 @@ def test_an_mlp_selected_over_a_kan_matches_its_parameter_count():
     kan = load_run_config(GRID_EXT)
     final = KAN(width=list(kan.model.width), grid_size=kan.grid.schedule[-1])
     assert cfg.model.match_params == count_params(final)
+    # model.* overrides beside model=mlp size the KAN it is matched to (the user's KAN)
+    wide = load_run_config(GRID_EXT, ["model.width=[2,7,1]", "model=mlp",
+                                      "model.activation=relu", "grid.schedule=[3,9]"])
+    assert wide.model.match_params == count_params(KAN(width=[2, 7, 1], grid_size=9))
+    assert wide.model.activation == "relu"
     # the resolved config holds the widths the MLP trains with (idempotent: matched again)
     from kanplatform.train.models import build_model_from_config
 
