@@ -338,6 +338,10 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     # one INFO line per stage checkpoint ("Checkpoint successfully created at ..."); Tune's
     # results already record every checkpoint
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    # a W&B service named in the environment is not this trial's: the driver's (Ray workers
+    # inherit its environment), or one an earlier trial of this reused worker shut down. A
+    # run connected to it lost every record (an empty offline run) when that process ended
+    os.environ.pop("WANDB_SERVICE", None)
     trial_id = tune.get_context().get_trial_id()
     key, run_dir, remote = setup.run_dir(config, trial_id)
     cfg = build_config(setup, config, key)

@@ -75,7 +75,8 @@ def watch_search(experiment_dir: Path, spec: SearchSpec, base: dict[str, Any], *
 
     The page is written at once (before Ray starts) and its path announced; call
     :meth:`SearchWatch.begin` once Ray is up. An error before that (a cluster that refuses
-    the search) removes the page, and the experiment directory if this call made it.
+    the search) removes the page, and the folders this call made (the experiment's and any
+    parent of it).
 
     Args:
         experiment_dir: the search's experiment directory.
@@ -89,7 +90,9 @@ def watch_search(experiment_dir: Path, spec: SearchSpec, base: dict[str, Any], *
     if not enabled or active_for(experiment_dir) is not None:  # a study's: it reports
         yield SearchWatch(experiment_dir)
         return
-    existed = experiment_dir.exists()
+    # the folders this call makes (the experiment's, and any parent not there yet), deepest
+    # first: a refused search removes them again
+    made = [d for d in (experiment_dir, *experiment_dir.parents) if not d.exists()]
     watch = SearchWatch(experiment_dir, wandb_config=_wandb_config(experiment_dir, spec, base))
     watch.live = LiveReport(experiment_dir, every_s, on_tick=watch.progress).start()
     if say is not None:
@@ -103,9 +106,9 @@ def watch_search(experiment_dir: Path, spec: SearchSpec, base: dict[str, Any], *
         if not watch.begun:  # refused before it began: nothing half-made stays
             watch.live.stop(final=False)
             watch.live.out.unlink(missing_ok=True)
-            if not existed:
+            for folder in made:
                 with contextlib.suppress(OSError):
-                    experiment_dir.rmdir()  # only if empty
+                    folder.rmdir()  # only if empty
         else:
             watch.live.stop(final=True)
             _finish(watch, ok)
