@@ -461,6 +461,7 @@ def _distributed_info() -> dict[str, Any]:
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker: the same ``fit`` under Lightning DDP."""
+    os.environ.pop("WANDB_SERVICE", None)  # not this worker's (see search_trial)
     import ray.train
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
 
