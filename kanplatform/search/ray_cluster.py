@@ -6,6 +6,7 @@ unreachable address fails in seconds instead of hanging in ``ray.init``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from kanplatform.search.spec import SearchSpec, SearchSpecError, check_address, 
 
 # Environment that trials need to behave like `kanplatform train` on the driver's machine.
 PROPAGATED_ENV_PREFIXES = ("WANDB_", "KANPLATFORM_")
+# this process's own: the W&B service it talks to (a socket here) is no trial's
+LOCAL_ENV = ("WANDB_SERVICE",)
 PROPAGATED_ENV = ("PYTHONPATH", "OMP_NUM_THREADS", "RAY_AUTH_MODE")
 
 
@@ -94,7 +97,8 @@ def enable_token_auth() -> bool:
 
 def trial_env() -> dict[str, str]:
     """Environment variables to forward to trial processes (W&B mode and dirs, ...)."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(PROPAGATED_ENV_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if k.startswith(PROPAGATED_ENV_PREFIXES)
+           and k not in LOCAL_ENV}
     env.update({k: os.environ[k] for k in PROPAGATED_ENV if k in os.environ})
     env.setdefault("WANDB_MODE", "offline")
     # a trial Tune stopped writes its records before its actor takes the next trial (Tune
@@ -253,6 +257,10 @@ def _init(ray: Any, kwargs: dict[str, Any], address: str | None) -> Any:
     try:
         return ray.init(**kwargs)
     except Exception as err:
+        # a connection that failed half-way (a ray:// client whose server did not start)
+        # leaves this process in Ray's client mode: every later ray.init here then failed
+        with contextlib.suppress(Exception):
+            ray.shutdown()
         if type(err).__name__ != "AuthenticationError":
             raise
         raise _auth_refused(address) from None

@@ -64,7 +64,9 @@ def crafted(trained, tmp_path) -> tuple[Path, Path]:
 
 
 def test_our_own_files_load_as_data(trained):
-    assert set(read_run_file(trained / "model.pt")) == {"model_config", "state_dict"}
+    saved = read_run_file(trained / "model.pt")
+    assert set(saved) == {"model_config", "state_dict", "data_info"}
+    assert saved["data_info"]["task"] == "regression"  # plain values, read as data too
     assert "optimizer_states" in read_run_file(trained / "checkpoints" / "last.ckpt")
     model = kanplatform.load(trained)
     dtype = next(model.parameters()).dtype
