@@ -163,6 +163,7 @@ def run_trials(
     if resume:
         print(f"resume: {len(done)} of {len(trials)} trainings already finished in {exp_dir}; "
               f"{len(todo)} to run")
+        _drop_unstarted(exp_dir)
     statuses: dict[str, str] = {}
     if todo:
         cut_off = finished_runs(todo, exp_dir, ended=False)  # continued where they are
@@ -196,6 +197,21 @@ FINISHED = ("completed", "diverged")  # deterministic: training again gives the 
 
 
 _MISSING = object()  # a key the run's config lacks matches no value
+
+
+# what a trial writes into its run directory before its run does (start marker, lock)
+_MARKERS = {"trial.json", ".lock"}
+
+
+def _drop_unstarted(exp_dir: Path) -> None:
+    """Remove run directories a killed driver left holding only a trial's start marker: no
+    run began there (no config, no metrics), nothing can tell which size it was, and the
+    resume trains that size in a directory of its own."""
+    import shutil
+
+    for run_dir in exp_dir.glob(f"{TRIALS_DIR}-*/runs/*"):
+        if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= _MARKERS:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def finished_runs(trials: Sequence[Trial], exp_dir: Path, ended: bool = True) -> dict[str, str]:
