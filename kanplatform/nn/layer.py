@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import nn
 
-from kanplatform.kernels import spline_backend
+from kanplatform.kernels import ckernel, spline_backend
 from kanplatform.nn.basis import bspline_basis, grid_size_of, uniform_grid
 from kanplatform.nn.functional import (
     CompactLocal,
     GridPlan,
+    _KANLinearC,
     compact_local,
     get_activation,
     grid_plan,
@@ -173,7 +175,10 @@ class KANLayer(nn.Module):
         sp, sb = self._scales()
         k = self.spline_order
         params = (self.grid, self.coef, sp) if sb is None else (self.grid, self.coef, sp, sb)
-        backend = spline_backend(x, params, self.out_features, k)
+        backend = self._backend(x, params)
+        if backend == "c":  # spline_backend checked what kan_linear would check again
+            return _KANLinearC.apply(x, self.coef, sp, sb, self.bias, k, self.base_activation,
+                                     self._grid_plan())
         if backend == "compact":
             plan = self._grid_plan()
             local = None
@@ -183,6 +188,18 @@ class KANLayer(nn.Module):
                                       plan=plan, local=local, bias=self.bias)
         return kan_linear(x, self.grid, self.coef, sp, sb, k, self.base_activation,
                           plan=self._grid_plan(), bias=self.bias, backend=backend)
+
+    def _backend(self, x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> str:
+        """:func:`~kanplatform.kernels.spline_backend` for these tensors, kept while all it
+        reads is the same (the kernel setting, the library, devices, dtypes, batch size): asked
+        afresh, it and ``kan_linear``'s own checks cost as much as a small layer's kernels."""
+        key = (os.environ.get(ckernel.KERNEL_ENV), ckernel._state.get("lib"), x.shape[0],
+               x.device, x.dtype, *[(p.device, p.dtype) for p in params])
+        hit = self.__dict__.get("_backend_cache")
+        if hit is None or hit[0] != key:
+            hit = self.__dict__["_backend_cache"] = (key, spline_backend(
+                x, params, self.out_features, self.spline_order))
+        return hit[1]
 
     def forward_fast(self, x: torch.Tensor, backend: str = "auto") -> torch.Tensor:
         """Same map by the fast sparse path whatever the size (``backend`` as in

@@ -276,6 +276,55 @@ static void FN(forward_row)(const FN(lblock_t) *c, i64 m, i64 ii, i64 I, i64 O, 
     else FN(forward_row_k)(c, m, ii, I, O, K, T, SBt, bias, base, yr);
 }
 
+/* Rows of a layer with fewer outputs than a vector (a network's last layer, O = 1): the same
+ * sums as FN(forward_row)'s scalar tail, per output o bias + sum over inputs of (sum_p pw_p
+ * T[row, p, o] + silu(x) SBt[i, o]) in that order, but vectorised over the block's m samples
+ * (gathers of T) instead of one sample's outputs. */
+static inline void FN(forward_cols_k)(const FN(lblock_t) *c, i64 m, i64 I, i64 O, const i64 K,
+                                      const REAL *restrict T, const REAL *restrict SBt,
+                                      const REAL *restrict bias, int base, REAL *restrict y)
+{
+    REAL *restrict acc = c->tmp; /* m values: tmp is free once the columns are built */
+    for (i64 o = 0; o < O; o++) {
+        const REAL b0 = bias != NULL ? bias[o] : 0;
+        for (i64 ii = 0; ii < m; ii++) acc[ii] = b0;
+        for (i64 i = 0; i < I; i++) {
+            const i64 *restrict off = c->off + i * m;
+            const REAL *restrict wv = c->w + i * K * m;
+            const REAL *restrict av = c->a + i * m;
+            const REAL sbo = base ? SBt[i * O + o] : 0;
+            const REAL *restrict to = T + o;
+            if (base) {
+#pragma omp simd
+                for (i64 ii = 0; ii < m; ii++) {
+                    const REAL *t = to + off[ii];
+                    REAL u = t[0];
+                    for (i64 p = 1; p < K; p++) u += wv[p * m + ii] * t[p * O];
+                    u += av[ii] * sbo;
+                    acc[ii] += u;
+                }
+            } else {
+#pragma omp simd
+                for (i64 ii = 0; ii < m; ii++) {
+                    const REAL *t = to + off[ii];
+                    REAL u = t[0];
+                    for (i64 p = 1; p < K; p++) u += wv[p * m + ii] * t[p * O];
+                    acc[ii] += u;
+                }
+            }
+        }
+        for (i64 ii = 0; ii < m; ii++) y[ii * O + o] = acc[ii];
+    }
+}
+
+static void FN(forward_cols)(const FN(lblock_t) *c, i64 m, i64 I, i64 O, i64 K,
+                             const REAL *restrict T, const REAL *restrict SBt,
+                             const REAL *restrict bias, int base, REAL *restrict y)
+{
+    if (K == 4) FN(forward_cols_k)(c, m, I, O, 4, T, SBt, bias, base, y);
+    else FN(forward_cols_k)(c, m, I, O, K, T, SBt, bias, base, y);
+}
+
 /* Point (sample ii, input slot ci = input i) of the backward: the table rows' and SBt's
  * gradients += its share, and its input gradient returned. */
 static inline REAL FN(backward_point_k)(const FN(lblock_t) *c, i64 m, i64 ii, i64 ci, i64 i,
@@ -328,6 +377,66 @@ static REAL FN(backward_point)(const FN(lblock_t) *c, i64 m, i64 ii, i64 ci, i64
 {
     if (K == 4) return FN(backward_point_k)(c, m, ii, ci, i, O, 4, T, SBt, gr, gT, gSBt, base);
     return FN(backward_point_k)(c, m, ii, ci, i, O, K, T, SBt, gr, gT, gSBt, base);
+}
+
+/* Input slot ci (input i) of a block's m samples, for layers with fewer outputs than a vector:
+ * per sample FN(backward_point)'s scalar sums in its order (input gradient into gxc[ii * ldx]
+ * when gxc != NULL), then its shares of the table rows and SBt added in sample order, as the
+ * point-by-point walk adds them (each input owns its rows): the same bits, in two tight
+ * loops instead of a call per point. */
+static inline void FN(backward_col_k)(const FN(lblock_t) *c, i64 m, i64 ci, i64 i, i64 O,
+                                      const i64 K, const REAL *restrict T,
+                                      const REAL *restrict SBt, const REAL *restrict gy,
+                                      REAL *restrict gT, REAL *restrict gSBt, int base,
+                                      REAL *restrict gxc, i64 ldx)
+{
+    const i64 *restrict off = c->off + ci * m;
+    const REAL *restrict wv = c->w + ci * K * m;
+    const REAL *restrict dv = c->dw + ci * K * m;
+    const REAL *restrict av = c->a + ci * m;
+    const REAL *restrict dsv = c->ds + ci * m;
+    const REAL *restrict sbr = SBt + i * O;
+    REAL *restrict gsr = gSBt + i * O;
+    if (gxc != NULL) {
+#pragma omp simd
+        for (i64 ii = 0; ii < m; ii++) {
+            const REAL *t = T + off[ii];
+            const REAL *gr = gy + ii * O;
+            REAL s = 0, sb = 0;
+            for (i64 o = 0; o < O; o++) {
+                const REAL g = gr[o];
+                REAL d = dv[m + ii] * t[O + o];
+                for (i64 p = 2; p < K; p++) d += dv[p * m + ii] * t[p * O + o];
+                s += g * d;
+                if (base) sb += g * sbr[o];
+            }
+            gxc[ii * ldx] = base ? s + dsv[ii] * sb : s;
+        }
+    }
+    for (i64 ii = 0; ii < m; ii++) {
+        REAL *restrict gt = gT + off[ii];
+        const REAL *restrict gr = gy + ii * O;
+        for (i64 o = 0; o < O; o++) {
+            const REAL g = gr[o];
+            gt[o] += g;
+            for (i64 p = 1; p < K; p++) gt[p * O + o] += wv[p * m + ii] * g;
+        }
+    }
+    if (base)
+        for (i64 o = 0; o < O; o++) {
+            REAL acc = gsr[o];
+            for (i64 ii = 0; ii < m; ii++) acc += av[ii] * gy[ii * O + o];
+            gsr[o] = acc;
+        }
+}
+
+static void FN(backward_col)(const FN(lblock_t) *c, i64 m, i64 ci, i64 i, i64 O, i64 K,
+                             const REAL *restrict T, const REAL *restrict SBt,
+                             const REAL *restrict gy, REAL *restrict gT, REAL *restrict gSBt,
+                             int base, REAL *restrict gxc, i64 ldx)
+{
+    if (K == 4) FN(backward_col_k)(c, m, ci, i, O, 4, T, SBt, gy, gT, gSBt, base, gxc, ldx);
+    else FN(backward_col_k)(c, m, ci, i, O, K, T, SBt, gy, gT, gSBt, base, gxc, ldx);
 }
 
 /* Samples per block: the scratch of a block (ni inputs) stays within ~48 KB. */
@@ -388,9 +497,12 @@ int FN(kan_layer_forward)(LOCATE_ARGS_L, const REAL *restrict P, const REAL *res
                 const i64 b0 = bb * n, m = b0 + n < B ? n : B - b0;
                 for (i64 i = 0; i < I; i++)
                     FN(lcolumn)(&c, m, i, b0, i, I, O, K, G, x, lo, scale, knots, sih, base, 0);
-                for (i64 ii = 0; ii < m; ii++)
-                    FN(forward_row)(&c, m, ii, I, O, K, T, SBt, bias, base,
-                                    y + (b0 + ii) * O);
+                if (O < VL)
+                    FN(forward_cols)(&c, m, I, O, K, T, SBt, bias, base, y + b0 * O);
+                else
+                    for (i64 ii = 0; ii < m; ii++)
+                        FN(forward_row)(&c, m, ii, I, O, K, T, SBt, bias, base,
+                                        y + (b0 + ii) * O);
             }
             FN(lblock_free)(&c);
         }
@@ -433,13 +545,20 @@ int FN(kan_layer_backward)(LOCATE_ARGS_L, const REAL *restrict P, const REAL *re
                     for (i64 ci = 0; ci < ni; ci++)
                         FN(lcolumn)(&c, m, ci, b0, i0 + ci, I, O, K, G, x, lo, scale, knots,
                                     sih, base, 1);
-                    for (i64 ii = 0; ii < m; ii++)
-                        for (i64 ci = 0; ci < ni; ci++) {
-                            const REAL gxv = FN(backward_point)(&c, m, ii, ci, i0 + ci, O, K,
-                                                                T, SBt, gy + (b0 + ii) * O,
-                                                                gT, gSBt, base);
-                            if (gx != NULL) gx[(b0 + ii) * I + i0 + ci] = gxv;
-                        }
+                    if (O < VL)
+                        for (i64 ci = 0; ci < ni; ci++)
+                            FN(backward_col)(&c, m, ci, i0 + ci, O, K, T, SBt, gy + b0 * O, gT,
+                                             gSBt, base,
+                                             gx != NULL ? gx + b0 * I + i0 + ci : NULL, I);
+                    else
+                        for (i64 ii = 0; ii < m; ii++)
+                            for (i64 ci = 0; ci < ni; ci++) {
+                                const REAL gxv = FN(backward_point)(&c, m, ii, ci, i0 + ci, O,
+                                                                    K, T, SBt,
+                                                                    gy + (b0 + ii) * O, gT,
+                                                                    gSBt, base);
+                                if (gx != NULL) gx[(b0 + ii) * I + i0 + ci] = gxv;
+                            }
                 }
                 FN(lblock_free)(&c);
             }
