@@ -61,11 +61,12 @@ def test_whole_layer_equals_per_term_kernels_and_dense(dtype, n_in, n_out, g, k,
         assert (a - b).abs().max() <= tol * scale
 
 
+@pytest.mark.parametrize("n_out", [19, 3])  # rows by outputs; by samples (O < a vector)
 @pytest.mark.parametrize(("base", "bias"), [(False, True), (True, False), (False, False)])
-def test_without_base_term_or_bias(base, bias) -> None:
-    layer = _layer(4, 19, 6, 3, torch.float64, adaptive=True, base=base, bias=bias)
+def test_without_base_term_or_bias(base, bias, n_out) -> None:
+    layer = _layer(4, n_out, 6, 3, torch.float64, adaptive=True, base=base, bias=bias)
     x = 1.3 * torch.randn(333, 4, dtype=torch.float64)
-    w = torch.randn(333, 19, dtype=torch.float64)
+    w = torch.randn(333, n_out, dtype=torch.float64)
     got = _grads(lambda v: layer.forward_fast(v, backend="c"), layer, x, w)
     ref = _grads(layer.forward_dense, layer, x, w)
     assert len(got) == len(ref)

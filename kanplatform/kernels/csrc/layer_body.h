@@ -382,8 +382,9 @@ static REAL FN(backward_point)(const FN(lblock_t) *c, i64 m, i64 ii, i64 ci, i64
 /* Input slot ci (input i) of a block's m samples, for layers with fewer outputs than a vector:
  * per sample FN(backward_point)'s scalar sums in its order (input gradient into gxc[ii * ldx]
  * when gxc != NULL), then its shares of the table rows and SBt added in sample order, as the
- * point-by-point walk adds them (each input owns its rows): the same bits, in two tight
- * loops instead of a call per point. */
+ * point-by-point walk adds them (each input owns its rows): the same sums (to the last bit
+ * but for where the compiler contracts differently), in tight loops instead of a call per
+ * point. */
 static inline void FN(backward_col_k)(const FN(lblock_t) *c, i64 m, i64 ci, i64 i, i64 O,
                                       const i64 K, const REAL *restrict T,
                                       const REAL *restrict SBt, const REAL *restrict gy,
