@@ -57,6 +57,7 @@ def minibatch_cfg(tmp: Path, csv: Path, kind: str, batch: int, steps: int) -> An
             f"data.inputs=[{','.join(f'x{i}' for i in range(8))}]", "data.targets=[y]",
             f"data.n_train={N_TRAIN}", "data.n_val=512", "data.n_test=512",
             f"data.batch_size={batch}", f"model.width={WIDTH}", "grid.schedule=[]",
+            "grid.update_every=0",
             "model.grid_size=5", "optim.name=adam", "optim.lr=0.001",
             f"trainer.max_steps={steps}", f"trainer.val_every_n_steps={steps}",
             "trainer.checkpoint_every_n_steps=0", "trainer.precision=32",
@@ -71,6 +72,7 @@ def minibatch_cfg(tmp: Path, csv: Path, kind: str, batch: int, steps: int) -> An
 
 def lbfgs_cfg(tmp: Path, steps: int) -> Any:
     over = [f"output_dir={tmp / 'runs'}", "model.width=[2,5,1]", "grid.schedule=[]",
+            "grid.update_every=0",
             "model.grid_size=5", f"trainer.max_steps={steps}",
             f"trainer.val_every_n_steps={steps}", "trainer.checkpoint_every_n_steps=0",
             "trainer.precision=64", "trainer.num_threads=1", "optim.max_iter=12",
@@ -87,7 +89,8 @@ def bare(cfg: Any) -> float:
     torch.manual_seed(cfg.seed)
     model = build_model_from_config(cfg.model, cfg.model.get("grid_size"), seed=cfg.seed)
     model = model.to(dtype)
-    x, y = dataset_from_config(cfg.data, dtype=dtype).train
+    splits = dataset_from_config(cfg.data, dtype=dtype)
+    x, y = splits.train
     steps = int(cfg.trainer.max_steps)
     t0 = time.perf_counter()
     if cfg.optim.name == "lbfgs":
@@ -120,7 +123,20 @@ def bare(cfg: Any) -> float:
             loss = torch.mean((model(x[idx]) - y[idx]) ** 2)
             loss.backward()
             opt.step()
+    evaluations(model, splits)
     return time.perf_counter() - t0
+
+
+@torch.no_grad()
+def evaluations(model: torch.nn.Module, splits: Any) -> list[float]:
+    """The evaluations the platform's loop makes in these configs, done the same way: one
+    validation (``val_every_n_steps`` = the budget) and the stage row at the end (train, val
+    and test RMSE), in eval mode without autograd."""
+    model.eval()
+    rmse = [float(torch.sqrt(torch.mean((model(x) - y).double() ** 2)))
+            for x, y in (splits.split(name) for name in ("val", "train", "val", "test"))]
+    model.train()
+    return rmse
 
 
 def platform(cfg: Any, tmp: Path, tag: str) -> tuple[float, float]:

@@ -309,6 +309,7 @@ class _Run:
         from kanplatform.train.callbacks import (
             DivergenceGuard,
             GridSchedule,
+            LoopClock,
             PeriodicCheckpoint,
             RunRecorder,
         )
@@ -373,7 +374,8 @@ class _Run:
         )
         kwargs.update(trainer_kwargs or {})
         # the periodic checkpoint last: it saves what the others did at the same step
-        kwargs["callbacks"] = [*own, *track_callbacks, *callbacks,
+        clock = LoopClock()  # first: its on_train_end comes before the final snapshot's
+        kwargs["callbacks"] = [clock, *own, *track_callbacks, *callbacks,
                                *kwargs.get("callbacks", []), self.checkpoint]
         kwargs["logger"] = [*self.loggers, *_as_list(kwargs.get("logger"))] or False
         with warnings.catch_warnings(), _quiet_lightning(self.verbose):
@@ -389,8 +391,11 @@ class _Run:
             self.trainer.fit(self.module, datamodule=datamodule,
                              ckpt_path=str(ckpt_path) if ckpt_path else None,
                              weights_only=True)
-            self.wall_time_s = time.perf_counter() - started
-            self.cpu_time_s = time.process_time() - cpu_started
+            # the training loop's time; the whole fit where no loop ran (a resume at its end)
+            self.wall_time_s = clock.wall_s if clock.wall_s is not None else \
+                time.perf_counter() - started
+            self.cpu_time_s = clock.cpu_s if clock.cpu_s is not None else \
+                time.process_time() - cpu_started
 
     def write(self, status: str, reason: str | None, total_time_s: float) -> dict[str, Any]:
         """Write metrics.json (always), and the model, checkpoint and history if there is one."""
