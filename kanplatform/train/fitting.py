@@ -373,10 +373,12 @@ class _Run:
             default_root_dir=str(self.run_dir),
         )
         kwargs.update(trainer_kwargs or {})
-        # the periodic checkpoint last: it saves what the others did at the same step
+        # the periodic checkpoint last: it saves what the others did at the same step; not
+        # there at all when it never saves (every callback costs hook calls on every step)
+        periodic = [self.checkpoint] if self.checkpoint.every_n_steps > 0 else []
         clock = LoopClock()  # first: its on_train_end comes before the final snapshot's
         kwargs["callbacks"] = [clock, *own, *track_callbacks, *callbacks,
-                               *kwargs.get("callbacks", []), self.checkpoint]
+                               *kwargs.get("callbacks", []), *periodic]
         kwargs["logger"] = [*self.loggers, *_as_list(kwargs.get("logger"))] or False
         with warnings.catch_warnings(), _quiet_lightning(self.verbose):
             # the full-batch loader is an endless iterator by design

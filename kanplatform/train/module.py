@@ -14,6 +14,7 @@ and rebuilds the optimiser.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, NamedTuple
 
@@ -191,6 +192,10 @@ class TaskModule(pl.LightningModule):
         # LightningOptimizer.step counts the global step and runs the optimiser hooks
         lopt.step(closure)
         return self.last_loss
+
+    # Lightning asks inspect.getfullargspec for training_step's parameters on every batch;
+    # a stored signature answers without re-reading the code object each time
+    training_step.__signature__ = inspect.signature(training_step)  # type: ignore[attr-defined]
 
     def _plan(self, lopt: Any) -> _StepPlan:
         """What every step of this model, optimiser and trainer does, decided once (a grid
