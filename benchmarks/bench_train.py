@@ -21,8 +21,12 @@ absolute times, are the figures); medians. ``CPU p/b``: the same ratio of CPU se
 time on a loaded machine.
 
 ``--contended`` runs the KAN step beside a busy process (one spinning Python process per
-core) with 1 thread and with the default thread count: the OpenMP kernels must not slow
-down more than a single-threaded run does.
+core) with 1 thread and with the platform's default thread count (``run_threads(None)``:
+torch's, capped by the process's CPU affinity and cgroup quota): the OpenMP kernels must not
+slow down more than a single-threaded run does. It measures twice, each in a fresh process
+(the OpenMP runtime reads its waiting policy once, when torch loads it): with the policy
+``import kanplatform`` sets (``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT=10000``) and with
+libgomp's default (threads spin ~300k rounds before sleeping), side by side.
 
     .venv/bin/python benchmarks/bench_train.py               # ~2-4 min on 2 quiet cores
     .venv/bin/python benchmarks/bench_train.py --quick       # fewer steps, one repetition
@@ -35,6 +39,7 @@ import argparse
 import multiprocessing as mp
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -185,11 +190,19 @@ def _spin(stop: Any) -> None:
         sum(range(10000))
 
 
-def contended(cfg: Any, reps: int) -> None:
+def contended(cfg: Any, reps: int, policy: str) -> None:
+    from kanplatform.train.fitting import run_threads
+
     ncpu = len(os.sched_getaffinity(0))
-    default = torch.get_num_threads()
+    torch_default, default = torch.get_num_threads(), run_threads(None)
+    # what the OpenMP runtime read when torch loaded it (import kanplatform came after)
+    policy = (f"PASSIVE, GOMP_SPINCOUNT {os.environ.get('GOMP_SPINCOUNT')}"
+              if policy == "platform" else "libgomp default (spins)")
     print(f"\n--contended: KAN {WIDTH} step at batch {cfg.data.batch_size}, "
-          f"{ncpu} CPUs, torch default threads {default}")
+          f"{ncpu} CPUs, torch default threads {torch_default}, platform default {default}, "
+          f"OpenMP waiting: {policy}")
+    if default == 1:
+        default = 2  # a 1-CPU process: show what 2 threads would cost anyway
     rows = []
     for busy in (False, True):
         stop = mp.Event()
@@ -223,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="200 steps, 1 repetition")
     parser.add_argument("--contended", action="store_true", help="only the contention check")
+    parser.add_argument("--policy", choices=("platform", "libgomp"),
+                        help=argparse.SUPPRESS)  # --contended's child processes
     parser.add_argument("--step-only", action="store_true",
                         help="only the KAN/MLP bare step comparison")
     args = parser.parse_args(argv)
@@ -233,8 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(csv, N_TRAIN + 1024)
     print(f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}, "
           f"{args.reps} reps, medians; bare loop and platform alternate")
-    if args.contended:
-        contended(minibatch_cfg(tmp, csv, "kan", 256, 1), args.reps)
+    if args.contended and args.policy:
+        contended(minibatch_cfg(tmp, csv, "kan", 256, 1), args.reps, args.policy)
+        return 0
+    if args.contended:  # each policy in its own process: libgomp reads it once, at load
+        from kanplatform._util.cpus import PASSIVE_OPENMP
+
+        for policy in ("platform", "libgomp"):
+            env = {k: v for k, v in os.environ.items() if k not in PASSIVE_OPENMP}
+            env.update(PASSIVE_OPENMP if policy == "platform" else {})
+            subprocess.run([sys.executable, __file__, "--contended", "--policy", policy,
+                            "--reps", str(args.reps)], env=env, check=True)
         return 0
     torch.set_num_threads(1)
     cases = [(f"{kind} b={b}", minibatch_cfg(tmp, csv, kind, b, args.steps))

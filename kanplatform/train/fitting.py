@@ -65,15 +65,26 @@ def as_run_config(cfg: Any) -> Any:
     raise ConfigError(f"fit() needs a config (DictConfig, dict or path), got {type(cfg).__name__}")
 
 
+def run_threads(num_threads: int | None) -> int:
+    """The torch CPU threads a run uses: ``trainer.num_threads``, or by default torch's
+    current count capped by the CPUs this process may use (affinity and cgroup quota,
+    :func:`kanplatform._util.cpus.available_cpus`): more only queue behind each other."""
+    if num_threads:
+        return int(num_threads)
+    from kanplatform._util.cpus import available_cpus
+
+    return max(1, min(torch.get_num_threads(), available_cpus()))
+
+
 @contextlib.contextmanager
-def _local_torch_state(seed: int, num_threads: int | None) -> Iterator[None]:
+def _local_torch_state(seed: int, num_threads: int) -> Iterator[None]:
     """Seed torch for this run only; restore the caller's RNG, threads and determinism flag."""
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        if num_threads:
+        if num_threads != threads:
             torch.set_num_threads(num_threads)
         try:
             yield
@@ -195,7 +206,8 @@ def _fit_in(cfg: Any, run_dir: Path, resumed: dict[str, Any] | None, callbacks: 
     run.resumed_from = resumed
     run.verbose = verbose
     try:
-        with _local_torch_state(cfg.seed, cfg.trainer.num_threads):
+        run.num_threads = run_threads(cfg.trainer.num_threads)
+        with _local_torch_state(cfg.seed, run.num_threads):
             run.train(callbacks, loggers, trainer_kwargs, ckpt_path)
     except BaseException as err:
         status, reason = run.failure(err)
@@ -300,6 +312,7 @@ class _Run:
         self.early_stop: Any = None
         self.splits: Any = None
         self.steps_per_epoch = 1
+        self.num_threads: int | None = None
 
     def train(self, callbacks: Sequence[Any], loggers: Sequence[Any],
               trainer_kwargs: Mapping[str, Any] | None, ckpt_path: str | Path | None) -> None:
@@ -424,6 +437,7 @@ class _Run:
             # what the wall time would be without the other processes
             "cpu_time_s": self.cpu_time_s,
             "total_time_s": total_time_s,
+            "trainer/num_threads": self.num_threads,  # torch CPU threads it trained with
             "git_sha": git_sha(),
             "versions": versions(),
             "run_dir": str(self.run_dir),

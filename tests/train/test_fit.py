@@ -13,6 +13,7 @@ import kanplatform
 from kanplatform.config import apply_overrides, load_config
 from kanplatform.nn import count_params
 from kanplatform.train import fit
+from kanplatform.train.fitting import run_threads
 from kanplatform.train.resolve import apply_run_overrides
 
 
@@ -29,6 +30,7 @@ def test_fit_writes_the_run_directory(quick_cfg):
     for key in ("model/params", "model/flops", "wall_time_s", "seed", "git_sha", "versions"):
         assert key in metrics, key
     assert metrics["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert metrics["trainer/num_threads"] == 1  # the config's
     assert load_config(run / "config.yaml").name == "quick"
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
@@ -93,8 +95,12 @@ def test_same_seed_same_metrics_and_global_rng_untouched(quick_cfg):
     assert a.run_dir != b.run_dir
     assert a.metrics["final"] == b.metrics["final"]
     assert a.metrics["stages"] == b.metrics["stages"]
-    c = fit(apply_overrides(quick_cfg, ["seed=1"]), verbose=False)
+    threads = torch.get_num_threads()
+    c = fit(apply_overrides(quick_cfg, ["seed=1", "trainer.num_threads=null"]), verbose=False)
     assert c.metrics["final"] != a.metrics["final"]
+    # the default: torch's count capped by the process's CPUs (affinity, cgroup quota)
+    assert c.metrics["trainer/num_threads"] == run_threads(None)
+    assert torch.get_num_threads() == threads
 
 
 def _hand_written_adam(cfg):
