@@ -4,12 +4,20 @@ points, and the one-call fused loss (:class:`kanplatform.nn.fused.FusedMSE`, wha
 LBFGS runs evaluate), one thread, CPU-time medians with the three interleaved.
 
     .venv/bin/python benchmarks/bench_small.py
+    .venv/bin/python benchmarks/bench_small.py --step   # issue 19's KAN/MLP Adam step, by part
+
+``--step``: KAN [8, 32, 32, 1] (G = 5, k = 3, float32) and an MLP [8, 109, 109, 1] of about
+the same parameter count (13,185 vs 13,081), batch 256, one thread: the bare Adam step
+(zero_grad, forward, MSE, backward, step), its forward + backward alone, Adam's step alone,
+and for the KAN the whole-layer C kernels alone (three layers, both directions, on tensors
+prepared once). CPU-time minima of 15 rounds of 100, all interleaved.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -30,7 +38,69 @@ def closure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
     return loss
 
 
+def step_parts() -> int:
+    """``--step``: see the module docstring."""
+    from kanplatform.kernels import clayer
+
+    torch.set_num_threads(1)
+    if ckernel.library() is None:
+        print(f"compiled kernels unavailable: {ckernel.library_error()}")
+        return 2
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(256, 8, generator=gen) * 2 - 1
+    y = x[:, :4].sum(1, keepdim=True).sin()
+    kan = KAN(width=[8, 32, 32, 1], grid_size=5, seed=0)
+    h = 109
+    mlp = torch.nn.Sequential(torch.nn.Linear(8, h), torch.nn.SiLU(), torch.nn.Linear(h, h),
+                              torch.nn.SiLU(), torch.nn.Linear(h, 1))
+    parts: dict[str, object] = {}
+    for name, model in (("kan", kan), ("mlp", mlp)):
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def fb(m=model, o=opt) -> None:  # noqa: ANN001
+            o.zero_grad()
+            torch.mean((m(x) - y) ** 2).backward()
+
+        def step(f=fb, o=opt) -> None:  # noqa: ANN001
+            f()
+            o.step()
+
+        parts[f"{name} step"], parts[f"{name} fwd+bwd"], parts[f"{name} adam"] = step, fb, opt.step
+    calls = []  # the KAN's kernels alone: forward and backward of every layer
+    with torch.no_grad():
+        inp = x
+        for i, layer in enumerate(kan.layers):
+            plan = layer._grid_plan()
+            a = (inp, plan, layer.coef, layer.scale_sp, layer.scale_base, layer.bias)
+            out, tables, sbt = clayer.layer_forward(*a, layer.spline_order)
+            gy = torch.randn(out.shape, generator=gen)
+            calls += [lambda a=a, k=layer.spline_order: clayer.layer_forward(*a, k),
+                      lambda a=a[:5], t=tables, s=sbt, g=gy, i=i: clayer.layer_backward(
+                          *a, t, s, g, i > 0, True)]
+            inp = out
+    parts["kan kernels"] = lambda: [c() for c in calls]
+    for f in parts.values():
+        for _ in range(20):
+            f()
+    times: dict[str, list[float]] = {k: [] for k in parts}
+    for _ in range(15):
+        for k, f in parts.items():
+            t0 = time.process_time()
+            for _ in range(100):
+                f()
+            times[k].append((time.process_time() - t0) * 10)
+    best = {k: min(v) for k, v in times.items()}
+    for k, v in best.items():
+        print(f"{k:>12}: {v:7.3f} ms")
+    print(f"KAN/MLP step {best['kan step'] / best['mlp step']:.2f}, fwd+bwd "
+          f"{best['kan fwd+bwd'] / best['mlp fwd+bwd']:.2f}, adam "
+          f"{best['kan adam'] / best['mlp adam']:.2f}; load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
 def main() -> int:
+    if "--step" in sys.argv[1:]:
+        return step_parts()
     torch.set_num_threads(1)
     if ckernel.library() is None:
         print(f"compiled kernels unavailable: {ckernel.library_error()}")
