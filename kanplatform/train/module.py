@@ -151,17 +151,19 @@ class TaskModule(pl.LightningModule):
         if fused is not None:
             opt.optimizer.ensure_flat()  # a re-flattening inside step would move the tensors
             run = fused.prepare()  # bound to them: grids and tensors hold for the whole step
+            latest: list[torch.Tensor] = []
 
             def evaluate() -> torch.Tensor:
                 loss = run()  # the plain closure's loss and gradients, in one C call
-                self.last_loss = loss
-                self._last = None
-                self.__dict__["_fused_mse"] = loss  # the plain MSE: no regulariser here
+                latest.append(loss)  # the attributes are set once, after the step
                 return loss
 
             # LightningOptimizer.step counts the global step; its per-call hooks wrap the
             # closure, which FlatLBFGS calls once, the line search's evaluations bare
             opt.step(evaluate, evaluate=evaluate)
+            self.last_loss = latest[-1]  # the latest evaluation's, as the plain closure's
+            self._last = None
+            self.__dict__["_fused_mse"] = latest[-1]  # the plain MSE: no regulariser here
             return self.last_loss
         params = [p for group in opt.param_groups for p in group["params"]]
 
