@@ -18,6 +18,7 @@ parameters) the parameters are left as they are and the plain helpers run.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,6 +28,8 @@ import torch
 from kanplatform.train.wolfe import strong_wolfe
 
 __all__ = ["FlatLBFGS"]
+
+_GRAD = operator.attrgetter("grad")
 
 
 class FlatLBFGS(torch.optim.LBFGS):
@@ -118,7 +121,7 @@ class FlatLBFGS(torch.optim.LBFGS):
 
     def _grad(self) -> np.ndarray:
         """A copy of the flat gradient (gathered where a closure replaced ``.grad``)."""
-        if all(p.grad is g for p, g in zip(self._params, self._grad_views)):
+        if all(map(operator.is_, map(_GRAD, self._params), self._grad_views)):
             return self._g_np.copy()
         return super()._gather_flat_grad().numpy()
 

@@ -150,20 +150,23 @@ class TaskModule(pl.LightningModule):
         fused = self._fused_loss(x, y) if fusable else None
         if fused is not None:
             opt.optimizer.ensure_flat()  # a re-flattening inside step would move the tensors
-            run = fused.prepare()  # bound to them: grids and tensors hold for the whole step
-            latest: list[torch.Tensor] = []
+            # bound to them: grids and tensors hold for the whole step; the loss as a float
+            # (LBFGS reads only that), the gradients the plain closure's, in one C call
+            run = fused.prepare(as_float=True)
+            latest: list[float] = []
 
-            def evaluate() -> torch.Tensor:
-                loss = run()  # the plain closure's loss and gradients, in one C call
+            def evaluate() -> float:
+                loss = run()
                 latest.append(loss)  # the attributes are set once, after the step
                 return loss
 
             # LightningOptimizer.step counts the global step; its per-call hooks wrap the
             # closure, which FlatLBFGS calls once, the line search's evaluations bare
             opt.step(evaluate, evaluate=evaluate)
-            self.last_loss = latest[-1]  # the latest evaluation's, as the plain closure's
+            # the latest evaluation's loss, as the plain closure leaves it
+            self.last_loss = torch.tensor(latest[-1], dtype=x.dtype)
             self._last = None
-            self.__dict__["_fused_mse"] = latest[-1]  # the plain MSE: no regulariser here
+            self.__dict__["_fused_mse"] = self.last_loss  # the plain MSE: no regulariser here
             return self.last_loss
         params = [p for group in opt.param_groups for p in group["params"]]
 
