@@ -252,17 +252,36 @@ class FlatLBFGS(torch.optim.LBFGS):
 
 def _two_loop(flat_grad: np.ndarray, old_dirs: list[np.ndarray], old_stps: list[np.ndarray],
               ro: list[float], h_diag: float) -> np.ndarray:
-    """The L-BFGS direction ``-H g`` (two-loop recursion over the history, one buffer)."""
-    q = -flat_grad
-    al = [0.0] * len(old_dirs)
-    for i in range(len(old_dirs) - 1, -1, -1):
-        al[i] = float(old_stps[i] @ q) * ro[i]
-        q -= al[i] * old_dirs[i]
+    """The L-BFGS direction ``-H g`` of torch's two-loop recursion, in matrix form.
+
+    Both loops' dot products expand into the history's inner products: with ``A[i][j] =
+    s_i . y_j``, the first loop's ``s_i . q_i = -s_i . g - sum_{j > i} al_j A[i][j]`` and the
+    second's ``y_i . r_i = y_i . r_0 + sum_{j < i} (al_j - be_j) A[j][i]``, so the vectors
+    are touched by four matrix-vector products and one small matrix product, the recursion
+    runs on floats (torch: four vector ops per history entry). Equal to rounding.
+    """
+    m = len(old_dirs)
+    if m == 0:
+        return -flat_grad * h_diag
+    s_mat, y_mat = np.array(old_stps), np.array(old_dirs)  # (m, n), oldest first
+    a = (s_mat @ y_mat.T).tolist()  # a[i][j] = s_i . y_j
+    sg = (s_mat @ flat_grad).tolist()
+    al = [0.0] * m
+    for i in range(m - 1, -1, -1):
+        acc, row = -sg[i], a[i]
+        for j in range(i + 1, m):
+            acc -= al[j] * row[j]
+        al[i] = acc * ro[i]
+    q = -flat_grad - np.array(al, dtype=y_mat.dtype) @ y_mat
     r = q * h_diag
-    for i in range(len(old_dirs)):
-        be_i = float(old_dirs[i] @ r) * ro[i]
-        r += (al[i] - be_i) * old_stps[i]
-    return r
+    yr = (y_mat @ r).tolist()
+    c = [0.0] * m  # al_i - be_i
+    for i in range(m):
+        acc = yr[i]
+        for j in range(i):
+            acc += c[j] * a[j][i]
+        c[i] = al[i] - acc * ro[i]
+    return r + np.array(c, dtype=s_mat.dtype) @ s_mat
 
 
 def _array(t: Any) -> np.ndarray | None:
