@@ -18,6 +18,7 @@ from kanplatform.compare.stats import (
     default_eps,
     finite_or_none,
     mean_ci,
+    metric_bounds,
     n_measured,
     paired_verdict,
     to_error,
@@ -37,8 +38,9 @@ def cell_rows(plan: Plan, runs: Sequence[Mapping[str, Any]]) -> list[Row]:
     """One row per cell: the metric's mean over seeds with its 95% t interval.
 
     Keys (``compare.json`` ``rows``): task, arm, budget, matched_by, params, flops, seeds,
-    metric, mean, ci_low, ci_high, plus n, std, values (per seed), statuses, label, knob,
-    width, grid_size, step (the match's resolution), mode.
+    metric, mean, ci_low, ci_high, plus n, std, gmean and ci_scale (``log``: the interval
+    is the geometric mean's, for a positive error; ``linear``), values (per seed), statuses,
+    label, knob, width, grid_size, step (the match's resolution), mode.
     """
     groups = _by_size(runs)
     rows = []
@@ -46,14 +48,16 @@ def cell_rows(plan: Plan, runs: Sequence[Mapping[str, Any]]) -> list[Row]:
         task = plan.tasks[cell.task]
         got = groups.get(cell.size_key, [])
         values = {r["seed"]: r.get("value") for r in got}
-        s = mean_ci(list(values.values()))
+        s = mean_ci(list(values.values()), log_scale=task.mode == "min",
+                    bounds=metric_bounds(task.metric))
         rows.append({
             "task": cell.task, "arm": cell.arm, "budget": cell.budget, "matched_by": cell.axis,
             "params": cell.sized.params, "flops": cell.sized.flops,
             "seeds": sorted(k for k, v in values.items() if finite_or_none(v) is not None),
             "metric": task.metric, "mode": task.mode, "mean": finite_or_none(s.mean),
             "ci_low": finite_or_none(s.ci_low), "ci_high": finite_or_none(s.ci_high),
-            "n": s.n, "std": finite_or_none(s.std),
+            "n": s.n, "std": finite_or_none(s.std), "gmean": finite_or_none(s.gmean),
+            "ci_scale": "log" if s.log_scale else "linear",
             "values": {str(k): finite_or_none(v) for k, v in sorted(values.items())},
             "statuses": sorted({str(r.get("status")) for r in got}),
             "label": cell.sized.label, "knob": cell.sized.knob,
@@ -191,7 +195,8 @@ def extrapolation_rows(plan: Plan, runs: Sequence[Mapping[str, Any]]) -> list[Ro
     """Per cell of a task with an OOD split: ``ood/rmse`` beside ``test/rmse`` (mean, CI).
 
     Keys (``compare.json`` ``extrapolation``): task, arm, budget, matched_by, ood_metric,
-    ood_mean, ood_ci_low, ood_ci_high, test_mean, ratio (ood / test), params, flops.
+    ood_mean, ood_ci_low, ood_ci_high (the geometric mean's interval, on log), test_mean, ratio
+    (ood / test), params, flops.
     """
     groups = _by_size(runs)
     out = []
@@ -199,7 +204,7 @@ def extrapolation_rows(plan: Plan, runs: Sequence[Mapping[str, Any]]) -> list[Ro
         if not plan.tasks[cell.task].ood:
             continue
         got = groups.get(cell.size_key, [])
-        ood = mean_ci([r.get("ood/rmse") for r in got])
+        ood = mean_ci([r.get("ood/rmse") for r in got], log_scale=True)
         test = mean_ci([r.get("test/rmse") for r in got])
         ratio = ood.mean / test.mean if test.n and ood.n and test.mean > 0 else math.nan
         out.append({

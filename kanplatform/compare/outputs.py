@@ -34,7 +34,8 @@ CONVENTIONS = {
                 "budget; ties to the smaller model; |achieved - budget| <= step",
 }
 STATISTICS = {
-    "cells": "mean over seeds, 95% Student-t interval",
+    "cells": "mean over seeds; 95% Student-t interval, of the geometric mean on log(metric) for "
+             "a positive error (ci_scale: log), of the mean otherwise, clipped to a metric's range",
     "verdict": "two-sided paired t-test over seeds (same seed = same data sample and init "
                "seed) on log(metric) for a min metric, on the metric for a max metric; a "
                "winner when p < alpha and |mean difference| >= min_effect, else a tie; each "

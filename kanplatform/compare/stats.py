@@ -3,7 +3,12 @@
 **Cells.** The mean over seeds with a Student-t 95% interval, ``mean +- t_{0.975, n-1} *
 s / sqrt(n)``. With 3-5 seeds a bootstrap interval would be built from 3-5 distinct values
 and come out too narrow; the t interval is exact for normal errors and honest about how
-little 3 seeds say.
+little 3 seeds say. For an error to minimise whose values are all positive (RMSE, loss) the
+interval is taken on the verdicts' scale, ``log(metric)``: ``exp(mean(log x) +- t * s_log /
+sqrt(n))``, the interval of the *geometric* mean (``gmean``), which cannot go below zero (a
+linear t interval over 3 seeds whose errors differ by a factor 5 does). ``mean`` stays the
+arithmetic mean. A metric with a known range (``accuracy``, ``f1``: [0, 1]) has its interval
+clipped to that range.
 
 **Verdicts.** Two arms at one budget are compared by a two-sided *paired t-test over seeds*:
 seed ``s`` trains both arms on the same data sample (``data.seed`` follows the seed) from
@@ -43,22 +48,36 @@ CI_LEVEL = 0.95
 
 @dataclass(frozen=True)
 class CellStats:
-    """Mean over seeds with its t interval (``ci_*`` nan with fewer than 2 values)."""
+    """Mean over seeds with its t interval (``ci_*`` nan with fewer than 2 values).
+
+    ``log_scale``: the interval is the geometric mean's (``gmean``), taken on ``log``.
+    """
 
     n: int
     mean: float
     ci_low: float
     ci_high: float
     std: float
+    gmean: float = math.nan
+    log_scale: bool = False
 
 
-def mean_ci(values: Sequence[float], level: float = CI_LEVEL) -> CellStats:
+def mean_ci(values: Sequence[float], level: float = CI_LEVEL, log_scale: bool = False,
+            bounds: tuple[float, float] | None = None) -> CellStats:
     """Mean of the finite ``values`` and its Student-t interval at ``level``.
+
+    Args:
+        log_scale: take the interval on ``log(values)`` (the geometric mean's interval),
+            where every value is positive; otherwise the plain one.
+        bounds: the metric's range; the interval is clipped to it.
 
     Example:
         >>> s = mean_ci([1.0, 2.0, 3.0])
         >>> s.mean, round(s.ci_low, 3), round(s.ci_high, 3)
         (2.0, -0.484, 4.484)
+        >>> s = mean_ci([1.0, 2.0, 3.0], log_scale=True)
+        >>> round(s.gmean, 3), round(s.ci_low, 3), round(s.ci_high, 3)
+        (1.817, 0.457, 7.223)
     """
     from scipy import stats
 
@@ -66,11 +85,28 @@ def mean_ci(values: Sequence[float], level: float = CI_LEVEL) -> CellStats:
     if x.size == 0:
         return CellStats(0, math.nan, math.nan, math.nan, math.nan)
     mean = float(x.mean())
+    log_scale = bool(log_scale and np.all(x > 0))
+    gmean = float(np.exp(np.log(x).mean())) if log_scale else math.nan
     if x.size < 2:
-        return CellStats(1, mean, math.nan, math.nan, math.nan)
+        return CellStats(1, mean, math.nan, math.nan, math.nan, gmean, log_scale)
     std = float(x.std(ddof=1))
-    half = float(stats.t.ppf((1 + level) / 2, x.size - 1)) * std / math.sqrt(x.size)
-    return CellStats(int(x.size), mean, mean - half, mean + half, std)
+    t = float(stats.t.ppf((1 + level) / 2, x.size - 1))
+    if log_scale:
+        logs = np.log(x)
+        half = t * float(logs.std(ddof=1)) / math.sqrt(x.size)
+        low, high = float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
+    else:
+        half = t * std / math.sqrt(x.size)
+        low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return CellStats(int(x.size), mean, low, high, std, gmean, log_scale)
+
+
+def metric_bounds(metric: str) -> tuple[float, float] | None:
+    """The range of a metric whose values are fractions (accuracy, F1), else None."""
+    leaf = metric.rsplit("/", 1)[-1]
+    return (0.0, 1.0) if leaf in ("accuracy", "f1") else None
 
 
 @dataclass(frozen=True)

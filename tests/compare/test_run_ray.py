@@ -109,6 +109,15 @@ def test_tiny_study_end_to_end_then_resume_trains_nothing(tmp_path, compare_env,
     for key in ("compare/rows", "compare/verdicts", "compare/n_eps", "figures/xy_params"):
         assert key in records
 
+    # the README tables of benchmarks/compare_summary.py, read from compare.json
+    import subprocess
+    import sys
+
+    md = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_summary.py"),
+                         str(exp / "compare.json")], capture_output=True, text=True, check=True)
+    assert "| matched by | budget | kan (count) | mlp (count) |" in md.stdout
+    assert doc["summary"]["xy"][0] in md.stdout and "**Out of domain**" in md.stdout
+
     # --resume: nothing to train, so no Ray at all
     stamps = _stamps(exp)
 

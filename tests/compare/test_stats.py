@@ -11,6 +11,7 @@ from scipy import stats
 from kanplatform.compare.stats import (
     default_eps,
     mean_ci,
+    metric_bounds,
     n_measured,
     paired_verdict,
     to_error,
@@ -25,6 +26,23 @@ def test_mean_ci_is_the_student_t_interval():
     lo, hi = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
     assert s.n == 4 and s.mean == pytest.approx(np.mean(x))
     assert (s.ci_low, s.ci_high) == pytest.approx((lo, hi))
+
+
+def test_an_error_cells_interval_is_the_geometric_means_and_never_below_zero():
+    # three seeds whose RMSEs differ by a factor 5: the linear t interval goes below zero
+    x = [0.002, 0.010, 0.004]
+    assert mean_ci(x).ci_low < 0
+    s = mean_ci(x, log_scale=True)
+    lo, hi = stats.t.interval(0.95, 2, loc=np.mean(np.log(x)), scale=stats.sem(np.log(x)))
+    assert s.log_scale and s.gmean == pytest.approx(stats.gmean(x))
+    assert (s.ci_low, s.ci_high) == pytest.approx((math.exp(lo), math.exp(hi)))
+    assert 0 < s.ci_low < s.gmean <= s.mean < s.ci_high and s.mean == pytest.approx(np.mean(x))
+    # a zero error cannot go on log: the plain interval
+    assert not mean_ci([0.0, 0.01, 0.02], log_scale=True).log_scale
+    # accuracies are clipped to [0, 1]
+    acc = mean_ci([0.97, 1.0, 0.99], bounds=metric_bounds("test/accuracy"))
+    assert acc.ci_high == 1.0 and 0 < acc.ci_low < acc.mean
+    assert metric_bounds("test/rmse") is None
 
 
 def test_mean_ci_skips_non_finite_values_and_needs_two_for_an_interval():
