@@ -1,19 +1,22 @@
-"""LBFGS on one flat parameter vector: torch's algorithm, without its per-evaluation copies.
+"""LBFGS on one flat parameter vector, its step on numpy views: torch's algorithm, cheaply.
 
 ``torch.optim.LBFGS`` keeps the parameters as separate tensors and, in every line-search
 evaluation, adds the step to each, gathers the gradients into a new flat vector and copies
-the parameters back, each a loop of small tensor ops (~8 tensors for a KAN [2, 1, 1]; ~15
-evaluations per step). :class:`FlatLBFGS` is ``torch.optim.LBFGS`` itself (its ``step``,
-line search, state and checkpoints) with the parameters and their gradients moved into one
-contiguous buffer each, the parameters becoming views of it: gathering the gradients and
-restoring the parameters are then single ops on the whole vector, and a loss function that
-writes the gradients in place (:class:`kanplatform.nn.fused.FusedMSE`) fills the flat
-gradient directly. The step itself is torch's, so the iterates are those of
-``torch.optim.LBFGS`` on the same closure, bit for bit (tested).
+the parameters back, each a loop of small tensor ops, and runs its line search and two-loop
+recursion on 0-d tensors: for the paper's tiny KANs (one C call per evaluation) that
+bookkeeping cost about twice the evaluations. :class:`FlatLBFGS` moves the parameters and
+their gradients into one contiguous buffer each (the parameters become views of it; a loss
+function that writes the gradients in place, :class:`kanplatform.nn.fused.FusedMSE`, fills
+the flat gradient directly) and runs torch's step -- the same decisions in the same order,
+the same state layout, so checkpoints load into either optimiser -- on numpy views of those
+buffers with Python-float scalars (:mod:`kanplatform.train.wolfe` for the line search). The
+iterates equal ``torch.optim.LBFGS``'s to rounding, not bit for bit (numpy's dot products and
+float scalars round differently; tested on short runs, and fits reach the same loss).
 
 The flat layout is re-made if a parameter's storage is replaced behind the optimiser (e.g.
 ``module.to(...)``); under ``torch.distributed`` (DDP keeps its own view of the
-parameters) the parameters are left as they are and the plain helpers run.
+parameters) the parameters are left as they are and torch's own step runs, as it does for
+parameters off the CPU.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ _GRAD = operator.attrgetter("grad")
 
 
 class FlatLBFGS(torch.optim.LBFGS):
-    """``torch.optim.LBFGS`` (same arguments, state and results) over flat parameters.
+    """``torch.optim.LBFGS`` (same arguments and state, results to rounding) over flat
+    parameters.
 
     Example:
         >>> opt = FlatLBFGS(model.parameters(), line_search_fn="strong_wolfe")  # doctest: +SKIP
@@ -223,12 +227,6 @@ class FlatLBFGS(torch.optim.LBFGS):
                 p.grad is g for p, g in zip(self._params, self._grad_views)):
             return self._flat_grad.clone()  # a new tensor, as torch.cat returns
         return super()._gather_flat_grad()
-
-    def _add_grad(self, step_size, update) -> None:  # noqa: ANN001
-        # per parameter, as torch does: one add over the whole vector would round some
-        # elements differently (a vectorised fused multiply-add against a scalar loop's
-        # multiply-then-add, at other positions), and the iterates would not be torch's
-        super()._add_grad(step_size, update)
 
     def _clone_param(self) -> list[torch.Tensor]:
         if self._flat is None:
