@@ -5,14 +5,28 @@ Mini-batch cases: KAN [8, 32, 32, 1] and its parameter-matched MLP (``model=mlp`
 batch 64 / 256 / 1024, on an 8-input CSV (``data.dataset=file``), validation once, tracking
 disabled, no periodic checkpoints. Full-batch case: the KAN [2, 5, 1] of the paper's regime
 with LBFGS (strong Wolfe, float64) on ``exp_sin_sq``. The platform's time is the run's own
-``wall_time_s`` (its training loop; ``total_time_s`` beside it); the bare loop is what a user
-would write: index batches over the training tensors, ``zero_grad``/forward/MSE/``backward``/
-``step``, or ``torch.optim.LBFGS`` with an autograd closure. The two alternate in every
-repetition (the machine is shared: ratios, not absolute times, are the figures); medians.
+``wall_time_s``: its training loop (``LoopClock``: from the first ``on_train_start`` to the
+first ``on_train_end`` hook; Lightning's set-up, the final spline snapshot and evaluation and
+the files are in ``total_time_s`` beside it). The bare loop is what a user would write: index
+batches over the training tensors, ``zero_grad``/forward/MSE/``backward``/``step``, or
+``torch.optim.LBFGS`` with an autograd closure.
+
+Equal work on both sides: grid updates are off in these configs (``grid.update_every=0``:
+the default, every 5th step below step 50, costs the same refits on both sides and would
+only dilute the ratio), and the bare loop makes the evaluations the platform's loop makes
+(one validation, ``val_every_n_steps`` = the budget, and the end-of-stage row: train, val
+and test RMSE). The two alternate in every repetition (the machine is shared: ratios, not
+absolute times, are the figures); medians. ``CPU p/b``: the same ratio of CPU seconds
+(the run's ``cpu_time_s`` against the bare loop's ``process_time``), steadier than wall
+time on a loaded machine.
 
 ``--contended`` runs the KAN step beside a busy process (one spinning Python process per
-core) with 1 thread and with the default thread count: the OpenMP kernels must not slow
-down more than a single-threaded run does.
+core) with 1 thread and with the platform's default thread count (``run_threads(None)``:
+torch's, capped by the process's CPU affinity and cgroup quota): the OpenMP kernels must not
+slow down more than a single-threaded run does. It measures twice, each in a fresh process
+(the OpenMP runtime reads its waiting policy once, when torch loads it): with the policy
+``import kanplatform`` sets (``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT=10000``) and with
+libgomp's default (threads spin ~300k rounds before sleeping), side by side.
 
     .venv/bin/python benchmarks/bench_train.py               # ~2-4 min on 2 quiet cores
     .venv/bin/python benchmarks/bench_train.py --quick       # fewer steps, one repetition
@@ -25,6 +39,7 @@ import argparse
 import multiprocessing as mp
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +72,7 @@ def minibatch_cfg(tmp: Path, csv: Path, kind: str, batch: int, steps: int) -> An
             f"data.inputs=[{','.join(f'x{i}' for i in range(8))}]", "data.targets=[y]",
             f"data.n_train={N_TRAIN}", "data.n_val=512", "data.n_test=512",
             f"data.batch_size={batch}", f"model.width={WIDTH}", "grid.schedule=[]",
+            "grid.update_every=0",
             "model.grid_size=5", "optim.name=adam", "optim.lr=0.001",
             f"trainer.max_steps={steps}", f"trainer.val_every_n_steps={steps}",
             "trainer.checkpoint_every_n_steps=0", "trainer.precision=32",
@@ -71,6 +87,7 @@ def minibatch_cfg(tmp: Path, csv: Path, kind: str, batch: int, steps: int) -> An
 
 def lbfgs_cfg(tmp: Path, steps: int) -> Any:
     over = [f"output_dir={tmp / 'runs'}", "model.width=[2,5,1]", "grid.schedule=[]",
+            "grid.update_every=0",
             "model.grid_size=5", f"trainer.max_steps={steps}",
             f"trainer.val_every_n_steps={steps}", "trainer.checkpoint_every_n_steps=0",
             "trainer.precision=64", "trainer.num_threads=1", "optim.max_iter=12",
@@ -79,17 +96,18 @@ def lbfgs_cfg(tmp: Path, steps: int) -> Any:
     return load_run_config([ROOT / "configs" / "default.yaml"], over)
 
 
-def bare(cfg: Any) -> float:
-    """The same model, data and step budget in a plain loop; seconds of its loop."""
+def bare(cfg: Any) -> tuple[float, float]:
+    """The same model, data and step budget in a plain loop: ``(wall s, CPU s)`` of it."""
     from kanplatform.data.datasets import dataset_from_config
 
     dtype = torch.float64 if cfg.trainer.precision == 64 else torch.float32
     torch.manual_seed(cfg.seed)
     model = build_model_from_config(cfg.model, cfg.model.get("grid_size"), seed=cfg.seed)
     model = model.to(dtype)
-    x, y = dataset_from_config(cfg.data, dtype=dtype).train
+    splits = dataset_from_config(cfg.data, dtype=dtype)
+    x, y = splits.train
     steps = int(cfg.trainer.max_steps)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if cfg.optim.name == "lbfgs":
         opt = torch.optim.LBFGS(model.parameters(), lr=cfg.optim.lr,
                                 max_iter=cfg.optim.max_iter,
@@ -120,16 +138,30 @@ def bare(cfg: Any) -> float:
             loss = torch.mean((model(x[idx]) - y[idx]) ** 2)
             loss.backward()
             opt.step()
-    return time.perf_counter() - t0
+    evaluations(model, splits)
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def platform(cfg: Any, tmp: Path, tag: str) -> tuple[float, float]:
-    """``fit`` on the config: the run's ``(wall_time_s, total_time_s)``."""
+@torch.no_grad()
+def evaluations(model: torch.nn.Module, splits: Any) -> list[float]:
+    """The evaluations the platform's loop makes in these configs, done the same way: one
+    validation (``val_every_n_steps`` = the budget) and the stage row at the end (train, val
+    and test RMSE), in eval mode without autograd."""
+    model.eval()
+    rmse = [float(torch.sqrt(torch.mean((model(x) - y).double() ** 2)))
+            for x, y in (splits.split(name) for name in ("val", "train", "val", "test"))]
+    model.train()
+    return rmse
+
+
+def platform(cfg: Any, tmp: Path, tag: str) -> tuple[float, float, float]:
+    """``fit`` on the config: the run's ``(wall_time_s, total_time_s, cpu_time_s)``."""
     t0 = time.perf_counter()
     result = fit(cfg, run_dir=tmp / tag, verbose=False)
     total = time.perf_counter() - t0
     assert result.metrics["status"] == "completed", result.metrics
-    return float(result.metrics["wall_time_s"]), total
+    m = result.metrics
+    return float(m["wall_time_s"]), total, float(m["cpu_time_s"])
 
 
 def step_times(cfg: Any, reps: int, steps: int = 200) -> float:
@@ -158,11 +190,19 @@ def _spin(stop: Any) -> None:
         sum(range(10000))
 
 
-def contended(cfg: Any, reps: int) -> None:
+def contended(cfg: Any, reps: int, policy: str) -> None:
+    from kanplatform.train.fitting import run_threads
+
     ncpu = len(os.sched_getaffinity(0))
-    default = torch.get_num_threads()
+    torch_default, default = torch.get_num_threads(), run_threads(None)
+    # what the OpenMP runtime read when torch loaded it (import kanplatform came after)
+    policy = (f"PASSIVE, GOMP_SPINCOUNT {os.environ.get('GOMP_SPINCOUNT')}"
+              if policy == "platform" else "libgomp default (spins)")
     print(f"\n--contended: KAN {WIDTH} step at batch {cfg.data.batch_size}, "
-          f"{ncpu} CPUs, torch default threads {default}")
+          f"{ncpu} CPUs, torch default threads {torch_default}, platform default {default}, "
+          f"OpenMP waiting: {policy}")
+    if default == 1:
+        default = 2  # a 1-CPU process: show what 2 threads would cost anyway
     rows = []
     for busy in (False, True):
         stop = mp.Event()
@@ -196,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="200 steps, 1 repetition")
     parser.add_argument("--contended", action="store_true", help="only the contention check")
+    parser.add_argument("--policy", choices=("platform", "libgomp"),
+                        help=argparse.SUPPRESS)  # --contended's child processes
     parser.add_argument("--step-only", action="store_true",
                         help="only the KAN/MLP bare step comparison")
     args = parser.parse_args(argv)
@@ -206,8 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(csv, N_TRAIN + 1024)
     print(f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}, "
           f"{args.reps} reps, medians; bare loop and platform alternate")
-    if args.contended:
-        contended(minibatch_cfg(tmp, csv, "kan", 256, 1), args.reps)
+    if args.contended and args.policy:
+        contended(minibatch_cfg(tmp, csv, "kan", 256, 1), args.reps, args.policy)
+        return 0
+    if args.contended:  # each policy in its own process: libgomp reads it once, at load
+        from kanplatform._util.cpus import PASSIVE_OPENMP
+
+        for policy in ("platform", "libgomp"):
+            env = {k: v for k, v in os.environ.items() if k not in PASSIVE_OPENMP}
+            env.update(PASSIVE_OPENMP if policy == "platform" else {})
+            subprocess.run([sys.executable, __file__, "--contended", "--policy", policy,
+                            "--reps", str(args.reps)], env=env, check=True)
         return 0
     torch.set_num_threads(1)
     cases = [(f"{kind} b={b}", minibatch_cfg(tmp, csv, kind, b, args.steps))
@@ -215,20 +266,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args.step_only:
         cases.append(("kan lbfgs full", lbfgs_cfg(tmp, args.lbfgs_steps)))
     head = (f"{'case':>16} {'steps':>5} | {'bare s':>7} {'platform s':>10} {'total s':>8} "
-            f"{'platform/bare':>13} {'total-wall s':>12}")
+            f"{'platform/bare':>13} {'total-wall s':>12} | {'CPU p/b':>7}")
     print(head)
     print("-" * len(head))
     for name, cfg in cases:
-        b_t, p_t, tot = [], [], []
+        b_t, b_c, p_t, tot, p_c = [], [], [], [], []
         bare(cfg)  # warm-up: kernels built, imports done
         for rep in range(args.reps):
-            b_t.append(bare(cfg))
-            wall, total = platform(cfg, tmp, f"{name.replace(' ', '_')}-{rep}")
+            wall, cpu = bare(cfg)
+            b_t.append(wall)
+            b_c.append(cpu)
+            wall, total, cpu = platform(cfg, tmp, f"{name.replace(' ', '_')}-{rep}")
             p_t.append(wall)
             tot.append(total)
-        mb, mp_, mt = (statistics.median(v) for v in (b_t, p_t, tot))
+            p_c.append(cpu)
+        mb, mp_, mt, cb, cp = (statistics.median(v) for v in (b_t, p_t, tot, b_c, p_c))
         print(f"{name:>16} {int(cfg.trainer.max_steps):>5} | {mb:7.2f} {mp_:10.2f} {mt:8.2f} "
-              f"{mp_ / mb:13.2f} {mt - mp_:12.2f}")
+              f"{mp_ / mb:13.2f} {mt - mp_:12.2f} | {cp / cb:7.2f}", flush=True)
     kan = minibatch_cfg(tmp, csv, "kan", 256, 1)
     mlp = minibatch_cfg(tmp, csv, "mlp", 256, 1)
     k_ms, m_ms = [], []

@@ -1,7 +1,9 @@
 """kanplatform: train, search and compare Kolmogorov-Arnold Networks and MLPs.
 
 Heavy parts (Lightning, Ray, W&B) are imported lazily so that ``import kanplatform``
-and ``kanplatform --help`` stay fast.
+and ``kanplatform --help`` stay fast. Importing it sets ``OMP_WAIT_POLICY=PASSIVE`` and
+``GOMP_SPINCOUNT=10000`` where the environment has no ``OMP_WAIT_POLICY``
+(:mod:`kanplatform._util.cpus`): effective when it comes before ``import torch``.
 
 Example:
     >>> import kanplatform
@@ -12,6 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from kanplatform._util.cpus import passive_openmp
+
+# before anything loads torch's OpenMP runtime, which reads these once: idle OpenMP threads
+# sleep rather than spin, so under CPU contention 2 threads are not many times slower than 1
+passive_openmp()
 
 __version__ = "0.1.0"
 

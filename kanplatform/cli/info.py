@@ -64,6 +64,7 @@ def main(args: argparse.Namespace) -> int:
         ("kanplatform", __version__),
         ("python", platform.python_version()),
         ("torch", f"{torch.__version__}, {torch.get_num_threads()} CPU threads, {cuda}"),
+        ("threads", _threads_line()),
         ("ray", pkgs.get("ray", "not installed")),
         ("wandb", f"{pkgs.get('wandb', 'not installed')}, default mode {resolve_mode()}"),
         ("KAN kernels", f"{how} [{ckernel.KERNEL_ENV}={kernels['mode']}]"),
@@ -76,3 +77,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: the KAN kernels cannot be built here: {kernels['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _threads_line() -> str:
+    """A run's default torch threads and why (affinity, cgroup quota), OpenMP waiting."""
+    import os
+
+    from kanplatform._util.cpus import available_cpus, cgroup_cpu_limit
+    from kanplatform.train.fitting import run_threads
+
+    quota = cgroup_cpu_limit()
+    limit = f"cgroup quota {quota:g} CPUs" if quota is not None else "no cgroup CPU quota"
+    policy = os.environ.get("OMP_WAIT_POLICY") or "libgomp default"
+    return (f"a run's default {run_threads(None)} (CPUs this process may use: "
+            f"{available_cpus()}, {limit}); OMP_WAIT_POLICY {policy}")

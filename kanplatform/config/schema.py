@@ -253,8 +253,10 @@ class TrainerConfig:
     """How Lightning runs: step budget, device, numeric precision, validation cadence.
 
     ``max_steps`` is the budget when there is no grid schedule; with one, the budget is
-    ``len(grid.schedule) * grid.steps_per_stage``. ``num_threads`` caps torch's CPU threads
-    for this run (null leaves them alone).
+    ``len(grid.schedule) * grid.steps_per_stage``. ``num_threads`` sets torch's CPU threads
+    for this run; null (default): torch's current count, capped by the CPUs the process may
+    use (its affinity mask and cgroup CPU quota), recorded as ``trainer/num_threads`` in
+    ``metrics.json``.
 
     ``checkpoint_every_n_steps``: N > 0 (default 100) writes ``RUN_DIR/checkpoints/last.ckpt``
     every N steps and at the end of every grid stage while the run trains, atomically (a temp
@@ -286,7 +288,8 @@ class TrainerConfig:
         precision: 32 or 64 (bits of the floats), or bf16-mixed.
         val_every_n_steps: validate every N steps.
         log_every_n_steps: log train/loss every N steps.
-        num_threads: torch CPU threads for this run (null leaves them alone).
+        num_threads: torch CPU threads for this run (null: torch's, capped by the CPUs the
+            process may use).
         deterministic: deterministic algorithms (same seed, same result).
         enable_progress_bar: show Lightning's progress bar.
         checkpoint_every_n_steps: write checkpoints/last.ckpt every N steps (0: at the end).

@@ -20,8 +20,10 @@ numbers (tested). Environment:
 * ``KANPLATFORM_KERNEL_ARCH``: the ``-march=`` to build for (default ``native``; e.g.
   ``x86-64-v3`` for AVX2 machines when building a library to ship).
 
-The kernels use OpenMP threads, as many as :func:`torch.get_num_threads`; being linked
-against ``libgomp.so.1`` they share the OpenMP runtime torch has already loaded.
+The kernels use OpenMP threads, as many as :func:`torch.get_num_threads` but no more than the
+CPUs the process may use (affinity, cgroup quota); being linked against ``libgomp.so.1`` they
+share the OpenMP runtime torch has already loaded, whose waiting policy
+:mod:`kanplatform` sets to passive when it is imported first (:mod:`kanplatform._util.cpus`).
 """
 
 from __future__ import annotations
@@ -319,7 +321,17 @@ def _suffix(t: torch.Tensor) -> str:
 
 
 def _threads(work: int) -> int:
-    return 1 if work < 1 << 16 else max(1, torch.get_num_threads())
+    """OpenMP threads for a call: 1 for small work, else torch's count capped by the CPUs this
+    process may use (read once: affinity and cgroup quota), since a thread more than there
+    are CPUs makes every parallel region wait for a descheduled sibling."""
+    if work < 1 << 16:
+        return 1
+    cpus = _state.get("cpus")
+    if cpus is None:
+        from kanplatform._util.cpus import available_cpus
+
+        cpus = _state["cpus"] = available_cpus()
+    return max(1, min(torch.get_num_threads(), int(cpus)))
 
 
 def _locate_args(x: torch.Tensor, plan, n_out: int, k: int) -> list:  # noqa: ANN001

@@ -79,8 +79,11 @@ def _log(curves: list[dict[str, np.ndarray]], pngs: list[Path], tag: str, logger
             f"splines/layer{i}": wandb.Image(str(p), caption=f"{tag} layer {i}")
             for i, p in enumerate(pngs)
         }
+        # the column types stated: wandb infers them row by row otherwise (3x the time, the
+        # same table)
         data["splines/curves"] = wandb.Table(columns=["tag", "layer", "out", "in", "x", "phi"],
-                                             data=_table_rows(curves, tag))
+                                             data=_table_rows(curves, tag),
+                                             dtype=[str, int, int, int, float, float])
         wl = find_wandb_logger(logger)
         if wl is not None:
             wl.log_media(data, step)

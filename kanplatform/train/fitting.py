@@ -65,15 +65,26 @@ def as_run_config(cfg: Any) -> Any:
     raise ConfigError(f"fit() needs a config (DictConfig, dict or path), got {type(cfg).__name__}")
 
 
+def run_threads(num_threads: int | None) -> int:
+    """The torch CPU threads a run uses: ``trainer.num_threads``, or by default torch's
+    current count capped by the CPUs this process may use (affinity and cgroup quota,
+    :func:`kanplatform._util.cpus.available_cpus`): more only queue behind each other."""
+    if num_threads:
+        return int(num_threads)
+    from kanplatform._util.cpus import available_cpus
+
+    return max(1, min(torch.get_num_threads(), available_cpus()))
+
+
 @contextlib.contextmanager
-def _local_torch_state(seed: int, num_threads: int | None) -> Iterator[None]:
+def _local_torch_state(seed: int, num_threads: int) -> Iterator[None]:
     """Seed torch for this run only; restore the caller's RNG, threads and determinism flag."""
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        if num_threads:
+        if num_threads != threads:
             torch.set_num_threads(num_threads)
         try:
             yield
@@ -195,7 +206,8 @@ def _fit_in(cfg: Any, run_dir: Path, resumed: dict[str, Any] | None, callbacks: 
     run.resumed_from = resumed
     run.verbose = verbose
     try:
-        with _local_torch_state(cfg.seed, cfg.trainer.num_threads):
+        run.num_threads = run_threads(cfg.trainer.num_threads)
+        with _local_torch_state(cfg.seed, run.num_threads):
             run.train(callbacks, loggers, trainer_kwargs, ckpt_path)
     except BaseException as err:
         status, reason = run.failure(err)
@@ -300,6 +312,7 @@ class _Run:
         self.early_stop: Any = None
         self.splits: Any = None
         self.steps_per_epoch = 1
+        self.num_threads: int | None = None
 
     def train(self, callbacks: Sequence[Any], loggers: Sequence[Any],
               trainer_kwargs: Mapping[str, Any] | None, ckpt_path: str | Path | None) -> None:
@@ -309,6 +322,7 @@ class _Run:
         from kanplatform.train.callbacks import (
             DivergenceGuard,
             GridSchedule,
+            LoopClock,
             PeriodicCheckpoint,
             RunRecorder,
         )
@@ -372,9 +386,12 @@ class _Run:
             default_root_dir=str(self.run_dir),
         )
         kwargs.update(trainer_kwargs or {})
-        # the periodic checkpoint last: it saves what the others did at the same step
-        kwargs["callbacks"] = [*own, *track_callbacks, *callbacks,
-                               *kwargs.get("callbacks", []), self.checkpoint]
+        # the periodic checkpoint last: it saves what the others did at the same step; not
+        # there at all when it never saves (every callback costs hook calls on every step)
+        periodic = [self.checkpoint] if self.checkpoint.every_n_steps > 0 else []
+        clock = LoopClock()  # first: its on_train_end comes before the final snapshot's
+        kwargs["callbacks"] = [clock, *own, *track_callbacks, *callbacks,
+                               *kwargs.get("callbacks", []), *periodic]
         kwargs["logger"] = [*self.loggers, *_as_list(kwargs.get("logger"))] or False
         with warnings.catch_warnings(), _quiet_lightning(self.verbose):
             # the full-batch loader is an endless iterator by design
@@ -389,8 +406,11 @@ class _Run:
             self.trainer.fit(self.module, datamodule=datamodule,
                              ckpt_path=str(ckpt_path) if ckpt_path else None,
                              weights_only=True)
-            self.wall_time_s = time.perf_counter() - started
-            self.cpu_time_s = time.process_time() - cpu_started
+            # the training loop's time; the whole fit where no loop ran (a resume at its end)
+            self.wall_time_s = clock.wall_s if clock.wall_s is not None else \
+                time.perf_counter() - started
+            self.cpu_time_s = clock.cpu_s if clock.cpu_s is not None else \
+                time.process_time() - cpu_started
 
     def write(self, status: str, reason: str | None, total_time_s: float) -> dict[str, Any]:
         """Write metrics.json (always), and the model, checkpoint and history if there is one."""
@@ -417,6 +437,7 @@ class _Run:
             # what the wall time would be without the other processes
             "cpu_time_s": self.cpu_time_s,
             "total_time_s": total_time_s,
+            "trainer/num_threads": self.num_threads,  # torch CPU threads it trained with
             "git_sha": git_sha(),
             "versions": versions(),
             "run_dir": str(self.run_dir),

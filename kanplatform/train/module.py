@@ -14,8 +14,9 @@ and rebuilds the optimiser.
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
@@ -105,8 +106,11 @@ class TaskModule(pl.LightningModule):
             r = self.reg_cfg
             loss = loss + regularization(self.model, x, lamb=r.lamb, lamb_l1=r.lamb_l1,
                                          lamb_entropy=r.lamb_entropy, variant=r.variant)
-        self._last = (out.detach(), y)
-        self.last_loss = loss.detach()
+        # straight into __dict__, where nn.Module.__setattr__ puts a plain tensor attribute
+        # too, without its checks for parameters, modules and buffers (twice per step)
+        d = self.__dict__
+        d["_last"] = (out.detach(), y)
+        d["last_loss"] = loss.detach()
         return loss
 
     @property
@@ -134,22 +138,16 @@ class TaskModule(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor],
                       batch_idx: int) -> torch.Tensor:
         x, y = batch
-        use_reg = self._use_reg()
-        opt = self.optimizers()
+        lopt = self.optimizers()
+        plan = self._plan(lopt)
+        opt = lopt.optimizer
         if self._lr is not None:
             lr = self._lr(self.global_step)
             for group in opt.param_groups:
                 group["lr"] = lr
-        from kanplatform.train.lbfgs import FlatLBFGS
-
-        # the fused MSE: full-batch LBFGS regression without a regulariser or clipping, its
-        # train/rmse recoverable from the loss (one target, or targets left in their units)
-        fusable = not (use_reg or self.classify or self.clip) \
-            and isinstance(opt.optimizer, FlatLBFGS) \
-            and (self.y_scale is None or self.y_scale.numel() == 1)
-        fused = self._fused_loss(x, y) if fusable else None
+        fused = self._fused_loss(x, y) if plan.fusable else None
         if fused is not None:
-            opt.optimizer.ensure_flat()  # a re-flattening inside step would move the tensors
+            opt.ensure_flat()  # a re-flattening inside step would move the tensors
             # bound to them: grids and tensors hold for the whole step; the loss as a float
             # (LBFGS reads only that), the gradients the plain closure's, in one C call
             run = fused.prepare(as_float=True)
@@ -162,26 +160,69 @@ class TaskModule(pl.LightningModule):
 
             # LightningOptimizer.step counts the global step; its per-call hooks wrap the
             # closure, which FlatLBFGS calls once, the line search's evaluations bare
-            opt.step(evaluate, evaluate=evaluate)
+            lopt.step(evaluate, evaluate=evaluate)
             # the latest evaluation's loss, as the plain closure leaves it
-            self.last_loss = torch.tensor(latest[-1], dtype=x.dtype)
-            self._last = None
-            self.__dict__["_fused_mse"] = self.last_loss  # the plain MSE: no regulariser here
+            loss = torch.tensor(latest[-1], dtype=x.dtype)
+            d = self.__dict__
+            d["last_loss"] = loss
+            d["_last"] = None
+            d["_fused_mse"] = loss  # the plain MSE: no regulariser here
+            return loss
+        params, use_reg, clip = plan.params, plan.use_reg, self.clip
+        if plan.lean:
+            def closure() -> torch.Tensor:
+                for p in params:
+                    p.grad = None
+                loss = self._loss(x, y, use_reg)
+                loss.backward()  # what manual_backward comes to here (see _plan)
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                return loss
+
+            # LightningOptimizer.step without its hook rounds: the same step count
+            # (global_step) and the same update, nothing overrides the hooks it would call
+            lopt._on_before_step()
+            opt.step(closure)
+            lopt._on_after_step()
             return self.last_loss
-        params = [p for group in opt.param_groups for p in group["params"]]
 
         def closure() -> torch.Tensor:
             for p in params:
                 p.grad = None
             loss = self._loss(x, y, use_reg)
             self.manual_backward(loss)
-            if self.clip:
-                torch.nn.utils.clip_grad_norm_(params, self.clip)
+            if clip:
+                torch.nn.utils.clip_grad_norm_(params, clip)
             return loss
 
         # LightningOptimizer.step counts the global step and runs the optimiser hooks
-        opt.step(closure)
+        lopt.step(closure)
         return self.last_loss
+
+    # Lightning asks inspect.getfullargspec for training_step's parameters on every batch;
+    # a stored signature answers without re-reading the code object each time
+    training_step.__signature__ = inspect.signature(training_step)  # type: ignore[attr-defined]
+
+    def _plan(self, lopt: Any) -> _StepPlan:
+        """What every step of this model, optimiser and trainer does, decided once (a grid
+        extension or a checkpoint load swaps the model, and with it the optimiser)."""
+        plan = self.__dict__.get("_step_plan")
+        if plan is not None and plan.model is self.model and plan.optimizer is lopt \
+                and plan.trainer is self._trainer:
+            return plan
+        from kanplatform.train.lbfgs import FlatLBFGS
+
+        use_reg = self._use_reg()
+        # the fused MSE: full-batch LBFGS regression without a regulariser or clipping, its
+        # train/rmse recoverable from the loss (one target, or targets left in their units)
+        fusable = not (use_reg or self.classify or self.clip) \
+            and isinstance(lopt.optimizer, FlatLBFGS) \
+            and (self.y_scale is None or self.y_scale.numel() == 1)
+        params = [p for group in lopt.optimizer.param_groups for p in group["params"]]
+        plan = _StepPlan(self.model, lopt, self._trainer, use_reg, fusable, params,
+                         lean_step_applies(self))
+        self.__dict__["_step_plan"] = plan
+        return plan
 
     def _metrics(self, out: torch.Tensor, y: torch.Tensor, loss: bool = True
                  ) -> dict[str, float]:
@@ -311,3 +352,46 @@ def lr_schedule(optim: Any, total_steps: int | None) -> Any:
         return lr * float(optim.gamma) ** ((step - warmup) // int(optim.step_size))
 
     return rate
+
+
+class _StepPlan(NamedTuple):
+    """:meth:`TaskModule._plan`: the per-step decisions, for one model, optimiser, trainer."""
+
+    model: nn.Module
+    optimizer: Any
+    trainer: Any
+    use_reg: bool
+    fusable: bool
+    params: list[torch.Tensor]
+    lean: bool
+
+
+# hooks a LightningOptimizer.step + manual_backward call on callbacks and the module
+_STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+
+def lean_step_applies(module: pl.LightningModule) -> bool:
+    """Whether a training step may call the torch optimiser and ``loss.backward()`` directly.
+
+    ``LightningOptimizer.step`` + ``manual_backward`` then come to exactly that plus hook
+    rounds over every callback (three per step, each dearer than a small model's step):
+    true on one device (``SingleDeviceStrategy``) with full precision (32/64: no scaler, no
+    autocast in backward), no profiler, and no callback nor the module overriding those
+    hooks or ``backward``. Anything else (DDP, bf16, a user's gradient hook) takes
+    Lightning's path.
+    """
+    from pytorch_lightning.plugins.precision import DoublePrecision, Precision
+    from pytorch_lightning.profilers import PassThroughProfiler
+    from pytorch_lightning.strategies import SingleDeviceStrategy
+    from pytorch_lightning.utilities.model_helpers import is_overridden
+
+    trainer = module._trainer
+    if trainer is None or type(trainer.strategy) is not SingleDeviceStrategy \
+            or type(trainer.precision_plugin) not in (Precision, DoublePrecision) \
+            or not isinstance(trainer.profiler, PassThroughProfiler):
+        return False
+    if any(is_overridden(hook, module, pl.LightningModule) for hook in (*_STEP_HOOKS,
+                                                                        "backward")):
+        return False
+    return not any(is_overridden(hook, callback, pl.Callback)
+                   for callback in trainer.callbacks for hook in _STEP_HOOKS)

@@ -13,6 +13,12 @@ def test_info_reports_the_compiled_kernels(capsys) -> None:
     assert "torch" in out and "wandb" in out
     line = next(row for row in out.splitlines() if row.startswith("KAN kernels"))
     assert "compiled (" in line and ".so" in line and "KANPLATFORM_KERNEL=auto" in line
+    from kanplatform._util.cpus import available_cpus
+    from kanplatform.train.fitting import run_threads
+
+    line = next(row for row in out.splitlines() if row.startswith("threads"))
+    assert f"a run's default {run_threads(None)} " in line
+    assert f"may use: {available_cpus()}," in line
 
 
 def test_info_build_fails_without_a_compiler(tmp_path) -> None:

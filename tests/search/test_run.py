@@ -19,6 +19,7 @@ from tests.search.conftest import (
     read_table,
     tiny_overrides,
 )
+from tests.tracking.conftest import offline_run_dir
 
 pytestmark = pytest.mark.slow  # each starts a local Ray (~15 s) and runs several trials
 
@@ -56,6 +57,11 @@ def test_diverging_trial_is_stopped_and_marked_while_the_others_finish(tmp_path,
                          name="diverge", max_concurrent_trials=1)
     assert "will be ignored" not in capfd.readouterr().err
     check_records(*read_table(result.experiment_dir))
+    for row in result.trials:  # a trial's W&B run lists no requirements (its config: versions)
+        files = offline_run_dir(Path(row["run_dir"])) / "files"
+        assert files.is_dir() and not (files / "requirements.txt").exists()
+        assert "torch" in json.loads((Path(row["run_dir"]) / "metrics.json").read_text())[
+            "versions"]
     assert most_at_once(result.trials) == 1  # 2 CPUs, 1 CPU a trial: the cap held them
     rows = {r["optim.lr"]: r for r in result.trials}
     assert len(result.trials) == 2 and set(rows) == {1e300, 0.01}

@@ -13,6 +13,7 @@ import kanplatform
 from kanplatform.config import apply_overrides, load_config
 from kanplatform.nn import count_params
 from kanplatform.train import fit
+from kanplatform.train.fitting import run_threads
 from kanplatform.train.resolve import apply_run_overrides
 
 
@@ -29,6 +30,7 @@ def test_fit_writes_the_run_directory(quick_cfg):
     for key in ("model/params", "model/flops", "wall_time_s", "seed", "git_sha", "versions"):
         assert key in metrics, key
     assert metrics["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert metrics["trainer/num_threads"] == 1  # the config's
     assert load_config(run / "config.yaml").name == "quick"
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
@@ -98,19 +100,87 @@ def test_same_seed_same_metrics_and_global_rng_untouched(quick_cfg):
     assert a.run_dir != b.run_dir
     assert a.metrics["final"] == b.metrics["final"]
     assert a.metrics["stages"] == b.metrics["stages"]
-    c = fit(apply_overrides(quick_cfg, ["seed=1"]), verbose=False)
+    threads = torch.get_num_threads()
+    c = fit(apply_overrides(quick_cfg, ["seed=1", "trainer.num_threads=null"]), verbose=False)
     assert c.metrics["final"] != a.metrics["final"]
+    # the default: torch's count capped by the process's CPUs (affinity, cgroup quota)
+    assert c.metrics["trainer/num_threads"] == run_threads(None)
+    assert torch.get_num_threads() == threads
+
+
+def _hand_written_adam(cfg):
+    """What an Adam mini-batch fit of ``cfg`` computes, as a plain loop: the same model, the
+    same batches, a grid update before every ``update_every``-th step; (model, last loss)."""
+    from kanplatform.data import KANDataModule, dataset_for_run
+    from kanplatform.train.callbacks import grid_samples
+    from kanplatform.train.models import build_model_from_config
+    from kanplatform.train.optim import make_optimizer
+
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        model = build_model_from_config(cfg.model, None, grid_eps=cfg.grid.grid_eps,
+                                        seed=cfg.seed).float()
+    splits = dataset_for_run(cfg)
+    opt = make_optimizer(model.parameters(), cfg.optim)
+    batches = iter(KANDataModule(splits, batch_size=cfg.data.batch_size,
+                                 seed=cfg.seed).train_dataloader())
+    for step in range(cfg.trainer.max_steps):
+        if step and step % cfg.grid.update_every == 0 and step < cfg.grid.update_until:
+            with torch.no_grad():
+                model.update_grid(grid_samples(splits))
+        x, y = next(batches)
+        opt.zero_grad()
+        loss = torch.mean((model(x) - y) ** 2)
+        loss.backward()
+        opt.step()
+    return model, float(loss.detach())
+
+
+class _StepPlanSeen(pl.Callback):
+    """Records whether the run's steps took the lean path."""
+
+    lean = None
+
+    def on_train_end(self, trainer, pl_module):
+        self.lean = pl_module.__dict__["_step_plan"].lean
+
+
+class _GradientNorms(pl.Callback):
+    """Overrides a backward hook: the run must take Lightning's own step (every hook)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def on_after_backward(self, trainer, pl_module):
+        self.calls += 1
 
 
 def test_adam_mini_batches(quick_cfg, tmp_path):
     cfg = apply_overrides(quick_cfg, ["optim.name=adam", "optim.lr=0.01", "data.batch_size=50",
                                       "grid.schedule=[]", "trainer.max_steps=12",
                                       "trainer.precision=32"])
-    result = fit(cfg, run_dir=tmp_path / "adam", verbose=False)
+    seen = _StepPlanSeen()
+    result = fit(cfg, run_dir=tmp_path / "adam", verbose=False, callbacks=[seen])
+    assert seen.lean is True
     assert result.run_dir == (tmp_path / "adam").resolve()
     assert result.metrics["status"] == "completed" and result.metrics["step"] == 12
     assert result.metrics["stages"][0]["grid_size"] == 5
     assert next(result.model.parameters()).dtype == torch.float32
+    # the lean step (torch's optimiser and backward, no Lightning hook rounds) computes what
+    # a hand-written loop does, bit for bit, grid updates at steps 5 and 10 included
+    model, loss = _hand_written_adam(cfg)
+    assert result.metrics["final"]["train/loss"] == loss
+    for (name, ours), theirs in zip(result.model.state_dict().items(),
+                                    model.state_dict().values()):
+        assert torch.equal(ours, theirs), name
+    # and so does Lightning's own path, taken when a callback overrides a step hook
+    hooked, seen = _GradientNorms(), _StepPlanSeen()
+    plain = fit(cfg, run_dir=tmp_path / "hooked", verbose=False, callbacks=[hooked, seen])
+    assert hooked.calls == 12 and seen.lean is False
+    assert plain.metrics["final"] == result.metrics["final"]
+    assert plain.metrics["stages"] == result.metrics["stages"]
+    for ours, theirs in zip(plain.model.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(ours, theirs)
 
 
 def test_parameter_matched_mlp(quick_cfg):
