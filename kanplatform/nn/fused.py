@@ -87,12 +87,18 @@ class FusedMSE:
                 return False
         return True
 
-    def prepare(self) -> Any:
+    def prepare(self, as_float: bool = False) -> Any:
         """The evaluation bound to the model's current tensors: a function returning the loss
         (a 0-d tensor, no graph) with the gradients written into the parameters' ``.grad``.
         Valid while no tensor is replaced and no grid changes (in-place parameter updates,
         as an optimiser step makes, are fine): one ``prepare`` per optimiser step serves all
-        its evaluations."""
+        its evaluations.
+
+        Args:
+            as_float: return the loss as a Python float, reduced by numpy (``r . r / n``):
+                equal to the tensor's to rounding (a different summation order), without
+                two tensor ops per call -- what an optimiser that reads ``float(loss)``
+                (LBFGS) needs. The gradients are the same either way."""
         layers = _layers(self.model)
         plans = [layer._grid_plan() for layer in layers]
         params = [t for layer in layers for t in
@@ -118,9 +124,16 @@ class FusedMSE:
             def evaluate() -> torch.Tensor:
                 return torch.mean(call() ** 2)  # as the plain path reduces it: the same bits
 
-            self._evaluate, self._key = evaluate, key
+            residual = call.diff.detach().numpy().reshape(-1)  # the buffer every call fills
+            size = residual.size
+
+            def evaluate_float() -> float:
+                call()
+                return float(residual @ residual) / size
+
+            self._evaluate, self._evaluate_float, self._key = evaluate, evaluate_float, key
             self._plans = plans  # alive while their ids are the key
-        return self._evaluate
+        return self._evaluate_float if as_float else self._evaluate
 
     def __call__(self) -> torch.Tensor:
         """The loss (a 0-d tensor, no graph); the gradients are in the parameters' ``.grad``."""

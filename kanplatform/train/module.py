@@ -148,20 +148,26 @@ class TaskModule(pl.LightningModule):
         fused = self._fused_loss(x, y) if plan.fusable else None
         if fused is not None:
             opt.ensure_flat()  # a re-flattening inside step would move the tensors
-            run = fused.prepare()  # bound to them: grids and tensors hold for the whole step
+            # bound to them: grids and tensors hold for the whole step; the loss as a float
+            # (LBFGS reads only that), the gradients the plain closure's, in one C call
+            run = fused.prepare(as_float=True)
+            latest: list[float] = []
 
-            def evaluate() -> torch.Tensor:
-                loss = run()  # the plain closure's loss and gradients, in one C call
-                d = self.__dict__
-                d["last_loss"] = loss
-                d["_last"] = None
-                d["_fused_mse"] = loss  # the plain MSE: no regulariser here
+            def evaluate() -> float:
+                loss = run()
+                latest.append(loss)  # the attributes are set once, after the step
                 return loss
 
             # LightningOptimizer.step counts the global step; its per-call hooks wrap the
             # closure, which FlatLBFGS calls once, the line search's evaluations bare
             lopt.step(evaluate, evaluate=evaluate)
-            return self.last_loss
+            # the latest evaluation's loss, as the plain closure leaves it
+            loss = torch.tensor(latest[-1], dtype=x.dtype)
+            d = self.__dict__
+            d["last_loss"] = loss
+            d["_last"] = None
+            d["_fused_mse"] = loss  # the plain MSE: no regulariser here
+            return loss
         params, use_reg, clip = plan.params, plan.use_reg, self.clip
         if plan.lean:
             def closure() -> torch.Tensor:

@@ -77,3 +77,17 @@ def test_refused_where_it_does_not_apply() -> None:
     assert not FusedMSE.supported(pruned, x, y)
     with pytest.raises(ValueError, match="plain loss"):
         FusedMSE(pruned, x, y)
+
+
+def test_the_float_loss_equals_the_tensor_loss_to_rounding() -> None:
+    """``prepare(as_float=True)`` (what LBFGS runs): the loss reduced by numpy, equal to the
+    tensor loss to rounding; the gradients are the same, bit for bit."""
+    kan = KAN([2, 3, 1], grid_size=7, seed=0).double()
+    x = torch.rand(500, 2, dtype=torch.float64) * 2 - 1
+    y = torch.rand(500, 1, dtype=torch.float64)
+    fused = FusedMSE(kan, x, y)
+    loss = fused.prepare()()
+    grads = [p.grad.clone() for p in kan.parameters()]
+    value = fused.prepare(as_float=True)()
+    assert isinstance(value, float) and abs(value - float(loss)) <= 1e-14 * float(loss)
+    assert all(torch.equal(a, p.grad) for a, p in zip(grads, kan.parameters()))
