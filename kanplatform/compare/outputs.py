@@ -37,7 +37,8 @@ STATISTICS = {
     "cells": "mean over seeds; 95% Student-t interval, of the geometric mean on log(metric) for "
              "a positive error (ci_scale: log), of the mean otherwise, clipped to a metric's range",
     "verdict": "two-sided paired t-test over seeds (same seed = same data sample and init "
-               "seed) on log(metric) for a min metric, on the metric for a max metric; a "
+               "seed) on log(metric) for a min metric, on the metric for a max metric (the "
+               "exact sign test, p = 2 * 0.5**n, where every seed differs by the same); a "
                "winner when p < alpha and |mean difference| >= min_effect, else a tie; each "
                "budget tested on its own (no multiple-comparison correction)",
     "n_eps": "measured: smallest size whose cell mean reaches eps; fit: the power law "

@@ -18,7 +18,10 @@ share. For a metric to minimise (an error such as RMSE) the difference is taken 
 much closer to normal; ``exp(mean difference)`` is the geometric-mean ratio reported. For a
 metric to maximise (accuracy) the plain difference is used. Why not Wilcoxon's signed-rank
 test: with 3 seeds its smallest two-sided p-value is 0.25, so it could never find a winner.
-**Tie rule**: an arm wins when ``p < alpha`` (default 0.05) *and* the effect is at least
+Where every seed shows the same difference (a discrete metric: one more
+test sample right on every seed) the t statistic is undefined and the exact sign test's ``p =
+2 * 0.5**n`` is used instead (3 seeds: 0.25). **Tie rule**: an arm wins when ``p < alpha``
+(default 0.05) *and* the effect is at least
 ``min_effect`` (default 0: significance alone); otherwise the budget is a tie. Seeds where
 either arm has no finite result are left out of the pairs (and counted); with fewer than 2
 pairs there is no verdict (``winner: null``) and the reason says so. Each budget is tested
@@ -176,7 +179,10 @@ def paired_verdict(a: Mapping[Any, float], b: Mapping[Any, float], names: tuple[
     d = (np.log(va) - np.log(vb)) if log_scale else (va - vb)
     mean, sd, n = float(d.mean()), float(d.std(ddof=1)), len(d)
     if sd <= 1e-12 * max(1.0, abs(mean)):  # the same difference on every seed (to rounding)
-        p = 0.0 if mean != 0 else 1.0
+        # the t statistic is undefined (a discrete metric such as the accuracy on a small
+        # test set: one more sample right on every seed); the exact sign test is what such
+        # data supports: n same-signed differences have p = 2 * 0.5**n (3 seeds: 0.25)
+        p = min(1.0, 2.0 * 0.5 ** n) if mean != 0 else 1.0
         half = 0.0
     else:
         t = mean / (sd / math.sqrt(n))
