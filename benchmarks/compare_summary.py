@@ -52,39 +52,33 @@ def task_table(doc: Mapping[str, Any], task: str) -> list[str]:
     return out
 
 
-def ood_table(doc: Mapping[str, Any]) -> list[str]:
-    rows = doc.get("extrapolation") or []
+def arm_table(title: str, key: str, rows: list[Mapping[str, Any]], arms: list[str],
+              cell: Any) -> list[str]:
+    """A table with one line per (task, ``key`` value) and one column per arm: ``cell(row)``."""
     if not rows:
         return []
-    out = ["**Out of domain** (inputs in the shell 1.0-1.5x the training box; params-matched "
-           "budgets): mean test/rmse -> mean ood/rmse", "",
-           "| task | budget | " + " | ".join(doc["arms"]) + " |", "|---|---|" +
-           "---|" * len(doc["arms"])]
-    by = {(r["task"], r["budget"], r["arm"]): r for r in rows if r["matched_by"] == "params"}
-    for task, budget in sorted({(t, b) for t, b, _ in by}):
-        vals = []
-        for arm in doc["arms"]:
-            r = by.get((task, budget, arm))
-            vals.append(f"{_num(r['test_mean'])} -> {_num(r['ood_mean'])}" if r else "-")
-        out.append(f"| {task} | {_num(budget)} | " + " | ".join(vals) + " |")
+    out = [title, "", f"| task | {key} | " + " | ".join(arms) + " |",
+           "|---|---|" + "---|" * len(arms)]
+    by = {(r["task"], r[key], r["arm"]): r for r in rows}
+    for task, value in sorted({(t, v) for t, v, _ in by}):
+        vals = [cell(by[(task, value, arm)]) if (task, value, arm) in by else "-" for arm in arms]
+        out.append(f"| {task} | {_num(value)} | " + " | ".join(vals) + " |")
     return out + [""]
+
+
+def ood_table(doc: Mapping[str, Any]) -> list[str]:
+    rows = [r for r in doc.get("extrapolation") or [] if r["matched_by"] == "params"]
+    return arm_table("**Out of domain** (inputs in the shell 1.0-1.5x the training box; "
+                     "params-matched budgets): mean test/rmse -> mean ood/rmse", "budget", rows,
+                     list(doc["arms"]),
+                     lambda r: f"{_num(r['test_mean'])} -> {_num(r['ood_mean'])}")
 
 
 def n_eps_table(doc: Mapping[str, Any]) -> list[str]:
     rows = [r for r in doc.get("n_eps") or [] if r.get("axis", "params") == "params"]
-    if not rows:
-        return []
-    out = ["**N(eps)** (parameters): smallest measured size reaching eps / power-law estimate",
-           "", "| task | eps | " + " | ".join(doc["arms"]) + " |",
-           "|---|---|" + "---|" * len(doc["arms"])]
-    by = {(r["task"], r["eps"], r["arm"]): r for r in rows}
-    for task, eps in sorted({(t, e) for t, e, _ in by}):
-        vals = []
-        for arm in doc["arms"]:
-            r = by.get((task, eps, arm))
-            vals.append(f"{_num(r['n_measured'])} / {_num(r['n_fit'])}" if r else "-")
-        out.append(f"| {task} | {_num(eps)} | " + " | ".join(vals) + " |")
-    return out + [""]
+    return arm_table("**N(eps)** (parameters): smallest measured size reaching eps / "
+                     "power-law estimate", "eps", rows, list(doc["arms"]),
+                     lambda r: f"{_num(r['n_measured'])} / {_num(r['n_fit'])}")
 
 
 def main(argv: list[str] | None = None) -> int:
