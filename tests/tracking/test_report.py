@@ -64,7 +64,7 @@ def test_report_on_a_run_dir(fitted_run, tmp_path):
     assert "splines: final_layer0" in text and "Grid stages" in text
 
 
-def test_report_on_an_experiment_dir(fitted_run, tmp_path):
+def test_report_on_an_experiment_dir(fitted_run, tmp_path, monkeypatch):
     root = _experiment(fitted_run, tmp_path)
     text = write_report(root).read_text()  # default: root/report.html
     assert (root / "report.html").is_file()
@@ -78,6 +78,29 @@ def test_report_on_an_experiment_dir(fitted_run, tmp_path):
     assert "<td data-v='3.9'>" in fits.replace("class=num ", "")
     assert "Loss curves" in text
     assert _self_contained(text) == []
+    _rewrites_redraw_only_changed_curves(root, text, monkeypatch)
+
+
+def _rewrites_redraw_only_changed_curves(root, first, monkeypatch):
+    """A live page is rewritten every few seconds: a figure is drawn once per distinct data
+    (the very bytes drawing it again gives); a run whose history changed is drawn anew."""
+    from kanplatform.tracking import report
+    from kanplatform.tracking.rundata import read_run
+
+    drawn = []
+    plain = report.curves_figure
+    monkeypatch.setattr(report, "curves_figure", lambda run: drawn.append(run.name) or plain(run))
+    stamp = re.compile(r"generated [^<]* by")
+    assert stamp.sub("", write_report(root).read_text()) == stamp.sub("", first)
+    assert drawn == []
+    history = root / "kan" / "g5" / "history.csv"
+    lines = history.read_text().splitlines()
+    history.write_text("\n".join(lines + [lines[-1]]) + "\n")  # one more row: a new curve
+    changed = write_report(root).read_text()
+    assert drawn == ["kan/g5"] and stamp.sub("", changed) != stamp.sub("", first)
+    run = read_run(root / "kan" / "g5", root)
+    fresh = base64.b64encode(report._fig_png(plain(run))).decode()
+    assert fresh in changed
 
 
 def test_report_cli(fitted_run, tmp_path, capsys):
