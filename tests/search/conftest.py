@@ -19,22 +19,47 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "configs" / "experiment" / "quick.yaml"
 
 
-@pytest.fixture(autouse=True)
-def search_env(tmp_path, monkeypatch):
-    """Ray without auth or telemetry, W&B offline under tmp_path; Ray shut down afterwards."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setenv("WANDB_MODE", "offline")
+def _hermetic(patch: pytest.MonkeyPatch, home: Path) -> None:
+    """Ray without auth or telemetry, W&B offline under ``home``, no user key."""
+    patch.setenv("RAY_AUTH_MODE", "disabled")
+    patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    patch.delenv("RAY_ADDRESS", raising=False)
+    patch.setenv("WANDB_MODE", "offline")
     for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
-        d = tmp_path / "wandb-home" / var.lower()
-        d.mkdir(parents=True)
-        monkeypatch.setenv(var, str(d))
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+        d = home / "wandb-home" / var.lower()
+        d.mkdir(parents=True, exist_ok=True)
+        patch.setenv(var, str(d))
+    patch.delenv("WANDB_API_KEY", raising=False)
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """One local Ray (2 CPUs, 127.0.0.1) for a module's searches, started as a search starts
+    its own (``connect``: the same init and trial environment); searches find it running and
+    leave it up (a Ray start and stop costs ~10-15 s a test). Stopped after the module."""
+    from kanplatform.search import parse_search
+    from kanplatform.search.ray_cluster import connect
+
+    patch = pytest.MonkeyPatch()
+    _hermetic(patch, tmp_path_factory.mktemp("ray-home"))
+    conn = connect(parse_search({"space": {"optim.lr": 1.0}}), num_cpus=2)
+    assert conn.started_here
+    try:
+        yield conn
+    finally:
+        conn.shutdown()
+        patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def search_env(tmp_path, monkeypatch, request):
+    """Ray without auth or telemetry, W&B offline under tmp_path; Ray shut down afterwards
+    (except a module's shared ``local_ray``)."""
+    _hermetic(monkeypatch, tmp_path)
     yield
     import sys
 
-    if "ray" in sys.modules:
+    if "ray" in sys.modules and "local_ray" not in request.fixturenames:
         import ray
 
         if ray.is_initialized():

@@ -21,7 +21,9 @@ from tests.search.conftest import (
 )
 from tests.tracking.conftest import offline_run_dir
 
-pytestmark = pytest.mark.slow  # each starts a local Ray (~15 s) and runs several trials
+# several trials each, on one local Ray the module shares (tests/search/conftest.py); a
+# search starting its own Ray: test_watch.py, test_resources.py, the CLI tests
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 
 
 def test_grid_refinement_asha_stops_poor_trials_at_a_coarse_grid(tmp_path):
