@@ -13,6 +13,7 @@ import html
 import io
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -276,19 +277,22 @@ def _fig_png(fig: Any) -> bytes:
 # a figure, which for a study's 20+ runs outweighed the trainings themselves.
 _PNG_CACHE: dict[str, bytes | None] = {}
 _PNG_CACHE_MAX = 512
+_PNG_LOCK = threading.Lock()  # a live page's thread and the driver may both write pages
 
 
 def _cached_png(data: Any, draw: Callable[[], Any | None]) -> bytes | None:
     """The PNG of ``draw()`` (a Figure or None), drawn once per distinct ``data`` (JSON) in
     this process: the same data gives the same bytes as drawing again."""
     key = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-    if key in _PNG_CACHE:
-        return _PNG_CACHE[key]
+    with _PNG_LOCK:
+        if key in _PNG_CACHE:
+            return _PNG_CACHE[key]
     fig = draw()
     png = None if fig is None else _fig_png(fig)
-    if len(_PNG_CACHE) >= _PNG_CACHE_MAX:
-        _PNG_CACHE.pop(next(iter(_PNG_CACHE)), None)  # the oldest entry
-    _PNG_CACHE[key] = png
+    with _PNG_LOCK:
+        if len(_PNG_CACHE) >= _PNG_CACHE_MAX:
+            _PNG_CACHE.pop(next(iter(_PNG_CACHE)))  # the oldest entry
+        _PNG_CACHE[key] = png
     return png
 
 
