@@ -8,8 +8,9 @@ with LBFGS (strong Wolfe, float64) on ``exp_sin_sq``. The platform's time is the
 ``wall_time_s``: its training loop (``LoopClock``: from the first ``on_train_start`` to the
 first ``on_train_end`` hook; Lightning's set-up, the final spline snapshot and evaluation and
 the files are in ``total_time_s`` beside it). The bare loop is what a user would write: index
-batches over the training tensors, ``zero_grad``/forward/MSE/``backward``/``step``, or
-``torch.optim.LBFGS`` with an autograd closure.
+batches over the training tensors, ``zero_grad``/forward/MSE/``backward``/``step`` with the
+platform's Adam (``make_optimizer``: torch's fused Adam), or ``torch.optim.LBFGS`` with an
+autograd closure.
 
 Equal work on both sides: grid updates are off in these configs (``grid.update_every=0``:
 the default, every 5th step below step 50, costs the same refits on both sides and would
@@ -50,6 +51,7 @@ import torch
 
 from kanplatform.train import fit
 from kanplatform.train.models import build_model_from_config
+from kanplatform.train.optim import make_optimizer
 from kanplatform.train.resolve import load_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +127,7 @@ def bare(cfg: Any) -> tuple[float, float]:
         for _ in range(steps):
             opt.step(closure)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
+        opt = make_optimizer(model.parameters(), cfg.optim)  # the platform's Adam (fused)
         b = int(cfg.data.batch_size)
         n = x.shape[0]
         perm, at = torch.randperm(n), 0
@@ -171,7 +173,7 @@ def step_times(cfg: Any, reps: int, steps: int = 200) -> float:
     model = build_model_from_config(cfg.model, cfg.model.get("grid_size"), seed=0)
     x, y = dataset_from_config(cfg.data, dtype=torch.float32).train
     b = int(cfg.data.batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = make_optimizer(model.parameters(), cfg.optim)  # the platform's Adam, both models
     xs, ys = x[:b].contiguous(), y[:b].contiguous()
     times = []
     for rep in range(reps + 1):
