@@ -218,12 +218,22 @@ class NetworkPlan:
         self._work = max(a * b for a, b in zip(self.dims[:-1], self.dims[1:]))
         self._fwd = _fn("kan_network_forward", dtype)
         self._bwd = _fn("kan_network_backward", dtype)
+        # per gradient slot of kan_network_backward (coef, sp, sb, bias a layer): the
+        # parameter (None: the layer has none), its NetworkFunction input index, and whether
+        # it is formed only when wanted (biases; the kernel forms the others together)
+        self._params: list[torch.Tensor] = []
+        self._slots: list[tuple[torch.Tensor | None, int, bool]] = []
+        for lay in layers:
+            for name in ("coef", "sp", "sb", "bias"):
+                t = lay[name]
+                self._slots.append((t, 2 + len(self._params), name == "bias"))
+                if t is not None:
+                    self._params.append(t)
 
     def params(self) -> list[torch.Tensor]:
         """The parameter tensors in :class:`NetworkFunction`'s order: per layer ``coef``,
         ``sp``, then ``sb`` and ``bias`` where the layer has them."""
-        return [t for lay in self.layers for t in (lay["coef"], lay["sp"], lay["sb"],
-                                                   lay["bias"]) if t is not None]
+        return self._params
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The network's output ``(B, dims[-1])`` for contiguous ``x (B, dims[0])``, and the
@@ -244,17 +254,14 @@ class NetworkPlan:
         wanted; the other parameters' always)."""
         n_b = x.shape[0]
         gx = x.new_empty(n_b, self.dims[0]) if needs[0] else None
-        grads, pointers, at = [], [], 2
-        for lay in self.layers:
-            for name in ("coef", "sp", "sb", "bias"):
-                t = lay[name]
-                if t is None:
-                    pointers.append(None)
-                    continue
-                g = torch.empty_like(t) if name != "bias" or needs[at] else None
-                at += 1
-                grads.append(g)
-                pointers.append(_p(g))
+        grads, pointers = [], []
+        for t, at, optional in self._slots:
+            if t is None:
+                pointers.append(None)
+                continue
+            g = torch.empty_like(t) if needs[at] or not optional else None
+            grads.append(g)
+            pointers.append(None if g is None else g.data_ptr())
         gp = (ctypes.c_void_p * len(pointers))(*pointers)
         dtype = x.dtype
         size = n_b * self._widest

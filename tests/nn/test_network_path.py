@@ -123,3 +123,21 @@ def test_in_place_change_before_backward_raises() -> None:
         kan.layers[0].coef.add_(1.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_frozen_parameters_get_no_gradient() -> None:
+    """A frozen bias is not formed, a frozen coef not returned; the rest as layer by layer."""
+    kan = KAN([3, 5, 2], grid_size=4, seed=0).double()
+    kan.layers[1].bias.requires_grad_(False)
+    kan.layers[0].coef.requires_grad_(False)
+    x = torch.rand(40, 3, dtype=torch.float64) * 2 - 1
+    grads = []
+    for fn in (kan, lambda v: _layerwise(kan, v)):
+        for p in kan.parameters():
+            p.grad = None
+        y = fn(x)
+        y.square().sum().backward()
+        grads.append([p.grad for p in kan.parameters()])
+    assert grads[0][0] is None and grads[0][-1] is None  # layer 0's coef, layer 1's bias
+    for a, b in zip(*grads):
+        assert (a is None and b is None) or torch.equal(a, b)
