@@ -5,7 +5,9 @@ training device (moved once when the trainer asks for the first loader) and a ba
 ``index_select`` with an index tensor. Full-batch mode yields the same tensors every step;
 mini-batch mode draws one permutation per epoch from a generator seeded with
 ``[seed, epoch]``, so every epoch is reshuffled and a resumed run draws the epochs an
-uninterrupted one would.
+uninterrupted one would. With ``steps_per_batch`` K > 1, each Lightning batch is a
+:class:`Chunk` of K consecutive index batches (the same ones, in the same order), which the
+training step runs as K optimiser steps: Lightning's per-batch loop then runs once per K steps.
 """
 
 from __future__ import annotations
@@ -38,13 +40,40 @@ class _FullBatch:
         return 1
 
 
+class Chunk:
+    """K consecutive mini-batches as one Lightning batch: the split's tensors and K index
+    tensors (rows of ``x``/``y``), run by the training step as K optimiser steps.
+
+    Attributes:
+        x, y: the training split's tensors (on the training device).
+        indices: one index tensor per optimiser step, in order.
+    """
+
+    __slots__ = ("indices", "x", "y")
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, indices: list[torch.Tensor]) -> None:
+        self.x, self.y, self.indices = x, y, indices
+
+    @property
+    def samples(self) -> int:
+        """Training rows in the chunk (all its steps together)."""
+        return sum(int(index.shape[0]) for index in self.indices)
+
+
+def batch_samples(batch: Any) -> int:
+    """Training rows in a Lightning batch: an ``(x, y)`` pair or a :class:`Chunk`."""
+    return batch.samples if type(batch) is Chunk else int(batch[0].shape[0])
+
+
 class _MiniBatches:
     """One epoch of shuffled mini-batches per ``iter()``: index tensors over the split's
     tensors (the last batch may be smaller). In a data-parallel run each process takes every
-    ``world``-th row of the epoch's permutation, all processes the same number of rows."""
+    ``world``-th row of the epoch's permutation, all processes the same number of rows.
+    With ``steps`` K > 1 it yields :class:`Chunk` s of K index batches (K must divide the
+    batches of an epoch: a chunk never spans two epochs)."""
 
-    def __init__(self, dm: KANDataModule, batch_size: int) -> None:
-        self.dm, self.batch_size = dm, int(batch_size)
+    def __init__(self, dm: KANDataModule, batch_size: int, steps: int = 1) -> None:
+        self.dm, self.batch_size, self.steps = dm, int(batch_size), int(steps)
         self.epoch = 0  # epochs drawn so far (the trainer's epoch wins when there is one)
 
     def _shard(self) -> tuple[int, int]:
@@ -54,6 +83,10 @@ class _MiniBatches:
         return int(getattr(trainer, "global_rank", 0)), int(getattr(trainer, "world_size", 1))
 
     def __len__(self) -> int:
+        return self.batches() // self.steps
+
+    def batches(self) -> int:
+        """Index batches (optimiser steps) in one epoch."""
         n = int(self.dm.splits.train[0].shape[0]) // self._shard()[1]
         return max(1, -(-n // self.batch_size))
 
@@ -72,7 +105,15 @@ class _MiniBatches:
         rank, world = self._shard()
         if world > 1:
             order = order[:len(order) // world * world][rank::world]
-        for index in order.to(x.device).split(self.batch_size):
+        batches = order.to(x.device).split(self.batch_size)
+        if self.steps > 1:
+            if len(batches) % self.steps:
+                raise ValueError(f"steps_per_batch {self.steps} does not divide the "
+                                 f"{len(batches)} batches of an epoch")
+            for start in range(0, len(batches), self.steps):
+                yield Chunk(x, y, list(batches[start:start + self.steps]))
+            return
+        for index in batches:
             yield x.index_select(0, index), y.index_select(0, index)
 
 
@@ -85,6 +126,10 @@ class KANDataModule(pl.LightningDataModule):
         dtype: tensor dtype (float64 for ``trainer.precision: 64``).
         batch_size: ``None`` = full batch; overrides ``data_cfg.batch_size`` when given.
         seed: seeds the mini-batch shuffling.
+
+    Attributes:
+        steps_per_batch: optimiser steps per Lightning batch in mini-batch mode (K; see
+            :class:`Chunk`); set by ``fit`` before training, 1 by default.
     """
 
     def __init__(
@@ -103,6 +148,7 @@ class KANDataModule(pl.LightningDataModule):
         self.batch_size = batch_size if batch_size is not None else (
             data_cfg.batch_size if data_cfg is not None else None)
         self.seed = seed
+        self.steps_per_batch = 1
         self._splits = splits.to(dtype=dtype) if splits is not None else None
 
     @property
@@ -135,6 +181,8 @@ class KANDataModule(pl.LightningDataModule):
     def transfer_batch_to_device(self, batch: Any, device: torch.device,
                                  dataloader_idx: int) -> Any:
         # the batches are already there (see move_to): skip Lightning's walk over the batch
+        if type(batch) is Chunk:
+            return batch
         if isinstance(batch, tuple) and all(isinstance(t, torch.Tensor) and t.device == device
                                             for t in batch):
             return batch
@@ -144,7 +192,7 @@ class KANDataModule(pl.LightningDataModule):
         self._on_device()
         if self.batch_size is None:
             return _FullBatch(self, "train", repeat=True)
-        return _MiniBatches(self, self.batch_size)
+        return _MiniBatches(self, self.batch_size, self.steps_per_batch)
 
     def val_dataloader(self) -> Any:
         self._on_device()

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kanplatform.data.datamodule import Chunk
 from kanplatform.nn.registry import GridModel
 from kanplatform.train.optim import make_optimizer
 
@@ -135,11 +136,41 @@ class TaskModule(pl.LightningModule):
             return {"train/rmse": float(torch.sqrt(mse.double())) * scale}
         return {f"train/{k}": v for k, v in self._metrics(*self._last, loss=False).items()}
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor],
-                      batch_idx: int) -> torch.Tensor:
-        x, y = batch
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         lopt = self.optimizers()
         plan = self._plan(lopt)
+        if type(batch) is Chunk:
+            return self._chunk_steps(batch, lopt, plan)
+        x, y = batch
+        return self._step(x, y, lopt, plan)
+
+    # Lightning asks inspect.getfullargspec for training_step's parameters on every batch;
+    # a stored signature answers without re-reading the code object each time
+    training_step.__signature__ = inspect.signature(training_step)  # type: ignore[attr-defined]
+
+    def _chunk_steps(self, chunk: Chunk, lopt: Any, plan: _StepPlan) -> torch.Tensor:
+        """K optimiser steps, one per index batch of ``chunk``, each its own global step.
+
+        After every step but the last (whose ``on_train_batch_end`` Lightning calls), the
+        callbacks' ``on_inner_step(trainer, module)`` hooks run (the recorder: divergence
+        check, history row at its cadence); a stop request (divergence) ends the chunk at
+        that step, as it would have ended the run there one step per batch.
+        """
+        x, y, indices = chunk.x, chunk.y, chunk.indices
+        trainer, hooks, last = self._trainer, plan.inner_hooks, len(indices) - 1
+        loss = None
+        for j, index in enumerate(indices):
+            loss = self._step(x.index_select(0, index), y.index_select(0, index), lopt, plan)
+            if j < last:
+                for hook in hooks:
+                    hook(trainer, self)
+                if trainer.should_stop:
+                    break
+        return loss
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, lopt: Any, plan: _StepPlan
+              ) -> torch.Tensor:
+        """One optimiser step on ``(x, y)`` (counted in ``global_step``)."""
         opt = lopt.optimizer
         if self._lr is not None:
             lr = self._lr(self.global_step)
@@ -199,10 +230,6 @@ class TaskModule(pl.LightningModule):
         lopt.step(closure)
         return self.last_loss
 
-    # Lightning asks inspect.getfullargspec for training_step's parameters on every batch;
-    # a stored signature answers without re-reading the code object each time
-    training_step.__signature__ = inspect.signature(training_step)  # type: ignore[attr-defined]
-
     def _plan(self, lopt: Any) -> _StepPlan:
         """What every step of this model, optimiser and trainer does, decided once (a grid
         extension or a checkpoint load swaps the model, and with it the optimiser)."""
@@ -219,8 +246,10 @@ class TaskModule(pl.LightningModule):
             and isinstance(lopt.optimizer, FlatLBFGS) \
             and (self.y_scale is None or self.y_scale.numel() == 1)
         params = [p for group in lopt.optimizer.param_groups for p in group["params"]]
+        callbacks = self._trainer.callbacks if self._trainer is not None else []
+        inner = [cb.on_inner_step for cb in callbacks if hasattr(cb, "on_inner_step")]
         plan = _StepPlan(self.model, lopt, self._trainer, use_reg, fusable, params,
-                         lean_step_applies(self))
+                         lean_step_applies(self), inner)
         self.__dict__["_step_plan"] = plan
         return plan
 
@@ -364,6 +393,7 @@ class _StepPlan(NamedTuple):
     fusable: bool
     params: list[torch.Tensor]
     lean: bool
+    inner_hooks: list[Any]  # callbacks' on_inner_step, run between the steps of a Chunk
 
 
 # hooks a LightningOptimizer.step + manual_backward call on callbacks and the module

@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import pytorch_lightning as pl
 
+from kanplatform.data.datamodule import batch_samples
+
 
 class EarlyStopping(pl.Callback):
     """Stop when ``metric`` has not improved by more than ``min_delta`` for ``patience``
@@ -87,6 +89,8 @@ class ValidationLines(pl.Callback):
         stream: where the lines go (default ``sys.stderr``, beside the run's other messages).
     """
 
+    step_cadence = 0  # its batch hook counts samples at any step (kanplatform.train.chunking)
+
     def __init__(self, max_steps: int | None = None, stream: IO[str] | None = None) -> None:
         self.max_steps = max_steps
         self.stream = stream
@@ -98,7 +102,7 @@ class ValidationLines(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._samples += int(batch[0].shape[0])  # a shape, not a device read
+        self._samples += batch_samples(batch)  # shapes, not a device read
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
