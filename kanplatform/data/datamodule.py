@@ -4,10 +4,11 @@ No DataLoader, no workers, no per-sample ``__getitem__`` and collate: the tensor
 training device (moved once when the trainer asks for the first loader) and a batch is one
 ``index_select`` with an index tensor. Full-batch mode yields the same tensors every step;
 mini-batch mode draws one permutation per epoch from a generator seeded with
-``[seed, epoch]``, so every epoch is reshuffled and a resumed run draws the epochs an
-uninterrupted one would. With ``steps_per_batch`` K > 1, each Lightning batch is a
-:class:`Chunk` of K consecutive index batches (the same ones, in the same order), which the
-training step runs as K optimiser steps: Lightning's per-batch loop then runs once per K steps.
+``[seed, epoch]``, so every epoch is reshuffled; the position in it follows from the global
+step, so a run resumed at any step draws the batches an uninterrupted one would. With
+``steps_per_batch`` K > 1, each Lightning batch is a :class:`Chunk` of K consecutive index
+batches (the same ones, in the same order), which the training step runs as K optimiser
+steps: Lightning's per-batch loop then runs once per K steps.
 """
 
 from __future__ import annotations
@@ -85,6 +86,14 @@ class _MiniBatches:
     def __len__(self) -> int:
         return self.batches() // self.steps
 
+    # Lightning's "resumable loader" protocol: nothing to keep, the position follows from
+    # the global step (see __iter__)
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        return None
+
     def batches(self) -> int:
         """Index batches (optimiser steps) in one epoch."""
         n = int(self.dm.splits.train[0].shape[0]) // self._shard()[1]
@@ -96,16 +105,22 @@ class _MiniBatches:
         seed = int(np.random.SeedSequence([self.dm.seed, 7, epoch]).generate_state(1)[0])
         return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor] | Chunk]:
         trainer = getattr(self.dm, "trainer", None)
-        epoch = int(trainer.current_epoch) if trainer is not None else self.epoch
+        if trainer is not None:
+            # the data position is the global step's: a run resumed at any step (mid-epoch,
+            # or where Lightning restarts a finished epoch) draws what an uninterrupted run
+            # draws there, whatever Lightning's own epoch counter says
+            epoch, skip = divmod(int(trainer.global_step), self.batches())
+        else:
+            epoch, skip = self.epoch, 0
         self.epoch = epoch + 1
         x, y = self.dm.splits.train
         order = self.order(epoch)
         rank, world = self._shard()
         if world > 1:
             order = order[:len(order) // world * world][rank::world]
-        batches = order.to(x.device).split(self.batch_size)
+        batches = order.to(x.device).split(self.batch_size)[skip:]
         if self.steps > 1:
             if len(batches) % self.steps:
                 raise ValueError(f"steps_per_batch {self.steps} does not divide the "

@@ -399,7 +399,7 @@ class _Run:
                                *kwargs.get("callbacks", []), *periodic]
         kwargs["logger"] = [*self.loggers, *_as_list(kwargs.get("logger"))] or False
         self.steps_per_batch = self._steps_per_batch(kwargs, trainer_kwargs or {})
-        datamodule.steps_per_batch = self.steps_per_batch
+        datamodule.steps_per_batch = self.module.steps_per_batch = self.steps_per_batch
         if kwargs.get("val_check_interval"):  # Lightning counts batches, we count steps
             kwargs["val_check_interval"] = int(kwargs["val_check_interval"]) \
                 // self.steps_per_batch
@@ -436,7 +436,9 @@ class _Run:
                 or kwargs.get("devices") not in ("auto", 1, "1", None):
             return 1
         val = kwargs.get("val_check_interval")
-        cadences = [int(kwargs["max_steps"]), self.steps_per_epoch,
+        # a resume continues at the saved step: a chunk boundary of this run too
+        resumed = int(self.resumed_from["step"]) if self.resumed_from else 0
+        cadences = [int(kwargs["max_steps"]), self.steps_per_epoch, resumed,
                     int(val) if isinstance(val, int) else None]
         return steps_per_batch(cadences, kwargs["callbacks"])
 
@@ -523,8 +525,15 @@ class _Run:
                             "nonfinite_dropped": splits.ood.n_dropped}
         final["train/loss"] = float(module.last_loss) if module.last_loss is not None else None
         return {"final": final, "stages": list(self.grid.stages), "step": self.trainer.global_step,
-                "epoch": int(self.trainer.current_epoch), "task": splits.task, **splits.sizes,
+                "epoch": self._epoch(), "task": splits.task, **splits.sizes,
                 **_model_counts(module.model), **extra}
+
+    def _epoch(self) -> int:
+        """Passes over the training split completed: for mini-batches the global step's
+        (Lightning's counter runs one ahead after a resume at an epoch's end)."""
+        if self.cfg.data.batch_size is None:
+            return int(self.trainer.current_epoch)
+        return int(self.trainer.global_step) // max(1, self.steps_per_epoch)
 
     def _save_model(self) -> None:
         from kanplatform.train.callbacks import write_checkpoint

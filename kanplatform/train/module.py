@@ -78,6 +78,8 @@ class TaskModule(pl.LightningModule):
         # step in closures and hooks that cost more than a small model's forward and backward
         self.automatic_optimization = False
         self._lr = lr_schedule(optim, total_steps)
+        # optimiser steps per Lightning batch (kanplatform.train.chunking; fit sets it)
+        self.steps_per_batch = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: (batch, in) -> (batch, out)`` (logits for classification)."""
@@ -321,10 +323,13 @@ class TaskModule(pl.LightningModule):
     # can be rebuilt at the right size before its weights are loaded
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["model_config"] = model_config(self.model)
+        # Lightning's batch counters count chunks of this many steps (see on_load_checkpoint)
+        checkpoint["steps_per_batch"] = self.steps_per_batch
         if self.data_info is not None:
             checkpoint["data_info"] = self.data_info
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rescale_batch_counts(checkpoint, self.steps_per_batch)
         spec = checkpoint.get("model_config")
         if spec and spec != model_config(self.model):
             from kanplatform.nn import build_model
@@ -381,6 +386,33 @@ def lr_schedule(optim: Any, total_steps: int | None) -> Any:
         return lr * float(optim.gamma) ** ((step - warmup) // int(optim.step_size))
 
     return rate
+
+
+def rescale_batch_counts(checkpoint: dict[str, Any], steps_per_batch: int) -> None:
+    """Make a checkpoint's Lightning batch counters count batches of ``steps_per_batch``
+    optimiser steps, as this run's loop does (a resume may chunk differently from the run
+    that saved it: validation and epoch ends are decided on those counters).
+
+    Exact where the saved step and its position in the epoch are multiples of the new K
+    (``fit`` makes them so); the counters' offsets from each other (where in the batch it
+    was saved) are kept.
+    """
+    old = int(checkpoint.get("steps_per_batch", 1))
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    progress = loop.get("epoch_loop.batch_progress")
+    if old == steps_per_batch or not progress:
+        return
+    for scope in ("total", "current"):
+        counts = progress[scope]
+        ready = int(counts["ready"])
+        new = ready * old // steps_per_batch
+        if scope == "total":
+            state = loop.get("epoch_loop.state_dict", {})
+            if "_batches_that_stepped" in state:
+                state["_batches_that_stepped"] = new + state["_batches_that_stepped"] - ready
+        for key in counts:
+            counts[key] = new + int(counts[key]) - ready
+    checkpoint["steps_per_batch"] = steps_per_batch
 
 
 class _StepPlan(NamedTuple):
