@@ -70,12 +70,18 @@ class _MiniBatches:
     """One epoch of shuffled mini-batches per ``iter()``: index tensors over the split's
     tensors (the last batch may be smaller). In a data-parallel run each process takes every
     ``world``-th row of the epoch's permutation, all processes the same number of rows.
-    With ``steps`` K > 1 it yields :class:`Chunk` s of K index batches (K must divide the
-    batches of an epoch: a chunk never spans two epochs)."""
+
+    With ``steps`` K > 1 it yields :class:`Chunk` s of K index batches: one epoch of them
+    per ``iter()`` where K divides an epoch's batches, else one endless iterator whose
+    chunks run on across epochs (Lightning's epoch then never ends, as in full-batch mode;
+    the run's ``epoch`` is counted from the step). Either way the batches, and their order,
+    are those of K = 1.
+    """
 
     def __init__(self, dm: KANDataModule, batch_size: int, steps: int = 1) -> None:
         self.dm, self.batch_size, self.steps = dm, int(batch_size), int(steps)
         self.epoch = 0  # epochs drawn so far (the trainer's epoch wins when there is one)
+        self.endless = self.steps > 1 and self.batches() % self.steps != 0
 
     def _shard(self) -> tuple[int, int]:
         trainer = getattr(self.dm, "trainer", None)
@@ -84,6 +90,8 @@ class _MiniBatches:
         return int(getattr(trainer, "global_rank", 0)), int(getattr(trainer, "world_size", 1))
 
     def __len__(self) -> int:
+        if self.endless:
+            raise TypeError("endless")
         return self.batches() // self.steps
 
     # Lightning's "resumable loader" protocol: nothing to keep, the position follows from
@@ -105,6 +113,14 @@ class _MiniBatches:
         seed = int(np.random.SeedSequence([self.dm.seed, 7, epoch]).generate_state(1)[0])
         return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
+    def epoch_batches(self, epoch: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The index batches of epoch ``epoch`` (this process's share), in order."""
+        order = self.order(epoch)
+        rank, world = self._shard()
+        if world > 1:
+            order = order[:len(order) // world * world][rank::world]
+        return order.to(device).split(self.batch_size)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor] | Chunk]:
         trainer = getattr(self.dm, "trainer", None)
         if trainer is not None:
@@ -116,20 +132,26 @@ class _MiniBatches:
             epoch, skip = self.epoch, 0
         self.epoch = epoch + 1
         x, y = self.dm.splits.train
-        order = self.order(epoch)
-        rank, world = self._shard()
-        if world > 1:
-            order = order[:len(order) // world * world][rank::world]
-        batches = order.to(x.device).split(self.batch_size)[skip:]
+        if self.endless:
+            yield from self._endless(x, y, epoch, skip)
+            return
+        batches = self.epoch_batches(epoch, x.device)[skip:]
         if self.steps > 1:
-            if len(batches) % self.steps:
-                raise ValueError(f"steps_per_batch {self.steps} does not divide the "
-                                 f"{len(batches)} batches of an epoch")
             for start in range(0, len(batches), self.steps):
                 yield Chunk(x, y, list(batches[start:start + self.steps]))
             return
         for index in batches:
             yield x.index_select(0, index), y.index_select(0, index)
+
+    def _endless(self, x: torch.Tensor, y: torch.Tensor, epoch: int, skip: int
+                 ) -> Iterator[Chunk]:
+        batches = list(self.epoch_batches(epoch, x.device)[skip:])
+        while True:
+            while len(batches) < self.steps:
+                epoch += 1
+                batches += self.epoch_batches(epoch, x.device)
+            yield Chunk(x, y, batches[:self.steps])
+            del batches[:self.steps]
 
 
 class KANDataModule(pl.LightningDataModule):

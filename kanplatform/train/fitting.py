@@ -438,7 +438,8 @@ class _Run:
         val = kwargs.get("val_check_interval")
         # a resume continues at the saved step: a chunk boundary of this run too
         resumed = int(self.resumed_from["step"]) if self.resumed_from else 0
-        cadences = [int(kwargs["max_steps"]), self.steps_per_epoch, resumed,
+        # (an epoch's batches need not be a multiple: chunks then run on across epochs)
+        cadences = [int(kwargs["max_steps"]), resumed,
                     int(val) if isinstance(val, int) else None]
         return steps_per_batch(cadences, kwargs["callbacks"])
 

@@ -66,11 +66,27 @@ def test_multi_step_batches_train_exactly_as_one_step_per_batch(chunked_cfg, tmp
     assert chunked.metrics["trainer/steps_per_batch"] == 5
     assert plain.metrics["trainer/steps_per_batch"] == 1 and every.steps == list(range(1, 41))
     assert chunked.metrics["status"] == "completed" and chunked.metrics["step"] == 40
+    assert chunked.metrics["epoch"] == 2
     _same_run(chunked, plain)
     rows = _rows(chunked.run_dir)
     assert [r["step"] for r in rows if r["train/loss"]][:3] == ["1", "3", "6"]
     assert [r["step"] for r in rows if r["val/rmse"]] == ["10", "20", "30", "40"]
     assert [(s["step"], s["grid_size"]) for s in chunked.metrics["stages"]] == [(20, 3), (40, 5)]
+
+
+def test_chunks_that_run_on_across_epochs_train_exactly_as_one_step_per_batch(chunked_cfg,
+                                                                             tmp_path):
+    """Batches of 64 over 1000 rows: 16 an epoch (the last of 40 rows), K = 6 does not
+    divide them, so chunks straddle epoch ends (an endless loader, as full batch)."""
+    cfg = apply_overrides(chunked_cfg, [
+        "data.batch_size=64", "grid.steps_per_stage=24", "grid.update_every=6",
+        "grid.update_until=18", "trainer.val_every_n_steps=12",
+        "trainer.checkpoint_every_n_steps=24"])
+    chunked = fit(cfg, run_dir=tmp_path / "k6", verbose=False)
+    plain = fit(cfg, run_dir=tmp_path / "k1", verbose=False, callbacks=[_EveryBatch()])
+    assert chunked.metrics["trainer/steps_per_batch"] == 6
+    assert chunked.metrics["step"] == 48 and chunked.metrics["epoch"] == 3  # 48 // 16
+    _same_run(chunked, plain)
 
 
 def test_divergence_inside_a_chunk_stops_at_that_step(chunked_cfg, tmp_path):
