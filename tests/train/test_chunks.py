@@ -46,6 +46,13 @@ def _same_run(a, b) -> None:
                                    msg=name)
 
 
+# batches of 64 over 1000 rows: 16 an epoch (the last of 40 rows); K = 6 does not divide
+# them, so chunks straddle epoch ends (an endless loader, as full batch)
+ACROSS_EPOCHS = ["data.batch_size=64", "grid.steps_per_stage=24", "grid.update_every=6",
+                 "grid.update_until=18", "trainer.val_every_n_steps=12",
+                 "trainer.checkpoint_every_n_steps=24"]
+
+
 @pytest.fixture
 def chunked_cfg(quick_cfg):
     """Adam mini-batches of 50 over 1000 rows (20 steps an epoch), two grid stages of 20
@@ -76,12 +83,7 @@ def test_multi_step_batches_train_exactly_as_one_step_per_batch(chunked_cfg, tmp
 
 def test_chunks_that_run_on_across_epochs_train_exactly_as_one_step_per_batch(chunked_cfg,
                                                                              tmp_path):
-    """Batches of 64 over 1000 rows: 16 an epoch (the last of 40 rows), K = 6 does not
-    divide them, so chunks straddle epoch ends (an endless loader, as full batch)."""
-    cfg = apply_overrides(chunked_cfg, [
-        "data.batch_size=64", "grid.steps_per_stage=24", "grid.update_every=6",
-        "grid.update_until=18", "trainer.val_every_n_steps=12",
-        "trainer.checkpoint_every_n_steps=24"])
+    cfg = apply_overrides(chunked_cfg, ACROSS_EPOCHS)
     chunked = fit(cfg, run_dir=tmp_path / "k6", verbose=False)
     plain = fit(cfg, run_dir=tmp_path / "k1", verbose=False, callbacks=[_EveryBatch()])
     assert chunked.metrics["trainer/steps_per_batch"] == 6
@@ -121,19 +123,23 @@ def test_cadences_that_are_not_multiples_fall_back(chunked_cfg, tmp_path):
     assert callback_cadence(PeriodicCheckpoint(tmp_path / "c.ckpt", 30)) == 30
 
 
-@pytest.mark.parametrize(("stop_at", "part_k"), [(20, 5), (10, 5), (10, 1)])
-def test_resume_at_a_chunk_boundary_continues_exactly(chunked_cfg, tmp_path, stop_at, part_k):
-    """At an epoch end (20) or mid-epoch (10), from a run chunked as the resumed one or one
-    step per batch (its Lightning batch counters are rescaled on load)."""
+@pytest.mark.parametrize(("stop_at", "part_k", "k"), [(20, 5, 5), (10, 5, 5), (10, 1, 5),
+                                                      (24, 6, 6)])
+def test_resume_at_a_chunk_boundary_continues_exactly(chunked_cfg, tmp_path, stop_at, part_k,
+                                                      k):
+    """At an epoch end (20), mid-epoch (10; 24 with chunks across epochs, K = 6), from a run
+    chunked as the resumed one or one step per batch (its Lightning batch counters are
+    rescaled on load)."""
     # no LR schedule: the stopped run's budget would set a different one
-    chunked_cfg = apply_overrides(chunked_cfg, ["optim.scheduler=none"])
+    chunked_cfg = apply_overrides(chunked_cfg, ["optim.scheduler=none",
+                                                *(ACROSS_EPOCHS if k == 6 else [])])
     whole = fit(chunked_cfg, run_dir=tmp_path / "whole", verbose=False)
-    extra = [] if part_k == 5 else [_EveryBatch()]
+    extra = [] if part_k == k else [_EveryBatch()]
     part = fit(chunked_cfg, run_dir=tmp_path / "run", trainer_kwargs={"max_steps": stop_at},
                callbacks=extra, verbose=False)
     assert part.metrics["trainer/steps_per_batch"] == part_k and part.metrics["step"] == stop_at
     resumed = fit(chunked_cfg, run_dir=part.run_dir, verbose=False,
                   ckpt_path=part.run_dir / "checkpoints" / "last.ckpt")
-    assert resumed.metrics["trainer/steps_per_batch"] == 5
+    assert resumed.metrics["trainer/steps_per_batch"] == k
     assert resumed.metrics["resumed_from"]["step"] == stop_at
     _same_run(resumed, whole)
