@@ -109,10 +109,10 @@ class ValidationLines(pl.Callback):
             return
         step = int(trainer.global_step)
         budget = f"/{self.max_steps}" if self.max_steps else ""
-        # mini-batches: passes over the data by the step (multi-step batches may run on
-        # across epochs, Lightning's epoch then never ends)
+        # mini-batches: the epoch in progress by the step, as Lightning counts it (multi-step
+        # batches may run on across epochs, Lightning's epoch then never ends)
         per_epoch = getattr(getattr(trainer, "datamodule", None), "steps_per_epoch", None)
-        epoch = step // per_epoch if isinstance(per_epoch, int) and per_epoch > 1 \
+        epoch = max(step - 1, 0) // per_epoch if isinstance(per_epoch, int) and per_epoch > 1 \
             else trainer.current_epoch
         parts = [f"step {step}{budget}", f"epoch {epoch}"]
         loss = getattr(pl_module, "last_loss", None)
