@@ -81,14 +81,29 @@ def test_multi_step_batches_train_exactly_as_one_step_per_batch(chunked_cfg, tmp
     assert [(s["step"], s["grid_size"]) for s in chunked.metrics["stages"]] == [(20, 3), (40, 5)]
 
 
-def test_chunks_that_run_on_across_epochs_train_exactly_as_one_step_per_batch(chunked_cfg,
-                                                                             tmp_path):
+def test_chunks_that_run_on_across_epochs_train_exactly_as_one_step_per_batch(
+        chunked_cfg, tmp_path, monkeypatch):
     cfg = apply_overrides(chunked_cfg, ACROSS_EPOCHS)
-    chunked = fit(cfg, run_dir=tmp_path / "k6", verbose=False)
+    for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        (tmp_path / "wandb-home" / var).mkdir(parents=True)
+        monkeypatch.setenv(var, str(tmp_path / "wandb-home" / var))
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    chunked = fit(apply_overrides(cfg, ["tracking.mode=offline"]), run_dir=tmp_path / "k6",
+                  verbose=False)
     plain = fit(cfg, run_dir=tmp_path / "k1", verbose=False, callbacks=[_EveryBatch()])
     assert chunked.metrics["trainer/steps_per_batch"] == 6
     assert chunked.metrics["step"] == 48 and chunked.metrics["epoch"] == 3  # 48 // 16
     _same_run(chunked, plain)
+    # W&B holds the steps history.csv holds, train rows inside chunks (step 1) included
+    from tests.tracking.conftest import history, leet_records
+
+    wandb_rows = history(leet_records(chunked.run_dir))
+    for key in ("train/loss", "val/rmse"):
+        ours = [int(r["step"]) for r in _rows(chunked.run_dir) if r[key]]
+        theirs = [int(r["trainer/global_step"]) for r in wandb_rows if key in r]
+        assert ours == theirs and ours[0] == (1 if key == "train/loss" else 12), key
 
 
 def test_divergence_inside_a_chunk_stops_at_that_step(chunked_cfg, tmp_path):
