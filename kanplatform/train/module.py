@@ -9,7 +9,8 @@ forward and backward of a small KAN; benchmarks/README.md). The learning-rate sc
 a function of the global step, set before each step. Metrics beyond the loss are computed
 only when a callback asks (its cadence), not per step. The wrapped model lives in
 ``self.model`` and may be replaced mid-fit (grid extension): :meth:`replace_model` swaps it
-and rebuilds the optimiser.
+and rebuilds the optimiser. A :class:`~kanplatform.data.datamodule.Chunk` batch runs as K
+optimiser steps, each its own global step (:mod:`kanplatform.train.chunking`).
 """
 
 from __future__ import annotations
