@@ -403,10 +403,13 @@ def rescale_batch_counts(checkpoint: dict[str, Any], steps_per_batch: int) -> No
     progress = loop.get("epoch_loop.batch_progress")
     if old == steps_per_batch or not progress:
         return
+    # steps of the last batch begun that never ran (a Ctrl-C checkpoint, mid-chunk)
+    short = int(progress["total"]["ready"]) * old - int(checkpoint.get("global_step", 0))
+    short = short if 0 < short < old else 0
     for scope in ("total", "current"):
         counts = progress[scope]
         ready = int(counts["ready"])
-        new = ready * old // steps_per_batch
+        new = max(ready * old - short, 0) // steps_per_batch
         if scope == "total":
             state = loop.get("epoch_loop.state_dict", {})
             if "_batches_that_stepped" in state:
