@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 
+from kanplatform._util.lightning import pl
 from kanplatform.data.datasets import Splits, dataset_from_config
 
 

@@ -33,8 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
-
+from kanplatform._util.lightning import pl
 from kanplatform.search.records import ENDED, TRIAL_FILE
 from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key
 from kanplatform.search.stops import read_stop

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
-
+from kanplatform._util.lightning import pl
 from kanplatform.tracking.figures import kan_layers
 from kanplatform.tracking.loggers import SafeWandbLogger, find_wandb_logger
 from kanplatform.tracking.snapshots import copy_snapshot, snapshot

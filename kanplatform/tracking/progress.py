@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
-
+from kanplatform._util.lightning import pl
 from kanplatform.tracking.livefile import LIVE_FILE, read_live, write_atomic
 
 MAX_POINTS = 1000  # per curve: halved (every other point kept) beyond this

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
+from kanplatform._util.lightning import pl
 from kanplatform.nn.registry import GridModel
 from kanplatform.train.module import TaskModule as RegressionModule
 from kanplatform.train.module import finite, model_grid_size

@@ -317,8 +317,7 @@ class _Run:
 
     def train(self, callbacks: Sequence[Any], loggers: Sequence[Any],
               trainer_kwargs: Mapping[str, Any] | None, ckpt_path: str | Path | None) -> None:
-        import pytorch_lightning as pl
-
+        from kanplatform._util.lightning import pl
         from kanplatform.data import KANDataModule
         from kanplatform.train.callbacks import (
             DivergenceGuard,

@@ -19,11 +19,11 @@ import inspect
 import math
 from typing import Any, NamedTuple
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kanplatform._util.lightning import pl
 from kanplatform.data.datamodule import Chunk
 from kanplatform.nn.registry import GridModel
 from kanplatform.train.optim import make_optimizer

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import IO, Any
 
-import pytorch_lightning as pl
+from kanplatform._util.lightning import pl
 
 from kanplatform.data.datamodule import batch_samples
 
