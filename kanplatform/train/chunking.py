@@ -28,8 +28,9 @@ _BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
 def callback_cadence(callback: Any) -> int | None:
     """The steps ``callback``'s batch hooks must see: 0 (any chunk boundary will do), a
     cadence (multiples of it), or None (every step: K must be 1)."""
-    from kanplatform._util.lightning import pl
     from pytorch_lightning.utilities.model_helpers import is_overridden
+
+    from kanplatform._util.lightning import pl
 
     if not any(is_overridden(hook, callback, pl.Callback) for hook in _BATCH_HOOKS):
         return 0

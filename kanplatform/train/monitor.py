@@ -14,7 +14,6 @@ import time
 from typing import IO, Any
 
 from kanplatform._util.lightning import pl
-
 from kanplatform.data.datamodule import batch_samples
 
 
