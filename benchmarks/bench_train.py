@@ -8,8 +8,9 @@ with LBFGS (strong Wolfe, float64) on ``exp_sin_sq``. The platform's time is the
 ``wall_time_s``: its training loop (``LoopClock``: from the first ``on_train_start`` to the
 first ``on_train_end`` hook; Lightning's set-up, the final spline snapshot and evaluation and
 the files are in ``total_time_s`` beside it). The bare loop is what a user would write: index
-batches over the training tensors, ``zero_grad``/forward/MSE/``backward``/``step``, or
-``torch.optim.LBFGS`` with an autograd closure.
+batches over the training tensors, ``zero_grad``/forward/MSE/``backward``/``step`` with the
+platform's Adam (``make_optimizer``: torch's fused Adam), or ``torch.optim.LBFGS`` with an
+autograd closure.
 
 Equal work on both sides: grid updates are off in these configs (``grid.update_every=0``:
 the default, every 5th step below step 50, costs the same refits on both sides and would
@@ -18,7 +19,8 @@ only dilute the ratio), and the bare loop makes the evaluations the platform's l
 and test RMSE). The two alternate in every repetition (the machine is shared: ratios, not
 absolute times, are the figures); medians. ``CPU p/b``: the same ratio of CPU seconds
 (the run's ``cpu_time_s`` against the bare loop's ``process_time``), steadier than wall
-time on a loaded machine.
+time on a loaded machine. ``K``: the platform run's optimiser steps per Lightning batch
+(``trainer/steps_per_batch``, :mod:`kanplatform.train.chunking`).
 
 ``--contended`` runs the KAN step beside a busy process (one spinning Python process per
 core) with 1 thread and with the platform's default thread count (``run_threads(None)``:
@@ -50,6 +52,7 @@ import torch
 
 from kanplatform.train import fit
 from kanplatform.train.models import build_model_from_config
+from kanplatform.train.optim import make_optimizer
 from kanplatform.train.resolve import load_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +128,7 @@ def bare(cfg: Any) -> tuple[float, float]:
         for _ in range(steps):
             opt.step(closure)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
+        opt = make_optimizer(model.parameters(), cfg.optim)  # the platform's Adam (fused)
         b = int(cfg.data.batch_size)
         n = x.shape[0]
         perm, at = torch.randperm(n), 0
@@ -154,6 +157,9 @@ def evaluations(model: torch.nn.Module, splits: Any) -> list[float]:
     return rmse
 
 
+STEPS_PER_BATCH: dict[str, int] = {}  # the runs' trainer/steps_per_batch (K), by tag
+
+
 def platform(cfg: Any, tmp: Path, tag: str) -> tuple[float, float, float]:
     """``fit`` on the config: the run's ``(wall_time_s, total_time_s, cpu_time_s)``."""
     t0 = time.perf_counter()
@@ -161,27 +167,30 @@ def platform(cfg: Any, tmp: Path, tag: str) -> tuple[float, float, float]:
     total = time.perf_counter() - t0
     assert result.metrics["status"] == "completed", result.metrics
     m = result.metrics
+    STEPS_PER_BATCH[tag.rsplit("-", 1)[0]] = int(m.get("trainer/steps_per_batch") or 1)
     return float(m["wall_time_s"]), total, float(m["cpu_time_s"])
 
 
-def step_times(cfg: Any, reps: int, steps: int = 200) -> float:
-    """Median seconds of one bare Adam step (forward, MSE, backward, step) of cfg's model."""
+def step_times(cfg: Any, reps: int, steps: int = 200, clock: Any = time.perf_counter) -> float:
+    """Median seconds of one bare Adam step (forward, MSE, backward, step) of cfg's model, by
+    ``clock`` (wall time; the KAN/MLP comparison uses CPU time, steadier on a shared
+    machine)."""
     from kanplatform.data.datasets import dataset_from_config
 
     model = build_model_from_config(cfg.model, cfg.model.get("grid_size"), seed=0)
     x, y = dataset_from_config(cfg.data, dtype=torch.float32).train
     b = int(cfg.data.batch_size)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = make_optimizer(model.parameters(), cfg.optim)  # the platform's Adam, both models
     xs, ys = x[:b].contiguous(), y[:b].contiguous()
     times = []
     for rep in range(reps + 1):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(steps):
             opt.zero_grad()
             torch.mean((model(xs) - ys) ** 2).backward()
             opt.step()
         if rep:
-            times.append((time.perf_counter() - t0) / steps)
+            times.append((clock() - t0) / steps)
     return statistics.median(times)
 
 
@@ -265,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
              for kind in ("kan", "mlp") for b in (64, 256, 1024) if not args.step_only]
     if not args.step_only:
         cases.append(("kan lbfgs full", lbfgs_cfg(tmp, args.lbfgs_steps)))
-    head = (f"{'case':>16} {'steps':>5} | {'bare s':>7} {'platform s':>10} {'total s':>8} "
+    head = (f"{'case':>16} {'steps':>5} {'K':>3} | {'bare s':>7} {'platform s':>10} {'total s':>8} "
             f"{'platform/bare':>13} {'total-wall s':>12} | {'CPU p/b':>7}")
     print(head)
     print("-" * len(head))
@@ -281,20 +290,21 @@ def main(argv: list[str] | None = None) -> int:
             tot.append(total)
             p_c.append(cpu)
         mb, mp_, mt, cb, cp = (statistics.median(v) for v in (b_t, p_t, tot, b_c, p_c))
-        print(f"{name:>16} {int(cfg.trainer.max_steps):>5} | {mb:7.2f} {mp_:10.2f} {mt:8.2f} "
-              f"{mp_ / mb:13.2f} {mt - mp_:12.2f} | {cp / cb:7.2f}", flush=True)
+        k = STEPS_PER_BATCH.get(name.replace(" ", "_"), 1)
+        print(f"{name:>16} {int(cfg.trainer.max_steps):>5} {k:>3} | {mb:7.2f} {mp_:10.2f} "
+              f"{mt:8.2f} {mp_ / mb:13.2f} {mt - mp_:12.2f} | {cp / cb:7.2f}", flush=True)
     kan = minibatch_cfg(tmp, csv, "kan", 256, 1)
     mlp = minibatch_cfg(tmp, csv, "mlp", 256, 1)
     k_ms, m_ms = [], []
-    for _ in range(args.reps + 1):
-        k_ms.append(step_times(kan, 1))
-        m_ms.append(step_times(mlp, 1))
+    for _ in range(args.reps + 1):  # alternating, CPU time
+        k_ms.append(step_times(kan, 1, clock=time.process_time))
+        m_ms.append(step_times(mlp, 1, clock=time.process_time))
     k, m = statistics.median(k_ms), statistics.median(m_ms)
     sizes = []
     for cfg in (kan, mlp):
         model = build_model_from_config(cfg.model, cfg.model.get("grid_size"), seed=0)
         sizes.append(sum(p.numel() for p in model.parameters()))
-    print(f"\nbare Adam step, batch 256, 1 thread: KAN {WIDTH} ({sizes[0]} parameters) "
+    print(f"\nbare Adam step (CPU time), batch 256, 1 thread: KAN {WIDTH} ({sizes[0]} parameters) "
           f"{1e3 * k:.3f} ms, equal-parameter MLP ({sizes[1]}) {1e3 * m:.3f} ms: "
           f"KAN/MLP {k / m:.2f}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

@@ -126,6 +126,10 @@ class TuneReporter(pl.Callback):
         extra: constant entries added to every report (e.g. the run directory).
     """
 
+    # its batch hook reports the grid's stage rows, written at stage ends: any multi-step
+    # batch boundary will do (kanplatform.train.chunking)
+    step_cadence = 0
+
     def __init__(self, setup: TrialSetup, report: Any, n_stages: int, *, stage_offset: int = 0,
                  restores: int = 0, extra: dict[str, Any] | None = None,
                  keep_dir: str | Path | None = None, key: str | None = None) -> None:

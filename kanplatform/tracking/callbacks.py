@@ -79,6 +79,12 @@ class SplineSnapshotCallback(pl.Callback):
         self._last_written: tuple[tuple[int, int], str, list[Path]] | None = None
         self.tags: list[str] = []  # snapshots taken, in order
 
+    @property
+    def step_cadence(self) -> int:
+        """Its batch hooks act on multiples of this and on model swaps (stage ends): a
+        multi-step batch must end there (``kanplatform.train.chunking``)."""
+        return max(self.every_n_steps, 0)
+
     def _snap(self, model: Any, tag: str, trainer: Any, step: int | None,
               log: bool = True) -> None:
         # the same model at the same step was just logged (periodic + stage end): files only
