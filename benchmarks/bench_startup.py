@@ -10,6 +10,10 @@ Three measurements, one thread (``OMP_NUM_THREADS=1``), on the shipped quick run
    platform's own set-up and teardown (imports done).
 3. One spline snapshot (figures + ``.npz``, no W&B) of KAN [8, 32, 32, 1] and of the quick
    run's KAN [2, 1, 1], CPU seconds per part.
+4. Importing the training modules in a fresh process, CPU seconds and the cyclic garbage
+   collector's share: as the package does it (Lightning imported with the collector paused,
+   then frozen: ``kanplatform/_util/lightning.py``) against Lightning imported first by plain
+   ``import pytorch_lightning``, alternating.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_startup.py [--reps 3]
 """
@@ -100,6 +104,37 @@ def snapshots(tmp: Path, reps: int) -> None:
             f"{k} {statistics.median(v):.3f}" for k, v in parts.items()))
 
 
+IMPORT_CODE = """
+import gc, sys, time
+spent = [0.0, 0.0]
+def timer(phase, info):
+    if phase == "start":
+        spent[1] = time.process_time()
+    else:
+        spent[0] += time.process_time() - spent[1]
+gc.callbacks.append(timer)
+cpu = time.process_time()
+import torch
+if sys.argv[1] == "plain":
+    import pytorch_lightning
+import kanplatform.train.fitting, kanplatform.train.module, kanplatform.tracking.callbacks
+print(time.process_time() - cpu, spent[0])
+"""
+
+
+def imports(reps: int) -> None:
+    rows: dict[str, list[tuple[float, float]]] = {"kanplatform": [], "plain": []}
+    for _ in range(reps):
+        for mode in rows:
+            out = subprocess.run([sys.executable, "-c", IMPORT_CODE, mode], check=True,
+                                 capture_output=True, text=True).stdout.split()
+            rows[mode].append((float(out[0]), float(out[1])))
+    print(f"4. importing the training modules in a fresh process (median of {reps}):")
+    for mode, values in rows.items():
+        cpu, gc_s = (statistics.median(v) for v in zip(*values))
+        print(f"   {mode:>11}: {cpu:.2f} s CPU, of which the garbage collector {gc_s:.2f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
@@ -110,6 +145,7 @@ def main() -> int:
     fresh_runs(tmp, args.reps)
     in_process(tmp)
     snapshots(tmp, args.reps)
+    imports(args.reps)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 

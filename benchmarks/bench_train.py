@@ -18,7 +18,8 @@ only dilute the ratio), and the bare loop makes the evaluations the platform's l
 and test RMSE). The two alternate in every repetition (the machine is shared: ratios, not
 absolute times, are the figures); medians. ``CPU p/b``: the same ratio of CPU seconds
 (the run's ``cpu_time_s`` against the bare loop's ``process_time``), steadier than wall
-time on a loaded machine.
+time on a loaded machine. ``K``: the platform run's optimiser steps per Lightning batch
+(``trainer/steps_per_batch``, :mod:`kanplatform.train.chunking`).
 
 ``--contended`` runs the KAN step beside a busy process (one spinning Python process per
 core) with 1 thread and with the platform's default thread count (``run_threads(None)``:
@@ -154,6 +155,9 @@ def evaluations(model: torch.nn.Module, splits: Any) -> list[float]:
     return rmse
 
 
+STEPS_PER_BATCH: dict[str, int] = {}  # the runs' trainer/steps_per_batch (K), by tag
+
+
 def platform(cfg: Any, tmp: Path, tag: str) -> tuple[float, float, float]:
     """``fit`` on the config: the run's ``(wall_time_s, total_time_s, cpu_time_s)``."""
     t0 = time.perf_counter()
@@ -161,6 +165,7 @@ def platform(cfg: Any, tmp: Path, tag: str) -> tuple[float, float, float]:
     total = time.perf_counter() - t0
     assert result.metrics["status"] == "completed", result.metrics
     m = result.metrics
+    STEPS_PER_BATCH[tag.rsplit("-", 1)[0]] = int(m.get("trainer/steps_per_batch") or 1)
     return float(m["wall_time_s"]), total, float(m["cpu_time_s"])
 
 
@@ -265,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
              for kind in ("kan", "mlp") for b in (64, 256, 1024) if not args.step_only]
     if not args.step_only:
         cases.append(("kan lbfgs full", lbfgs_cfg(tmp, args.lbfgs_steps)))
-    head = (f"{'case':>16} {'steps':>5} | {'bare s':>7} {'platform s':>10} {'total s':>8} "
+    head = (f"{'case':>16} {'steps':>5} {'K':>3} | {'bare s':>7} {'platform s':>10} {'total s':>8} "
             f"{'platform/bare':>13} {'total-wall s':>12} | {'CPU p/b':>7}")
     print(head)
     print("-" * len(head))
@@ -281,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             tot.append(total)
             p_c.append(cpu)
         mb, mp_, mt, cb, cp = (statistics.median(v) for v in (b_t, p_t, tot, b_c, p_c))
-        print(f"{name:>16} {int(cfg.trainer.max_steps):>5} | {mb:7.2f} {mp_:10.2f} {mt:8.2f} "
-              f"{mp_ / mb:13.2f} {mt - mp_:12.2f} | {cp / cb:7.2f}", flush=True)
+        k = STEPS_PER_BATCH.get(name.replace(" ", "_"), 1)
+        print(f"{name:>16} {int(cfg.trainer.max_steps):>5} {k:>3} | {mb:7.2f} {mp_:10.2f} "
+              f"{mt:8.2f} {mp_ / mb:13.2f} {mt - mp_:12.2f} | {cp / cb:7.2f}", flush=True)
     kan = minibatch_cfg(tmp, csv, "kan", 256, 1)
     mlp = minibatch_cfg(tmp, csv, "mlp", 256, 1)
     k_ms, m_ms = [], []

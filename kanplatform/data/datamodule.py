@@ -4,8 +4,11 @@ No DataLoader, no workers, no per-sample ``__getitem__`` and collate: the tensor
 training device (moved once when the trainer asks for the first loader) and a batch is one
 ``index_select`` with an index tensor. Full-batch mode yields the same tensors every step;
 mini-batch mode draws one permutation per epoch from a generator seeded with
-``[seed, epoch]``, so every epoch is reshuffled and a resumed run draws the epochs an
-uninterrupted one would.
+``[seed, epoch]``, so every epoch is reshuffled; the position in it follows from the global
+step, so a run resumed at any step draws the batches an uninterrupted one would. With
+``steps_per_batch`` K > 1, each Lightning batch is a :class:`Chunk` of K consecutive index
+batches (the same ones, in the same order), which the training step runs as K optimiser
+steps: Lightning's per-batch loop then runs once per K steps.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 
+from kanplatform._util.lightning import pl
 from kanplatform.data.datasets import Splits, dataset_from_config
 
 
@@ -38,14 +41,47 @@ class _FullBatch:
         return 1
 
 
+class Chunk:
+    """K consecutive mini-batches as one Lightning batch: the split's tensors and K index
+    tensors (rows of ``x``/``y``), run by the training step as K optimiser steps.
+
+    Attributes:
+        x, y: the training split's tensors (on the training device).
+        indices: one index tensor per optimiser step, in order.
+    """
+
+    __slots__ = ("indices", "x", "y")
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, indices: list[torch.Tensor]) -> None:
+        self.x, self.y, self.indices = x, y, indices
+
+    @property
+    def samples(self) -> int:
+        """Training rows in the chunk (all its steps together)."""
+        return sum(int(index.shape[0]) for index in self.indices)
+
+
+def batch_samples(batch: Any) -> int:
+    """Training rows in a Lightning batch: an ``(x, y)`` pair or a :class:`Chunk`."""
+    return batch.samples if type(batch) is Chunk else int(batch[0].shape[0])
+
+
 class _MiniBatches:
     """One epoch of shuffled mini-batches per ``iter()``: index tensors over the split's
     tensors (the last batch may be smaller). In a data-parallel run each process takes every
-    ``world``-th row of the epoch's permutation, all processes the same number of rows."""
+    ``world``-th row of the epoch's permutation, all processes the same number of rows.
 
-    def __init__(self, dm: KANDataModule, batch_size: int) -> None:
-        self.dm, self.batch_size = dm, int(batch_size)
+    With ``steps`` K > 1 it yields :class:`Chunk` s of K index batches: one epoch of them
+    per ``iter()`` where K divides an epoch's batches, else one endless iterator whose
+    chunks run on across epochs (Lightning's epoch then never ends, as in full-batch mode;
+    the run's ``epoch`` is counted from the step). Either way the batches, and their order,
+    are those of K = 1.
+    """
+
+    def __init__(self, dm: KANDataModule, batch_size: int, steps: int = 1) -> None:
+        self.dm, self.batch_size, self.steps = dm, int(batch_size), int(steps)
         self.epoch = 0  # epochs drawn so far (the trainer's epoch wins when there is one)
+        self.endless = self.steps > 1 and self.batches() % self.steps != 0
 
     def _shard(self) -> tuple[int, int]:
         trainer = getattr(self.dm, "trainer", None)
@@ -54,6 +90,20 @@ class _MiniBatches:
         return int(getattr(trainer, "global_rank", 0)), int(getattr(trainer, "world_size", 1))
 
     def __len__(self) -> int:
+        if self.endless:
+            raise TypeError("endless")
+        return self.batches() // self.steps
+
+    # Lightning's "resumable loader" protocol: nothing to keep, the position follows from
+    # the global step (see __iter__)
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        return None
+
+    def batches(self) -> int:
+        """Index batches (optimiser steps) in one epoch."""
         n = int(self.dm.splits.train[0].shape[0]) // self._shard()[1]
         return max(1, -(-n // self.batch_size))
 
@@ -63,17 +113,45 @@ class _MiniBatches:
         seed = int(np.random.SeedSequence([self.dm.seed, 7, epoch]).generate_state(1)[0])
         return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        trainer = getattr(self.dm, "trainer", None)
-        epoch = int(trainer.current_epoch) if trainer is not None else self.epoch
-        self.epoch = epoch + 1
-        x, y = self.dm.splits.train
+    def epoch_batches(self, epoch: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The index batches of epoch ``epoch`` (this process's share), in order."""
         order = self.order(epoch)
         rank, world = self._shard()
         if world > 1:
             order = order[:len(order) // world * world][rank::world]
-        for index in order.to(x.device).split(self.batch_size):
+        return order.to(device).split(self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor] | Chunk]:
+        trainer = getattr(self.dm, "trainer", None)
+        if trainer is not None:
+            # the data position is the global step's: a run resumed at any step (mid-epoch,
+            # or where Lightning restarts a finished epoch) draws what an uninterrupted run
+            # draws there, whatever Lightning's own epoch counter says
+            epoch, skip = divmod(int(trainer.global_step), self.batches())
+        else:
+            epoch, skip = self.epoch, 0
+        self.epoch = epoch + 1
+        x, y = self.dm.splits.train
+        if self.endless:
+            yield from self._endless(x, y, epoch, skip)
+            return
+        batches = self.epoch_batches(epoch, x.device)[skip:]
+        if self.steps > 1:
+            for start in range(0, len(batches), self.steps):
+                yield Chunk(x, y, list(batches[start:start + self.steps]))
+            return
+        for index in batches:
             yield x.index_select(0, index), y.index_select(0, index)
+
+    def _endless(self, x: torch.Tensor, y: torch.Tensor, epoch: int, skip: int
+                 ) -> Iterator[Chunk]:
+        batches = list(self.epoch_batches(epoch, x.device)[skip:])
+        while True:
+            while len(batches) < self.steps:
+                epoch += 1
+                batches += self.epoch_batches(epoch, x.device)
+            yield Chunk(x, y, batches[:self.steps])
+            del batches[:self.steps]
 
 
 class KANDataModule(pl.LightningDataModule):
@@ -85,6 +163,10 @@ class KANDataModule(pl.LightningDataModule):
         dtype: tensor dtype (float64 for ``trainer.precision: 64``).
         batch_size: ``None`` = full batch; overrides ``data_cfg.batch_size`` when given.
         seed: seeds the mini-batch shuffling.
+
+    Attributes:
+        steps_per_batch: optimiser steps per Lightning batch in mini-batch mode (K; see
+            :class:`Chunk`); set by ``fit`` before training, 1 by default.
     """
 
     def __init__(
@@ -103,6 +185,7 @@ class KANDataModule(pl.LightningDataModule):
         self.batch_size = batch_size if batch_size is not None else (
             data_cfg.batch_size if data_cfg is not None else None)
         self.seed = seed
+        self.steps_per_batch = 1
         self._splits = splits.to(dtype=dtype) if splits is not None else None
 
     @property
@@ -135,6 +218,8 @@ class KANDataModule(pl.LightningDataModule):
     def transfer_batch_to_device(self, batch: Any, device: torch.device,
                                  dataloader_idx: int) -> Any:
         # the batches are already there (see move_to): skip Lightning's walk over the batch
+        if type(batch) is Chunk:
+            return batch
         if isinstance(batch, tuple) and all(isinstance(t, torch.Tensor) and t.device == device
                                             for t in batch):
             return batch
@@ -144,7 +229,7 @@ class KANDataModule(pl.LightningDataModule):
         self._on_device()
         if self.batch_size is None:
             return _FullBatch(self, "train", repeat=True)
-        return _MiniBatches(self, self.batch_size)
+        return _MiniBatches(self, self.batch_size, self.steps_per_batch)
 
     def val_dataloader(self) -> Any:
         self._on_device()

@@ -14,8 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
-
+from kanplatform._util.lightning import pl
 from kanplatform.search.stops import read_stop
 from kanplatform.search.trainable import (
     CKPT_NAME,
@@ -40,6 +39,10 @@ class TuneReporter(pl.Callback):
         restores: how many times this trial restarted from a checkpoint (reported).
         extra: constant entries added to every report (e.g. the run directory).
     """
+
+    # its batch hook reports the grid's stage rows, written at stage ends: any multi-step
+    # batch boundary will do (kanplatform.train.chunking)
+    step_cadence = 0
 
     def __init__(self, setup: TrialSetup, report: Any, n_stages: int, *, stage_offset: int = 0,
                  restores: int = 0, extra: dict[str, Any] | None = None,

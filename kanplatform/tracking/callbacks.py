@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
-
+from kanplatform._util.lightning import pl
 from kanplatform.tracking.figures import kan_layers
 from kanplatform.tracking.loggers import SafeWandbLogger, find_wandb_logger
 from kanplatform.tracking.snapshots import copy_snapshot, snapshot
@@ -79,6 +78,12 @@ class SplineSnapshotCallback(pl.Callback):
         self._last_logged: tuple[int, int] | None = None
         self._last_written: tuple[tuple[int, int], str, list[Path]] | None = None
         self.tags: list[str] = []  # snapshots taken, in order
+
+    @property
+    def step_cadence(self) -> int:
+        """Its batch hooks act on multiples of this and on model swaps (stage ends): a
+        multi-step batch must end there (``kanplatform.train.chunking``)."""
+        return max(self.every_n_steps, 0)
 
     def _snap(self, model: Any, tag: str, trainer: Any, step: int | None,
               log: bool = True) -> None:

@@ -9,14 +9,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.loggers import WandbLogger
-
+from kanplatform._util.lightning import pl
 from kanplatform.tracking.wandb_run import (
     init_run,
     resolve_mode,
     tracking_option,
     warn_once,
 )
+
+WandbLogger = pl.loggers.WandbLogger
 
 
 class SafeWandbLogger(WandbLogger):

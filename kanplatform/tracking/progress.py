@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
-
+from kanplatform._util.lightning import pl
 from kanplatform.tracking.livefile import LIVE_FILE, read_live, write_atomic
 
 MAX_POINTS = 1000  # per curve: halved (every other point kept) beyond this
@@ -86,6 +85,10 @@ class LiveProgress(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.on_inner_step(trainer, pl_module)
+
+    def on_inner_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """After every optimiser step, between those of a multi-step batch too."""
         every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
         if trainer.global_step % every == 0 or trainer.global_step == 1:
             self._point(trainer, ("train/loss", "train/rmse", "grid/size"))

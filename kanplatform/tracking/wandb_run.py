@@ -346,7 +346,8 @@ def final_summary(run_dir: str | Path) -> dict[str, Any]:
         return {}
     out = {k: v for k, v in (raw.get("final") or {}).items() if _scalar(v)}
     for key in ("model/params", "model/flops", "wall_time_s", "status", "reason",
-                "trainer/workers", "trainer/backend", "trainer/num_threads"):
+                "trainer/workers", "trainer/backend", "trainer/num_threads",
+                "trainer/steps_per_batch"):
         if _scalar(raw.get(key)):
             out.setdefault(key, raw[key])
     return out

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
+from kanplatform._util.lightning import pl
 from kanplatform.nn.registry import GridModel
 from kanplatform.train.module import TaskModule as RegressionModule
 from kanplatform.train.module import finite, model_grid_size
@@ -123,6 +123,13 @@ class GridSchedule(pl.Callback):
         self.update_every = int(update_every)
         self.update_until = int(update_until)
         self.stages: list[dict[str, Any]] = []
+
+    @property
+    def step_cadence(self) -> int:
+        """The steps its batch hooks act at are multiples of this (stage ends, grid
+        updates): chunks of optimiser steps must end on them (:mod:`.chunking`)."""
+        updates = self.update_every > 0 and self.update_until > self.update_every
+        return math.gcd(self.steps_per_stage, self.update_every if updates else 0)
 
     @property
     def n_stages(self) -> int:
@@ -252,6 +259,11 @@ class RunRecorder(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: RegressionModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.on_inner_step(trainer, pl_module)
+
+    def on_inner_step(self, trainer: pl.Trainer, pl_module: RegressionModule) -> None:
+        """After every optimiser step (between the steps of a chunk too: see
+        :class:`kanplatform.data.datamodule.Chunk`)."""
         step = trainer.global_step
         loss = pl_module.last_loss
         due = step % self.every_n_steps == 0 or step == 1
@@ -353,6 +365,11 @@ class PeriodicCheckpoint(pl.Callback):
         self.grid = grid
         self.times: list[float] = []
         self._pending: int | None = None
+
+    @property
+    def step_cadence(self) -> int:
+        """Checkpoints fall on multiples of this (and on the grid's stage ends)."""
+        return max(self.every_n_steps, 0)
 
     def due(self, step: int) -> bool:
         """Whether a checkpoint is written after global step ``step``."""

@@ -313,11 +313,11 @@ class _Run:
         self.splits: Any = None
         self.steps_per_epoch = 1
         self.num_threads: int | None = None
+        self.steps_per_batch = 1
 
     def train(self, callbacks: Sequence[Any], loggers: Sequence[Any],
               trainer_kwargs: Mapping[str, Any] | None, ckpt_path: str | Path | None) -> None:
-        import pytorch_lightning as pl
-
+        from kanplatform._util.lightning import pl
         from kanplatform.data import KANDataModule
         from kanplatform.train.callbacks import (
             DivergenceGuard,
@@ -348,7 +348,11 @@ class _Run:
         steps_per_stage = cfg.grid.steps_per_stage if schedule else max_steps
         g = cfg.grid
         guard = DivergenceGuard(cfg.trainer.divergence_factor)
-        self.grid = GridSchedule(schedule, steps_per_stage, g.update_every, g.update_until,
+        # grid updates touch only grid models: none means no update cadence (see chunking)
+        from kanplatform.nn.registry import GridModel
+
+        update_every = g.update_every if isinstance(model, GridModel) else 0
+        self.grid = GridSchedule(schedule, steps_per_stage, update_every, g.update_until,
                                  guard=guard)
         self.recorder = RunRecorder(cfg.trainer.log_every_n_steps, self.grid)
         self.checkpoint = PeriodicCheckpoint(self.run_dir / "checkpoints" / "last.ckpt",
@@ -393,6 +397,11 @@ class _Run:
         kwargs["callbacks"] = [clock, *own, *track_callbacks, *callbacks,
                                *kwargs.get("callbacks", []), *periodic]
         kwargs["logger"] = [*self.loggers, *_as_list(kwargs.get("logger"))] or False
+        self.steps_per_batch = self._steps_per_batch(kwargs, trainer_kwargs or {})
+        datamodule.steps_per_batch = self.module.steps_per_batch = self.steps_per_batch
+        if kwargs.get("val_check_interval"):  # Lightning counts batches, we count steps
+            kwargs["val_check_interval"] = int(kwargs["val_check_interval"]) \
+                // self.steps_per_batch
         with warnings.catch_warnings(), _quiet_lightning(self.verbose):
             # the full-batch loader is an endless iterator by design
             warnings.filterwarnings("ignore", ".*(does not have many workers|has no `__len__`|"
@@ -411,6 +420,27 @@ class _Run:
                 time.perf_counter() - started
             self.cpu_time_s = clock.cpu_s if clock.cpu_s is not None else \
                 time.process_time() - cpu_started
+
+    def _steps_per_batch(self, kwargs: dict[str, Any], extra: Mapping[str, Any]) -> int:
+        """K optimiser steps per Lightning batch (:mod:`kanplatform.train.chunking`): every
+        cadence of this run lands on a chunk boundary, else 1."""
+        from kanplatform.train.chunking import steps_per_batch
+
+        cfg = self.cfg
+        # full batch, LBFGS (line searches), several processes or devices, a step count
+        # of Lightning's we do not control: one step per batch
+        if cfg.data.batch_size is None or cfg.optim.name == "lbfgs" \
+                or any(key in extra for key in ("strategy", "plugins", "val_check_interval",
+                                                 "limit_train_batches", "max_epochs")) \
+                or kwargs.get("devices") not in ("auto", 1, "1", None):
+            return 1
+        val = kwargs.get("val_check_interval")
+        # a resume continues at the saved step: a chunk boundary of this run too
+        resumed = int(self.resumed_from["step"]) if self.resumed_from else 0
+        # (an epoch's batches need not be a multiple: chunks then run on across epochs)
+        cadences = [int(kwargs["max_steps"]), resumed,
+                    int(val) if isinstance(val, int) else None]
+        return steps_per_batch(cadences, kwargs["callbacks"])
 
     def write(self, status: str, reason: str | None, total_time_s: float) -> dict[str, Any]:
         """Write metrics.json (always), and the model, checkpoint and history if there is one."""
@@ -438,6 +468,8 @@ class _Run:
             "cpu_time_s": self.cpu_time_s,
             "total_time_s": total_time_s,
             "trainer/num_threads": self.num_threads,  # torch CPU threads it trained with
+            # optimiser steps per Lightning batch (kanplatform.train.chunking)
+            "trainer/steps_per_batch": self.steps_per_batch,
             "git_sha": git_sha(),
             "versions": versions(),
             "run_dir": str(self.run_dir),
@@ -493,8 +525,15 @@ class _Run:
                             "nonfinite_dropped": splits.ood.n_dropped}
         final["train/loss"] = float(module.last_loss) if module.last_loss is not None else None
         return {"final": final, "stages": list(self.grid.stages), "step": self.trainer.global_step,
-                "epoch": int(self.trainer.current_epoch), "task": splits.task, **splits.sizes,
+                "epoch": self._epoch(), "task": splits.task, **splits.sizes,
                 **_model_counts(module.model), **extra}
+
+    def _epoch(self) -> int:
+        """Passes over the training split completed: for mini-batches the global step's
+        (Lightning's counter runs one ahead after a resume at an epoch's end)."""
+        if self.cfg.data.batch_size is None:
+            return int(self.trainer.current_epoch)
+        return int(self.trainer.global_step) // max(1, self.steps_per_epoch)
 
     def _save_model(self) -> None:
         from kanplatform.train.callbacks import write_checkpoint

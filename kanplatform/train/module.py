@@ -9,7 +9,8 @@ forward and backward of a small KAN; benchmarks/README.md). The learning-rate sc
 a function of the global step, set before each step. Metrics beyond the loss are computed
 only when a callback asks (its cadence), not per step. The wrapped model lives in
 ``self.model`` and may be replaced mid-fit (grid extension): :meth:`replace_model` swaps it
-and rebuilds the optimiser.
+and rebuilds the optimiser. A :class:`~kanplatform.data.datamodule.Chunk` batch runs as K
+optimiser steps, each its own global step (:mod:`kanplatform.train.chunking`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import inspect
 import math
 from typing import Any, NamedTuple
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kanplatform._util.lightning import pl
+from kanplatform.data.datamodule import Chunk
 from kanplatform.nn.registry import GridModel
 from kanplatform.train.optim import make_optimizer
 
@@ -77,6 +79,8 @@ class TaskModule(pl.LightningModule):
         # step in closures and hooks that cost more than a small model's forward and backward
         self.automatic_optimization = False
         self._lr = lr_schedule(optim, total_steps)
+        # optimiser steps per Lightning batch (kanplatform.train.chunking; fit sets it)
+        self.steps_per_batch = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: (batch, in) -> (batch, out)`` (logits for classification)."""
@@ -135,11 +139,41 @@ class TaskModule(pl.LightningModule):
             return {"train/rmse": float(torch.sqrt(mse.double())) * scale}
         return {f"train/{k}": v for k, v in self._metrics(*self._last, loss=False).items()}
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor],
-                      batch_idx: int) -> torch.Tensor:
-        x, y = batch
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         lopt = self.optimizers()
         plan = self._plan(lopt)
+        if type(batch) is Chunk:
+            return self._chunk_steps(batch, lopt, plan)
+        x, y = batch
+        return self._step(x, y, lopt, plan)
+
+    # Lightning asks inspect.getfullargspec for training_step's parameters on every batch;
+    # a stored signature answers without re-reading the code object each time
+    training_step.__signature__ = inspect.signature(training_step)  # type: ignore[attr-defined]
+
+    def _chunk_steps(self, chunk: Chunk, lopt: Any, plan: _StepPlan) -> torch.Tensor:
+        """K optimiser steps, one per index batch of ``chunk``, each its own global step.
+
+        After every step but the last (whose ``on_train_batch_end`` Lightning calls), the
+        callbacks' ``on_inner_step(trainer, module)`` hooks run (the recorder: divergence
+        check, history row at its cadence); a stop request (divergence) ends the chunk at
+        that step, as it would have ended the run there one step per batch.
+        """
+        x, y, indices = chunk.x, chunk.y, chunk.indices
+        trainer, hooks, last = self._trainer, plan.inner_hooks, len(indices) - 1
+        loss = None
+        for j, index in enumerate(indices):
+            loss = self._step(x.index_select(0, index), y.index_select(0, index), lopt, plan)
+            if j < last:
+                for hook in hooks:
+                    hook(trainer, self)
+                if trainer.should_stop:
+                    break
+        return loss
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, lopt: Any, plan: _StepPlan
+              ) -> torch.Tensor:
+        """One optimiser step on ``(x, y)`` (counted in ``global_step``)."""
         opt = lopt.optimizer
         if self._lr is not None:
             lr = self._lr(self.global_step)
@@ -199,10 +233,6 @@ class TaskModule(pl.LightningModule):
         lopt.step(closure)
         return self.last_loss
 
-    # Lightning asks inspect.getfullargspec for training_step's parameters on every batch;
-    # a stored signature answers without re-reading the code object each time
-    training_step.__signature__ = inspect.signature(training_step)  # type: ignore[attr-defined]
-
     def _plan(self, lopt: Any) -> _StepPlan:
         """What every step of this model, optimiser and trainer does, decided once (a grid
         extension or a checkpoint load swaps the model, and with it the optimiser)."""
@@ -219,8 +249,10 @@ class TaskModule(pl.LightningModule):
             and isinstance(lopt.optimizer, FlatLBFGS) \
             and (self.y_scale is None or self.y_scale.numel() == 1)
         params = [p for group in lopt.optimizer.param_groups for p in group["params"]]
+        callbacks = self._trainer.callbacks if self._trainer is not None else []
+        inner = [cb.on_inner_step for cb in callbacks if hasattr(cb, "on_inner_step")]
         plan = _StepPlan(self.model, lopt, self._trainer, use_reg, fusable, params,
-                         lean_step_applies(self))
+                         lean_step_applies(self), inner)
         self.__dict__["_step_plan"] = plan
         return plan
 
@@ -292,10 +324,13 @@ class TaskModule(pl.LightningModule):
     # can be rebuilt at the right size before its weights are loaded
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["model_config"] = model_config(self.model)
+        # Lightning's batch counters count chunks of this many steps (see on_load_checkpoint)
+        checkpoint["steps_per_batch"] = self.steps_per_batch
         if self.data_info is not None:
             checkpoint["data_info"] = self.data_info
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rescale_batch_counts(checkpoint, self.steps_per_batch)
         spec = checkpoint.get("model_config")
         if spec and spec != model_config(self.model):
             from kanplatform.nn import build_model
@@ -354,6 +389,36 @@ def lr_schedule(optim: Any, total_steps: int | None) -> Any:
     return rate
 
 
+def rescale_batch_counts(checkpoint: dict[str, Any], steps_per_batch: int) -> None:
+    """Make a checkpoint's Lightning batch counters count batches of ``steps_per_batch``
+    optimiser steps, as this run's loop does (a resume may chunk differently from the run
+    that saved it: validation and epoch ends are decided on those counters).
+
+    Exact where the saved step and its position in the epoch are multiples of the new K
+    (``fit`` makes them so); the counters' offsets from each other (where in the batch it
+    was saved) are kept.
+    """
+    old = int(checkpoint.get("steps_per_batch", 1))
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    progress = loop.get("epoch_loop.batch_progress")
+    if old == steps_per_batch or not progress:
+        return
+    # steps of the last batch begun that never ran (a Ctrl-C checkpoint, mid-chunk)
+    short = int(progress["total"]["ready"]) * old - int(checkpoint.get("global_step", 0))
+    short = short if 0 < short < old else 0
+    for scope in ("total", "current"):
+        counts = progress[scope]
+        ready = int(counts["ready"])
+        new = max(ready * old - short, 0) // steps_per_batch
+        if scope == "total":
+            state = loop.get("epoch_loop.state_dict", {})
+            if "_batches_that_stepped" in state:
+                state["_batches_that_stepped"] = new + state["_batches_that_stepped"] - ready
+        for key in counts:
+            counts[key] = new + int(counts[key]) - ready
+    checkpoint["steps_per_batch"] = steps_per_batch
+
+
 class _StepPlan(NamedTuple):
     """:meth:`TaskModule._plan`: the per-step decisions, for one model, optimiser, trainer."""
 
@@ -364,6 +429,7 @@ class _StepPlan(NamedTuple):
     fusable: bool
     params: list[torch.Tensor]
     lean: bool
+    inner_hooks: list[Any]  # callbacks' on_inner_step, run between the steps of a Chunk
 
 
 # hooks a LightningOptimizer.step + manual_backward call on callbacks and the module

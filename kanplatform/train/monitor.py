@@ -13,7 +13,8 @@ import sys
 import time
 from typing import IO, Any
 
-import pytorch_lightning as pl
+from kanplatform._util.lightning import pl
+from kanplatform.data.datamodule import batch_samples
 
 
 class EarlyStopping(pl.Callback):
@@ -87,6 +88,8 @@ class ValidationLines(pl.Callback):
         stream: where the lines go (default ``sys.stderr``, beside the run's other messages).
     """
 
+    step_cadence = 0  # its batch hook counts samples at any step (kanplatform.train.chunking)
+
     def __init__(self, max_steps: int | None = None, stream: IO[str] | None = None) -> None:
         self.max_steps = max_steps
         self.stream = stream
@@ -98,14 +101,19 @@ class ValidationLines(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._samples += int(batch[0].shape[0])  # a shape, not a device read
+        self._samples += batch_samples(batch)  # shapes, not a device read
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         step = int(trainer.global_step)
         budget = f"/{self.max_steps}" if self.max_steps else ""
-        parts = [f"step {step}{budget}", f"epoch {trainer.current_epoch}"]
+        # mini-batches: the epoch in progress by the step, as Lightning counts it (multi-step
+        # batches may run on across epochs, Lightning's epoch then never ends)
+        per_epoch = getattr(getattr(trainer, "datamodule", None), "steps_per_epoch", None)
+        epoch = max(step - 1, 0) // per_epoch if isinstance(per_epoch, int) and per_epoch > 1 \
+            else trainer.current_epoch
+        parts = [f"step {step}{budget}", f"epoch {epoch}"]
         loss = getattr(pl_module, "last_loss", None)
         if loss is not None:
             parts.append(f"train/loss {_fmt(float(loss))}")

@@ -120,9 +120,10 @@ def test_log_scaling_to_an_offline_run(wandb_env):
     assert (wandb_env / "study" / "figures" / "scaling.png").is_file()
 
 
-def test_a_wide_layer_draws_its_strongest_edges_and_keeps_every_curve(tmp_path):
-    """Beyond MAX_EDGES_PLOTTED edges a layer's figure shows the strongest (L1) only; the
-    npz still holds every edge's curve."""
+def test_a_wide_layer_draws_its_strongest_inputs_and_outputs_and_keeps_every_curve(tmp_path):
+    """Beyond MAX_EDGES_PLOTTED edges a layer's figure draws the grid of its most important
+    inputs and outputs (summed L1), so the strongest edge is in it; the npz still holds every
+    edge's curve."""
     import torch
 
     from kanplatform.nn import KAN
@@ -133,9 +134,16 @@ def test_a_wide_layer_draws_its_strongest_edges_and_keeps_every_curve(tmp_path):
     paths = tracking.snapshot(kan, tmp_path, "wide", n_points=11)
     curves = tracking.load_curves(tmp_path / "figures" / "splines_wide.npz")
     assert curves[0]["phi"].shape == (11, 40, 3)  # all 120 edges
-    edges = figures.plotted_edges(curves[0]["l1"])
-    assert len(edges) == figures.MAX_EDGES_PLOTTED and (7, 1) in edges
-    order = np.argsort(-curves[0]["l1"].reshape(-1))[: figures.MAX_EDGES_PLOTTED]
-    assert sorted(edges) == sorted((int(k) // 3, int(k) % 3) for k in order)
-    assert figures.plotted_edges(curves[1]["l1"]) == [(0, i) for i in range(40)]  # 40 <= 64
+    l1 = curves[0]["l1"]
+    rows, cols = figures.plotted_grid(l1)
+    assert cols == [0, 1, 2] and len(rows) == 21  # 3 inputs, 21 x 3 = 63 <= 64 cells
+    assert 7 in rows and rows == sorted(np.argsort(-l1.sum(axis=1), kind="stable")[:21])
+    assert figures.plotted_edges(l1) == [(j, i) for j in rows for i in cols]
+    # 1 output x 40 inputs: the 16 strongest inputs (a figure at most 16 cells wide)
+    rows, cols = figures.plotted_grid(curves[1]["l1"])
+    assert rows == [0] and cols == sorted(np.argsort(-curves[1]["l1"][0], kind="stable")[:16])
+    # a 32 x 32 layer: 8 x 8; a small layer whole
+    square = np.random.default_rng(0).random((32, 32))
+    assert [len(v) for v in figures.plotted_grid(square)] == [8, 8]
+    assert figures.plotted_grid(np.ones((5, 2))) == ([0, 1, 2, 3, 4], [0, 1])
     assert all(p.stat().st_size > 0 for p in paths)

@@ -64,6 +64,7 @@ def test_fit_wandb_run_finished_with_the_final_metrics(fitted_run):
     assert summary["summary"]["model/params"] == metrics["model/params"]
     assert summary["summary"]["status"] == "completed"
     assert summary["summary"]["trainer/num_threads"] == metrics["trainer/num_threads"] >= 1
+    assert summary["summary"]["trainer/steps_per_batch"] == metrics["trainer/steps_per_batch"]
 
 
 def test_fit_spline_snapshots_are_in_the_wandb_media_and_the_run_dir(fitted_run):
