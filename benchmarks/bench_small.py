@@ -8,9 +8,11 @@ LBFGS runs evaluate), one thread, CPU-time medians with the three interleaved.
 
 ``--step``: KAN [8, 32, 32, 1] (G = 5, k = 3, float32) and an MLP [8, 109, 109, 1] of about
 the same parameter count (13,185 vs 13,081), batch 256, one thread: the bare Adam step
-(zero_grad, forward, MSE, backward, step), its forward + backward alone, Adam's step alone,
-and for the KAN the whole-layer C kernels alone (three layers, both directions, on tensors
-prepared once). CPU-time minima of 15 rounds of 100, all interleaved.
+(zero_grad, forward, MSE, backward, step) with the platform's Adam (``make_optimizer``:
+torch's fused Adam) for both, its forward + backward alone, Adam's step alone, and for the
+KAN the C kernels alone (the whole network's one-call forward and backward that
+``KAN.forward`` runs, on tensors prepared once). CPU-time minima of 15 rounds of 100, all
+interleaved.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import os
 import statistics
 import sys
 import time
+from types import SimpleNamespace
 
 import torch
 
 from kanplatform.kernels import ckernel
 from kanplatform.nn import KAN
 from kanplatform.nn.fused import FusedMSE
+from kanplatform.train.optim import make_optimizer
 
 CASES = [([2, 1, 1], 5), ([2, 1, 1], 50), ([2, 5, 1], 5), ([2, 5, 1], 50), ([4, 8, 1], 5),
          ([4, 8, 1], 50)]
@@ -40,8 +44,6 @@ def closure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
 
 def step_parts() -> int:
     """``--step``: see the module docstring."""
-    from kanplatform.kernels import clayer
-
     torch.set_num_threads(1)
     if ckernel.library() is None:
         print(f"compiled kernels unavailable: {ckernel.library_error()}")
@@ -54,8 +56,9 @@ def step_parts() -> int:
     mlp = torch.nn.Sequential(torch.nn.Linear(8, h), torch.nn.SiLU(), torch.nn.Linear(h, h),
                               torch.nn.SiLU(), torch.nn.Linear(h, 1))
     parts: dict[str, object] = {}
+    adam = SimpleNamespace(name="adam", lr=1e-3, weight_decay=0.0)
     for name, model in (("kan", kan), ("mlp", mlp)):
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = make_optimizer(model.parameters(), adam)  # the platform's Adam, both models
 
         def fb(m=model, o=opt) -> None:  # noqa: ANN001
             o.zero_grad()
@@ -66,19 +69,13 @@ def step_parts() -> int:
             o.step()
 
         parts[f"{name} step"], parts[f"{name} fwd+bwd"], parts[f"{name} adam"] = step, fb, opt.step
-    calls = []  # the KAN's kernels alone: forward and backward of every layer
-    with torch.no_grad():
-        inp = x
-        for i, layer in enumerate(kan.layers):
-            plan = layer._grid_plan()
-            a = (inp, plan, layer.coef, layer.scale_sp, layer.scale_base, layer.bias)
-            out, tables, sbt = clayer.layer_forward(*a, layer.spline_order)
-            gy = torch.randn(out.shape, generator=gen)
-            calls += [lambda a=a, k=layer.spline_order: clayer.layer_forward(*a, k),
-                      lambda a=a[:5], t=tables, s=sbt, g=gy, i=i: clayer.layer_backward(
-                          *a, t, s, g, i > 0, True)]
-            inp = out
-    parts["kan kernels"] = lambda: [c() for c in calls]
+    # the KAN's kernels alone: the whole network's one-call forward and backward (what
+    # KAN.forward runs here) on tensors prepared once
+    plan = kan._network_plan(x)
+    _, ws = plan.forward(x)
+    gy = torch.randn(x.shape[0], 1, generator=gen)
+    needs = (False, False) + (True,) * len(plan.params())
+    parts["kan kernels"] = lambda: (plan.forward(x), plan.backward(x, ws, gy, needs))
     for f in parts.values():
         for _ in range(20):
             f()

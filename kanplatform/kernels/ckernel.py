@@ -182,7 +182,14 @@ def _declare(lib: ctypes.CDLL) -> None:
         # L, dims, B, K, Gs, x, target, layer ptrs, work ptrs, diff, ga, gb, gT, gSBt, threads
         getattr(lib, f"kan_network_mse_{suf}").argtypes = [i64, ptr, i64, i64, ptr, *[ptr] * 9,
                                                            cint]
-        for name in ("kan_layer_forward", "kan_layer_backward", "kan_network_mse"):
+        # L, dims, B, K, Gs, x, layer ptrs, ws, y, threads
+        getattr(lib, f"kan_network_forward_{suf}").argtypes = [i64, ptr, i64, i64, ptr,
+                                                               *[ptr] * 4, cint]
+        # L, dims, B, K, Gs, x, layer ptrs, ws, gy, gx, grad ptrs, ga, gb, gT, gSBt, threads
+        getattr(lib, f"kan_network_backward_{suf}").argtypes = [i64, ptr, i64, i64, ptr,
+                                                                *[ptr] * 10, cint]
+        for name in ("kan_layer_forward", "kan_layer_backward", "kan_network_mse",
+                     "kan_network_forward", "kan_network_backward"):
             getattr(lib, f"{name}_{suf}").restype = cint
 
 

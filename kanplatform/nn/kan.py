@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules import module as _module
 
+from kanplatform.kernels import ckernel, clayer
 from kanplatform.nn.functional import get_activation
 from kanplatform.nn.layer import KANLayer, check_kan_args
 from kanplatform.nn.registry import register_model
@@ -114,10 +117,72 @@ class KAN(nn.Module):
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (batch, width[0])`` -> ``(batch, width[-1])``."""
+        """``x: (batch, width[0])`` -> ``(batch, width[-1])``.
+
+        A small KAN on the compiled CPU kernels (every layer on the whole-layer kernels of
+        :mod:`kanplatform.kernels.clayer`, unpruned, no hooks on its layers, no autocast)
+        runs as one autograd node, one C call per direction
+        (:class:`~kanplatform.kernels.clayer.NetworkFunction`): the same numbers as layer by
+        layer, without a node and its Python per layer; any other runs its layers."""
+        plan = self._network_plan(x)
+        if plan is not None:
+            x = x if x.is_contiguous() else x.contiguous()
+            return clayer.NetworkFunction.apply(x, plan, *plan.params())
         for layer in self.layers:
             x = layer(x)
         return x
+
+    def _network_plan(self, x: torch.Tensor) -> clayer.NetworkPlan | None:
+        """The one-call plan for this input, or ``None`` where the layers must run one by
+        one; kept while every tensor it binds is the same object at the same address and
+        the grids and masks are unchanged (their version counters)."""
+        layers = self.layers
+        if (x.dim() != 2 or x.shape[1] != layers[0].in_features
+                or torch.is_autocast_enabled(x.device.type)
+                or _module._global_forward_hooks or _module._global_forward_pre_hooks
+                or _module._global_backward_hooks or _module._global_backward_pre_hooks):
+            return None
+        key: list[Any] = [os.environ.get(ckernel.KERNEL_ENV), x.dtype, x.device, x.shape[1]]
+        for layer in layers:
+            if (type(layer) is not KANLayer or layer._forward_hooks
+                    or layer._forward_pre_hooks or layer._backward_hooks
+                    or layer._backward_pre_hooks):
+                return None
+            params, buffers = layer._parameters, layer._buffers
+            for t in (params["coef"], params["scale_sp"], params.get("scale_base"),
+                      params.get("bias"), buffers["grid"], buffers["mask"]):
+                key += (None, 0) if t is None else (id(t), t.data_ptr())
+            key += (buffers["grid"]._version, buffers["mask"]._version, layer.spline_order,
+                    layer.base_activation)
+        hit = self.__dict__.get("_network_cache")
+        if hit is None or hit[0] != key:
+            hit = (key, self._build_network_plan(x), list(self.parameters()),
+                   list(self.buffers()))  # alive while their ids are in the key
+            self.__dict__["_network_cache"] = hit
+        return hit[1]
+
+    def _build_network_plan(self, x: torch.Tensor) -> clayer.NetworkPlan | None:
+        layers = list(self.layers)
+        k = layers[0].spline_order
+        specs = []
+        for layer in layers:
+            sp, sb = layer._scales()
+            if sb is not None and layer.base_activation is None:
+                sb = None
+            params = [layer.grid, layer.coef, sp, *[t for t in (sb, layer.bias) if t is not None]]
+            if (layer.spline_order != k or not layer._mask_is_ones()
+                    or layer._backend(x, tuple(params)) != "c"
+                    or not ckernel.supports(x, *params)
+                    or not all(t.is_contiguous() for t in params)
+                    or not clayer.fits(layer.in_features, layer.out_features, layer.grid_size,
+                                       k, x.dtype, layer.base_activation)):
+                return None
+            specs.append({"plan": layer._grid_plan(), "coef": layer.coef, "sp": sp, "sb": sb,
+                          "bias": layer.bias})
+        return clayer.NetworkPlan(specs, k)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_network_cache"}
 
     def layer_inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Inputs of every layer (``x`` first), ``[(batch, width[l])]``, by the fast path."""

@@ -653,6 +653,62 @@ int FN(kan_network_mse)(i64 L, const i64 *dims, i64 B, i64 K, const i64 *Gs, con
     return 0;
 }
 
+/* A whole KAN's forward for autograd (kanplatform.kernels.clayer.network_forward): the
+ * layers of kan_network_mse (lp as there), keeping what kan_network_backward reads in ws:
+ * layer after layer, T (dims[l] * Gs[l] * K * dims[l + 1]), SBt (dims[l] * dims[l + 1]) and,
+ * but for the last layer, the layer's output (B * dims[l + 1]); the last layer's output goes
+ * to y (B x dims[L]). Returns 0, or -1 when scratch ran out. */
+int FN(kan_network_forward)(i64 L, const i64 *dims, i64 B, i64 K, const i64 *Gs,
+                            const REAL *x, const REAL *const *lp, REAL *ws, REAL *y,
+                            int nthreads)
+{
+    const REAL *in = x;
+    for (i64 l = 0; l < L; l++) {
+        const REAL *const *q = lp + 9 * l;
+        const i64 I = dims[l], O = dims[l + 1];
+        REAL *T = ws, *SBt = T + I * Gs[l] * K * O;
+        REAL *out = l + 1 < L ? SBt + I * O : y;
+        if (FN(kan_layer_forward)(B, I, O, K, Gs[l], in, q[0], q[1], q[2], q[3], q[4], q[5],
+                                  q[6], q[7], q[8], T, SBt, out, nthreads))
+            return -1;
+        ws = SBt + I * O + (l + 1 < L ? B * O : 0);
+        in = out;
+    }
+    return 0;
+}
+
+/* The backward of kan_network_forward from gy (B x dims[L]) and its ws: per layer l,
+ * gp[4 * l ..] = gcoef, gsp, gsb, gbias (overwritten; gsb / gbias NULL: not formed), and
+ * gx (B x dims[0]) when not NULL. ga / gb hold B x max(dims[1..L-1]) each (the gradients
+ * flowing between layers), gT / gSBt the largest layer's scratch. Every layer runs
+ * kan_layer_backward on what the per-layer path would give it: the result is that path's,
+ * bit for bit. Returns 0, or -1 when scratch ran out. */
+int FN(kan_network_backward)(i64 L, const i64 *dims, i64 B, i64 K, const i64 *Gs,
+                             const REAL *x, const REAL *const *lp, const REAL *ws,
+                             const REAL *gy, REAL *gx, REAL *const *gp, REAL *ga, REAL *gb,
+                             REAL *gT, REAL *gSBt, int nthreads)
+{
+    const REAL *g = gy;
+    for (i64 l = L - 1; l >= 0; l--) {
+        const REAL *const *q = lp + 9 * l;
+        REAL *const *w = gp + 4 * l;
+        const REAL *T = ws, *lin = x;
+        for (i64 j = 0; j < l; j++) {  /* skip the earlier layers' T, SBt and outputs */
+            const i64 Ij = dims[j], Oj = dims[j + 1];
+            lin = T + Ij * Gs[j] * K * Oj + Ij * Oj;
+            T = lin + B * Oj;
+        }
+        const i64 I = dims[l], O = dims[l + 1];
+        REAL *gout = l > 0 ? ((L - 1 - l) % 2 ? gb : ga) : gx;
+        if (FN(kan_layer_backward)(B, I, O, K, Gs[l], lin, q[0], q[1], q[2], q[3], q[4], q[5],
+                                   q[6], q[7], T, T + I * Gs[l] * K * O, g, gout, gT, gSBt,
+                                   w[0], w[1], w[2], w[3], nthreads))
+            return -1;
+        g = gout;
+    }
+    return 0;
+}
+
 #undef LOCATE_ARGS_L
 #undef LDV
 #undef STV
