@@ -528,7 +528,9 @@ def log_study(spec: StudySpec, base: Any, result: StudyResult) -> None:
 
         for axis in spec.x:
             fits = {f: v[axis] for f, v in result.fits.items() if axis in v}
-            log_scaling(run, result.rows, fits, x=axis, y=spec.metric, series="family")
+            # the figure write_plots saved is the image: drawing it again costs seconds
+            log_scaling(run, result.rows, fits, x=axis, y=spec.metric, series="family",
+                        image=result.plots[axis])
             run.log({f"scaling/{axis}_annotated": wandb.Image(str(result.plots[axis]))})
         cols = [*COLUMNS]
         table = wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in result.rows])

@@ -286,8 +286,9 @@ def _run(base_cfg: Any, spec: SearchSpec, store: ExperimentStore, plan: Plan, co
          verbose: int) -> SearchResult:
     from ray import tune
 
-    # Lightning comes with the trainable: imported only once the search is known to fit the
-    # cluster, so a refused search fails in the time torch and the config take to load
+    # imported only once the search is known to fit the cluster, so a refused search fails
+    # in the time torch and the config take to load; Lightning comes only with the trial
+    # processes (kanplatform.search.reporter), never in this driver
     from kanplatform.search.trainable import TrialSetup, make_trainable
 
     experiment_dir = store.local

@@ -298,7 +298,8 @@ def fit_label(fit: Any) -> str:
 
 def log_scaling(run: Any, points: Any, fits: Mapping[str, Any] | None = None, *,
                 x: str = "model/params", y: str = "test/rmse", series: str = "kind",
-                key: str | None = None, path: str | Path | None = None) -> Any:
+                key: str | None = None, path: str | Path | None = None,
+                image: str | Path | None = None) -> Any:
     """Log a scaling plot to W&B: the image, and a W&B line plot of log10 data and fits.
 
     Args:
@@ -307,11 +308,14 @@ def log_scaling(run: Any, points: Any, fits: Mapping[str, Any] | None = None, *,
         points, fits, x, y, series: as for :func:`plot_scaling`.
         key: W&B key prefix, default ``scaling/<x>``.
         path: also save the PNG there.
+        image: a PNG of this plot already drawn (a study's own figure): logged as the
+            image instead of drawing one here (matplotlib's layout is most of the cost).
 
     Returns:
-        The matplotlib ``Figure``. W&B errors become a warning.
+        The matplotlib ``Figure`` (``None`` with ``image``). W&B errors become a warning.
     """
-    fig = plot_scaling(points, fits, x=x, y=y, series=series, path=path)
+    fig = None if image is not None else plot_scaling(points, fits, x=x, y=y,
+                                                      series=series, path=path)
     run = getattr(run, "experiment", run)
     if run is None:
         return fig
@@ -332,7 +336,7 @@ def log_scaling(run: Any, points: Any, fits: Mapping[str, Any] | None = None, *,
                          for a, b in zip(grid, fit_curve(fits[label], grid))]
         table = wandb.Table(columns=["series", f"log10 {x}", f"log10 {y}"], data=rows)
         run.log({
-            f"{key}_image": wandb.Image(_png_array(fig)),
+            f"{key}_image": wandb.Image(str(image) if fig is None else _png_array(fig)),
             f"{key}_table": table,
             f"{key}_line": wandb.plot.line(table, f"log10 {x}", f"log10 {y}",
                                            stroke="series", title=f"{y} vs {x} (log10)"),

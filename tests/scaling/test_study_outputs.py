@@ -158,5 +158,8 @@ def test_study_logged_to_wandb_offline(study, monkeypatch):
     text = json.dumps(records)
     assert '"study"' in text and "scaling/model/params_image" in text
     assert "scaling/kan/model/params/alpha" in text
-    media = {p.name.split("_")[0] for p in (run_dir / "files" / "media").rglob("*.png")}
-    assert {"params", "flops"} <= media
+    pngs = list((run_dir / "files" / "media").rglob("*.png"))
+    assert {"params", "flops"} <= {p.name.split("_")[0] for p in pngs}
+    # every image logged is a figure write_plots saved, not a second drawing of it
+    saved = {p.read_bytes() for p in result.plots.values()}
+    assert {p.read_bytes() for p in pngs} == saved

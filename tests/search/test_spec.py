@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -255,6 +257,21 @@ def test_validate_and_tune_refuse_a_bad_field_with_one_line_and_create_nothing(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "tune").exists()
+
+
+def test_the_driver_hands_the_trainable_to_tune_without_importing_lightning():
+    """Lightning (~5 s of CPU here) is imported by the trial processes, not by the driver
+    that builds the trainable before any trial starts."""
+    code = ("import sys; from kanplatform.search.trainable import TrialSetup, make_trainable; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('pytorch_lightning', 'lightning', 'lightning_fabric')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == "[]", f"Lightning imported by the driver: {out}"
+    import pytorch_lightning as pl
+
+    from kanplatform.search.reporter import TuneReporter  # what the trials use
+    assert issubclass(TuneReporter, pl.Callback)
 
 
 def test_data_parallel_gpu_trials_take_one_gpu_per_worker_on_nccl():
