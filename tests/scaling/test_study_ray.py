@@ -21,9 +21,13 @@ from tests.tracking.conftest import leet_summary_at
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "scaling" / "tiny.yaml"
-# one KAN grid-extension run (3 sizes) + 4 MLP widths = 5 trainings, 7 sizes
-OVERRIDES = ["families.mlp.widths=[4,8,16,32]", "tracking.mode=offline"]  # W&B of every trial
-N_TRAININGS = 5
+# one KAN grid-extension run (3 sizes) + 3 MLP widths = 4 trainings, 6 sizes: the kill after
+# 2 lands mid-study, and the 2 left train side by side on the 2 CPUs in one round (a fifth
+# training cost a second round, ~15-20 s)
+MLP_WIDTHS = [4, 8, 16]
+OVERRIDES = [f"families.mlp.widths=[{','.join(map(str, MLP_WIDTHS))}]",
+             "tracking.mode=offline"]  # W&B of every trial
+N_TRAININGS = 1 + len(MLP_WIDTHS)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -136,7 +140,7 @@ def test_study_killed_midway_resumes_without_retraining(tmp_path):
     # the study's outputs: table, fits against both axes, plots
     rows = doc["rows"]
     assert len([r for r in rows if r["family"] == "kan"]) == 3  # the 3 grid stages
-    assert len([r for r in rows if r["family"] == "mlp"]) == 4
+    assert len([r for r in rows if r["family"] == "mlp"]) == len(MLP_WIDTHS)
     assert all(r["status"] == "completed" and r["test/rmse"] > 0 for r in rows)
     for fam in ("kan", "mlp"):
         fits = doc["families"][fam]["fits"]
