@@ -268,9 +268,11 @@ def test_a_run_dir_in_use_by_another_process_is_refused_at_once(tmp_path, capsys
 
 @pytest.mark.slow  # two subprocesses (~5 s of imports each, in parallel)
 def test_two_processes_racing_for_one_run_dir_one_wins(tmp_path):
+    # the winner holds the lock from its start-up (seconds) to its end, 2 x 50 steps later;
+    # a loser that comes after the end finds the run instead: either way one line
     run = tmp_path / "raced"
     cmd = [sys.executable, "-m", "kanplatform", "train", str(QUICK), f"output_dir={tmp_path}",
-           "trainer.num_threads=1", "grid.steps_per_stage=150", "--run-dir", str(run), "--quiet"]
+           "trainer.num_threads=1", "grid.steps_per_stage=50", "--run-dir", str(run), "--quiet"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
@@ -280,7 +282,7 @@ def test_two_processes_racing_for_one_run_dir_one_wins(tmp_path):
     assert len(loser) == 1 and loser[0].startswith(f"cannot train: run directory {run}"), loser
     assert ("is in use by another run" in loser[0]) or ("already holds a run" in loser[0])
     metrics = _metrics(run)
-    assert metrics["status"] == "completed" and metrics["step"] == 300
+    assert metrics["status"] == "completed" and metrics["step"] == 100
 
 
 def test_a_failure_after_the_start_is_one_line_with_the_run_dir_and_a_log(tmp_path, capsys):
