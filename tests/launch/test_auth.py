@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from kanplatform.cli import main as cli
-from tests.launch.conftest import _free_port, cluster_pids, ray_env, stop_cluster
+from tests.launch.conftest import QUICK_GRACE_S, _free_port, cluster_pids, ray_env, stop_cluster
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ def token_head(tmp_path_factory):
             env=env, cwd=root, check=True, capture_output=True, text=True, timeout=120)
         yield f"http://127.0.0.1:{dash}", f"127.0.0.1:{gcs}", token
     finally:
-        stop_cluster(root)
+        stop_cluster(root, QUICK_GRACE_S)
     assert not cluster_pids(root)
 
 
