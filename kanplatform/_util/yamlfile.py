@@ -29,3 +29,18 @@ def read_yaml(path: str | Path, error: type[Exception], what: str = "file") -> A
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise error(f"{path}: not valid YAML: {err}") from None
+
+
+# libyaml's parser where PyYAML was built with it: the same documents, ~8x faster
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text as ``yaml.safe_load`` does (safe constructors only), with libyaml's C
+    parser when available: reading records back (a report, a study's resume) parses one
+    ``config.yaml`` per run, ~10 ms each with the pure-Python parser.
+
+    Raises:
+        yaml.YAMLError: the text is not valid YAML.
+    """
+    return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader

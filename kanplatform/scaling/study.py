@@ -42,6 +42,7 @@ import numpy as np
 import yaml
 
 from kanplatform._util.dotted import get_dotted
+from kanplatform._util.yamlfile import load_yaml
 from kanplatform.config.schema import has_grid, model_keys
 from kanplatform.scaling.fit import PowerLawFit, fit_power_law
 from kanplatform.scaling.spec import StudyError, StudySpec, Trial, expand
@@ -225,7 +226,7 @@ def finished_runs(trials: Sequence[Trial], exp_dir: Path, ended: bool = True) ->
         except (OSError, ValueError):
             metrics = {}
         try:
-            config = yaml.safe_load(config_path.read_text()) or {}
+            config = load_yaml(config_path.read_text()) or {}
         except (OSError, yaml.YAMLError):
             continue
         if (metrics.get("status") in FINISHED) != ended:

@@ -96,8 +96,8 @@ def watch_search(experiment_dir: Path, spec: SearchSpec, base: dict[str, Any], *
     watch = SearchWatch(experiment_dir, wandb_config=_wandb_config(experiment_dir, spec, base))
     watch.live = LiveReport(experiment_dir, every_s, on_tick=watch.progress).start()
     if say is not None:
-        say(f"live report: {watch.live.out}  (rewritten every {every_s:g} s while the search "
-            "runs; open it in a browser)")
+        say(f"live report: {watch.live.out}  (rewritten while the search runs, at most "
+            f"every {every_s:g} s; open it in a browser)")
     ok = False
     try:
         yield watch

@@ -26,6 +26,10 @@ from typing import Any
 from kanplatform.tracking.rundata import RUN_MARKERS, SKIP_DIRS
 
 DEFAULT_EVERY_S = 5.0
+# The page may take at most this share of one core: after a rewrite that cost c seconds of
+# CPU the next check waits max(every_s, c * (1 / share - 1)). Drawing a study's page is
+# ~1-3 s CPU, and the trainings it reports on need the cores more.
+MAX_CPU_SHARE = 0.1
 TABLES = ("search.json", "trials.json", "trials.csv", "scaling.json", "compare.json",
           "study.yaml")
 FINAL_TABLES = ("trials.json", "scaling.json", "compare.json")
@@ -145,9 +149,17 @@ class LiveReport:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
         self.error = message
 
+    def paced_tick(self) -> float:
+        """:meth:`tick`, then the seconds to wait before the next one: ``every_s``, or
+        longer after a costly rewrite (:data:`MAX_CPU_SHARE` of one core at most)."""
+        start = time.thread_time()
+        self.tick()
+        return max(self.every_s, (time.thread_time() - start) * (1.0 / MAX_CPU_SHARE - 1.0))
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.tick()
+        wait = self.every_s
+        while not self._stop.wait(wait):
+            wait = self.paced_tick()
 
     def start(self) -> LiveReport:
         """Write the page now, then keep it current from a daemon thread."""
@@ -202,8 +214,8 @@ def live_report(root: str | Path, every_s: float = DEFAULT_EVERY_S, *,
         return
     report = LiveReport(root, every_s, out, on_tick).start()
     if say is not None:
-        say(f"live report: {report.out}  (rewritten every {report.every_s:g} s while it "
-            "runs; open it in a browser)")
+        say(f"live report: {report.out}  (rewritten while it runs, at most every "
+            f"{report.every_s:g} s; open it in a browser)")
     try:
         yield report
     finally:
@@ -222,14 +234,13 @@ def watch(root: str | Path, every_s: float = DEFAULT_EVERY_S, *, out: str | Path
     report = LiveReport(root, every_s, out, title=title)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     if say is not None:
-        say(f"watching {report.root}: {report.out} is rewritten every {every_s:g} s until the "
-            "experiment ends (Ctrl-C stops watching)")
+        say(f"watching {report.root}: {report.out} is rewritten, at most every {every_s:g} s, "
+            "until the experiment ends (Ctrl-C stops watching)")
     try:
         while not experiment_done(report.root):
             if deadline is not None and time.monotonic() > deadline:
                 break
-            report.tick()
-            time.sleep(every_s)
+            time.sleep(report.paced_tick())
     except KeyboardInterrupt:
         pass
     return report.stop(final=True)

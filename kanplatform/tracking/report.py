@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kanplatform.tracking.figures import plain_log_y
 from kanplatform.tracking.livefile import write_atomic
 from kanplatform.tracking.rundata import (
     METRIC_KEYS,
@@ -149,8 +150,8 @@ def render(root: Path, runs: list[Run], title: str, live_every: float | None = N
     ]
     if live_every:
         parts.append(f"<p class=live id=live>Live: the experiment is running. This page is "
-                     f"rewritten every {live_every:g} s and reloads itself; last written "
-                     f"{time.strftime('%H:%M:%S')}.</p>")
+                     f"rewritten while it runs (at most every {live_every:g} s) and reloads "
+                     f"itself; last written {time.strftime('%H:%M:%S')}.</p>")
     extra_css = ""
     if sweep is not None:
         from kanplatform.tracking.sweep_page import CSS as SWEEP_CSS
@@ -309,7 +310,9 @@ def curves_figure(run: Run) -> Any | None:
     keys = _curve_keys(h)
     if "step" not in h or not keys:
         return None
-    fig = Figure(figsize=(6.0, 3.4), dpi=90, layout="constrained")
+    # fixed margins: a constrained layout measured every tick label twice (~1/3 of the cost)
+    fig = Figure(figsize=(6.0, 3.4), dpi=90)
+    fig.subplots_adjust(left=0.12, right=0.98, bottom=0.14, top=0.91)
     ax = fig.subplots()
     for key in keys:
         pts = [(s, v) for s, v in zip(h["step"], h[key]) if math.isfinite(v) and v > 0]
@@ -325,7 +328,7 @@ def curves_figure(run: Run) -> Any | None:
                         va="top", color="grey")
             if math.isfinite(g):
                 last = g
-    ax.set_yscale("log")
+    plain_log_y(ax)
     ax.set_xlabel("step")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
@@ -348,14 +351,15 @@ def _overlay_figure(runs: list[Run]) -> str:
 def _overlay(key: str, shown: list[Run]) -> Any:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.5, 3.8), dpi=90, layout="constrained")
+    fig = Figure(figsize=(6.5, 3.8), dpi=90)  # fixed margins, as curves_figure
+    fig.subplots_adjust(left=0.13, right=0.98, bottom=0.13, top=0.97)
     ax = fig.subplots()
     for r in shown:
         pts = [(s, v) for s, v in zip(r.history["step"], r.history[key])
                if math.isfinite(v) and v > 0]
         if pts:
             ax.plot(*zip(*pts), lw=1.0, label=r.name)
-    ax.set_yscale("log")
+    plain_log_y(ax)
     ax.set_xlabel("step")
     ax.set_ylabel(key)
     ax.grid(True, which="both", alpha=0.3)

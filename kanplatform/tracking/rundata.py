@@ -149,8 +149,10 @@ def read_run(path: str | Path, root: str | Path | None = None) -> Run:
     if cfg_file.is_file():
         import yaml
 
+        from kanplatform._util.yamlfile import load_yaml
+
         try:
-            loaded = yaml.safe_load(cfg_file.read_text())
+            loaded = load_yaml(cfg_file.read_text())
             run.config = flatten(loaded) if isinstance(loaded, dict) else {}
         except yaml.YAMLError:
             run.config = {}

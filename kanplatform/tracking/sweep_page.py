@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kanplatform.tracking import svgplot
+from kanplatform.tracking.figures import plain_log_y
 from kanplatform.tracking.report import _cell, _e, _fig_png, _img, _kv_table
 from kanplatform.tracking.sweep import (
     BEST_CONFIG,
@@ -233,7 +234,7 @@ def curves_png(sweep: Sweep) -> tuple[bytes, str] | None:
             ax.plot(*pts[-1], marker="x", ms=9, color=line.get_color())
     if not ax.lines:
         return None
-    ax.set_yscale("log")
+    plain_log_y(ax)
     ax.set_xlabel("step")
     ax.set_ylabel(key)
     ax.grid(True, which="both", alpha=0.3)

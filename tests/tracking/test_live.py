@@ -14,7 +14,13 @@ import pytest
 import pytorch_lightning as pl
 
 from kanplatform.cli import main as cli_main
-from kanplatform.tracking.live import experiment_done, live_report, watch
+from kanplatform.tracking.live import (
+    MAX_CPU_SHARE,
+    LiveReport,
+    experiment_done,
+    live_report,
+    watch,
+)
 from kanplatform.tracking.livefile import read_live
 from kanplatform.tracking.rundata import read_run
 
@@ -88,6 +94,21 @@ def test_live_report_rewrites_and_ends_with_a_static_page(fitted_run, tmp_path):
     final = live.out.read_text()
     assert "location.reload()" not in final and "id=live" not in final
     assert not list(root.glob(".report.html.*.tmp"))  # written whole, no leftovers
+
+
+def test_a_costly_rewrite_spaces_out_the_next_checks(fitted_run, tmp_path):
+    """The page takes at most MAX_CPU_SHARE of one core: after a rewrite that cost c seconds
+    of CPU the next check waits c (1/share - 1); a check that rewrites nothing is cheap."""
+    root = tmp_path / "asha"
+    make_sweep(fitted_run, root)
+    live = LiveReport(root, every_s=1e-4)
+    start = time.thread_time()
+    wait = live.paced_tick()
+    cost = time.thread_time() - start
+    assert live.writes == 1 and live.out.is_file()
+    assert 1e-4 < wait <= cost * (1 / MAX_CPU_SHARE - 1)
+    again = live.paced_tick()  # nothing changed: no page drawn
+    assert live.writes == 1 and 1e-4 <= again < wait
 
 
 def test_watch_follows_an_experiment_until_it_ends(fitted_run, tmp_path, capsys):

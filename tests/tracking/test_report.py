@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import shutil
 
@@ -155,3 +156,28 @@ def test_report_in_headless_chromium(fitted_run, tmp_path):
 
     img = imread(tmp_path / "experiment.png")
     assert img.shape[0] > 500 and img[..., :3].std() > 0.05  # not a blank page
+
+
+def test_log_axes_of_live_figures_are_plain_text_with_sparse_minor_ticks(tmp_path):
+    """A live page redraws curves while a study trains: no mathtext labels (their parsing was
+    most of a figure's cost), minor ticks only at 2 and 5 over more than three decades."""
+    from kanplatform.tracking import report
+    from kanplatform.tracking.rundata import Run
+
+    run = Run(path=tmp_path, name="r", history={
+        "step": [1.0, 2.0, 3.0, 4.0], "train/loss": [1.0, 1e-3, 1e-6, 1e-8],
+        "val/rmse": [0.5, 0.3, 0.2, 0.1]})
+    figures = [report.curves_figure(run), report._overlay("train/loss", [run]),
+               report._overlay("val/rmse", [run])]
+    for fig in figures:
+        assert report._fig_png(fig).startswith(b"\x89PNG")  # drawn: the labels are set
+        ax = fig.axes[0]
+        labels = [t.get_text() for t in ax.yaxis.get_majorticklabels()
+                  + ax.yaxis.get_minorticklabels() if t.get_text()]
+        assert labels and not any("$" in t for t in labels), labels
+        lo, hi = ax.get_ylim()
+        mantissas = {round(v / 10 ** math.floor(math.log10(v) + 1e-9))
+                     for v in ax.yaxis.get_minorticklocs() if lo <= v <= hi}
+        assert mantissas <= {2, 5} if hi > 1e3 * lo else len(mantissas) > 2
+    decades = [t.get_text() for t in figures[0].axes[0].yaxis.get_majorticklabels()]
+    assert "1e\N{MINUS SIGN}06" in decades
