@@ -32,7 +32,11 @@ def token_head(tmp_path_factory):
     (home / ".ray").mkdir(parents=True)
     token = secrets.token_hex(16)
     (home / ".ray" / "auth_token").write_text(token)
-    env = {**ray_env(root), "RAY_AUTH_MODE": "token", "HOME": str(home)}
+    # HOME is the head's own, the caches are the user's: under a fresh HOME every job built
+    # the C kernels and matplotlib's font list again (~10 s of a 4-step run)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    env = {**ray_env(root), "RAY_AUTH_MODE": "token", "HOME": str(home),
+           "XDG_CACHE_HOME": cache}
     gcs, dash, client = _free_port(), _free_port(), _free_port()
     try:
         subprocess.run(
