@@ -64,8 +64,15 @@ def cluster_pids(temp_dir: Path) -> set[int]:
     return {p for p in found - {os.getpid()} if _alive(p)}
 
 
+# After SIGTERM every process of a test cluster is gone within ~0.5 s but gcs_server (and
+# one Python helper), which outlive any grace (8 s measured): a cluster whose records
+# nobody reads afterwards needs no longer than this.
+QUICK_GRACE_S = 2.0
+
+
 def stop_cluster(temp_dir: Path, grace_s: float = 8.0) -> None:
-    """SIGTERM every cluster process, wait, SIGKILL the survivors (gcs/raylet linger)."""
+    """SIGTERM every cluster process, wait up to ``grace_s``, SIGKILL the survivors
+    (gcs_server ignores SIGTERM)."""
     pids = cluster_pids(temp_dir)
     for pid in pids:
         try:
@@ -165,7 +172,7 @@ def ray_head(tmp_path_factory, request):
     except subprocess.CalledProcessError as err:
         pytest.fail(f"ray start failed:\n{err.stdout}\n{err.stderr}")
     finally:
-        stop_cluster(root)
+        stop_cluster(root, QUICK_GRACE_S)
         patch.undo()
     leftover = cluster_pids(root)
     assert not leftover, f"cluster processes still alive after SIGKILL: {sorted(leftover)}"

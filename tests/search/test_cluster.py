@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.launch.conftest import _alive, _children, _free_port, cluster_pids, ray_env, stop_cluster
+from tests.launch.conftest import (
+    QUICK_GRACE_S,
+    _alive,
+    _children,
+    _free_port,
+    cluster_pids,
+    ray_env,
+    stop_cluster,
+)
 from tests.search.conftest import QUICK, read_table
 
 pytestmark = pytest.mark.slow
@@ -163,8 +171,8 @@ def test_two_node_cluster_survives_losing_the_worker_node(tmp_path, tmp_path_fac
     finally:
         if driver is not None and driver.poll() is None:
             driver.kill()
-        stop_cluster(head_dir)
-        stop_cluster(worker_dir)
+        stop_cluster(head_dir, QUICK_GRACE_S)
+        stop_cluster(worker_dir, QUICK_GRACE_S)
     assert not cluster_pids(head_dir) and not cluster_pids(worker_dir)
 
     rows, _ = read_table(tmp_path / "tune" / "ft")
