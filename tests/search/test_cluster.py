@@ -69,6 +69,26 @@ def _trial_results(exp: Path) -> dict[str, list[dict]]:
     return out
 
 
+def _frozen_mid_run(pid: int, run_dir: Path) -> bool:
+    """SIGSTOP the trial process ``pid``; True if its run had not ended by then (it stays
+    frozen until the node is killed), else let it go on and say False.
+
+    Without the freeze a trial picked from its last result could finish in the moment
+    before the kill landed: then nothing was restored, and the test had nothing to check."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return False
+    try:
+        status = json.loads((run_dir / "metrics.json").read_text()).get("status")
+    except (OSError, ValueError):
+        status = None  # not written yet: the run is still going
+    if status not in ("completed", "stopped", "diverged", "failed"):
+        return True
+    os.kill(pid, signal.SIGCONT)
+    return False
+
+
 def _write_search(path: Path, lrs: list[float], concurrent: int) -> Path:
     path.write_text(
         "name: ft\nmetric: val/rmse\nmode: min\n"
@@ -160,7 +180,8 @@ def test_two_node_cluster_survives_losing_the_worker_node(tmp_path, tmp_path_fac
                 if results and results[-1]["pid"] in on_worker and \
                         results[-1]["trial/status"] == "running" and \
                         results[-1]["grid/stage"] <= 2 and \
-                        list((exp / name).glob("checkpoint_*")):
+                        list((exp / name).glob("checkpoint_*")) and \
+                        _frozen_mid_run(results[-1]["pid"], Path(results[-1]["trial/run_dir"])):
                     killed = name
                     break
             time.sleep(0.5)
