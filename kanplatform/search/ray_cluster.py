@@ -252,18 +252,52 @@ def dashboard_url(context: Any) -> str | None:
     return url if "://" in url else f"http://{url}"
 
 
+# A ray:// head starts one "specific server" process per driver; on a busy head that
+# process sometimes dies on start ("Starting Ray client server failed"), and a second
+# connection (a new server, on a new port) goes through. Tries in all, and the pause between.
+CLIENT_TRIES = 3
+CLIENT_RETRY_PAUSE_S = 2.0
+
+
 def _init(ray: Any, kwargs: dict[str, Any], address: str | None) -> Any:
-    """``ray.init``, with a refused or missing token turned into one line."""
-    try:
-        return ray.init(**kwargs)
-    except Exception as err:
-        # a connection that failed half-way (a ray:// client whose server did not start)
-        # leaves this process in Ray's client mode: every later ray.init here then failed
-        with contextlib.suppress(Exception):
-            ray.shutdown()
-        if type(err).__name__ != "AuthenticationError":
-            raise
-        raise _auth_refused(address) from None
+    """``ray.init``, with a refused or missing token turned into one line, and a ray://
+    session whose server did not start tried again (:data:`CLIENT_TRIES` in all)."""
+    import sys
+    import time
+
+    client = bool(address and address.startswith("ray://"))
+    for attempt in range(1, CLIENT_TRIES + 1):
+        try:
+            return ray.init(**kwargs)
+        except Exception as err:
+            # a connection that failed half-way (a ray:// client whose server did not
+            # start) leaves this process in Ray's client mode: every later ray.init here
+            # then failed
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            if type(err).__name__ == "AuthenticationError":
+                raise _auth_refused(address) from None
+            if not (client and _client_server_failed(err)):
+                raise
+            if attempt == CLIENT_TRIES:
+                raise SearchSpecError(
+                    f"the Ray client server at {address} failed to start a session for this "
+                    f"driver ({CLIENT_TRIES} tries): its reason is in ray_client_server_*.err "
+                    "in the head node's Ray logs (/tmp/ray/session_latest/logs); or connect "
+                    "to the head's GCS address (HOST:6379) instead of ray://"
+                ) from None
+            print(f"note: the Ray client server at {address} did not start a session "
+                  f"(try {attempt} of {CLIENT_TRIES}); trying again", file=sys.stderr)
+            time.sleep(CLIENT_RETRY_PAUSE_S)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _client_server_failed(err: BaseException) -> bool:
+    """True for Ray's answer when the head's per-driver client server died on start."""
+    text = str(err)
+    return isinstance(err, ConnectionError) and (
+        "client server failed" in text  # the process had exited when the head looked
+        or "Proxy failed to Connect to backend" in text)  # it died before it listened
 
 
 def _ask_autoscaler(spec: SearchSpec, err: SearchSpecError) -> None:

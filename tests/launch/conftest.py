@@ -127,6 +127,30 @@ class RayHead:
     dashboard: str  # http://127.0.0.1:PORT
     gcs: str  # 127.0.0.1:PORT, as `ray start --head` prints it
     client: str  # ray://127.0.0.1:PORT
+    fault: Path  # while this file exists, the head's next ray:// client server dies on start
+
+    def fail_next_client_server(self) -> None:
+        """Make the next ray:// session's server process on the head exit at start, as
+        Ray's do at times on a busy head (the driver's retry: search/ray_cluster.py)."""
+        self.fault.touch()
+
+
+# On the head's PYTHONPATH: the process Ray starts for a ray:// driver ("specific-server")
+# exits at once, once, while the fault file exists.
+_FAULT_SITE = """\
+import os
+_fault = os.environ.get("KANPLATFORM_TEST_CLIENT_SERVER_FAULT")
+if _fault and os.path.exists(_fault):
+    with open("/proc/self/cmdline", "rb") as _f:
+        _cmd = _f.read()
+    if b"specific-server" in _cmd:
+        try:
+            os.remove(_fault)
+        except OSError:
+            pass
+        else:
+            os._exit(1)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +171,13 @@ def ray_head(tmp_path_factory, request):
     # same folder, pulling it from under the running driver.
     head_dir, worker_dir = root / "h", root / "w"
     env = ray_env(root)
+    (root / "site").mkdir()
+    (root / "site" / "sitecustomize.py").write_text(_FAULT_SITE)
+    # the head waits 10 s (Ray: 30) for a ray:// session's server to listen before it
+    # gives up on it: the driver then tries again (a real start takes ~2 s here)
+    head_env = {**env, "PYTHONPATH": str(root / "site"),
+                "KANPLATFORM_TEST_CLIENT_SERVER_FAULT": str(root / "client-fault"),
+                "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "10"}
     patch = pytest.MonkeyPatch()
     patch.setenv("RAY_AUTH_MODE", "disabled")  # the client side must agree with the cluster
     patch.delenv("RAY_ADDRESS", raising=False)
@@ -160,7 +191,7 @@ def ray_head(tmp_path_factory, request):
              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port),
              "--include-dashboard", "true", "--ray-client-server-port", str(client_port),
              "--temp-dir", str(head_dir), *common],
-            env=env, cwd=root, check=True, capture_output=True, text=True, timeout=120,
+            env=head_env, cwd=root, check=True, capture_output=True, text=True, timeout=120,
         )
         subprocess.run(
             [ray, "start", "--address", f"127.0.0.1:{gcs_port}", "--node-ip-address",
@@ -168,7 +199,7 @@ def ray_head(tmp_path_factory, request):
             env=env, cwd=root, check=True, capture_output=True, text=True, timeout=120,
         )
         yield RayHead(f"http://127.0.0.1:{dash_port}", f"127.0.0.1:{gcs_port}",
-                      f"ray://127.0.0.1:{client_port}")
+                      f"ray://127.0.0.1:{client_port}", root / "client-fault")
     except subprocess.CalledProcessError as err:
         pytest.fail(f"ray start failed:\n{err.stdout}\n{err.stderr}")
     finally:

@@ -178,6 +178,10 @@ def test_every_address_form_reaches_the_cluster_from_tune_and_submit(ray_head, t
     _wait_listening(parse_address(ray_head.client), 120)  # its own process, slow to import ray
     for form in ("client", "dashboard"):
         address = forms[form]
+        if form == "client":  # its first session's server dies on start: the driver retries
+            ray_head.fail_next_client_server()
+            # the failed session's stream closes after 2 s, not Ray's 30
+            monkeypatch.setenv("RAY_CLIENT_RECONNECT_GRACE_PERIOD", "2")
         rc = cli(["tune", str(QUICK), str(search), "trainer.num_threads=1", "data.n_train=100",
                   f"output_dir={tmp_path / 'runs'}", "--address", address, "--output-dir",
                   str(tmp_path / "tune"), "--name", f"addr-{form}", "--verbose", "0"])
@@ -187,6 +191,9 @@ def test_every_address_form_reaches_the_cluster_from_tune_and_submit(ray_head, t
         assert '"completed"' in table, form
         if form == "dashboard":
             assert f"joining its head at {ray_head.gcs}" in out.err
+        else:
+            assert not ray_head.fault.exists()  # the fault fired: a real failed start
+            assert f"client server at {address} did not start a session (try 1 of 3)" in out.err
 
     job = _train_job(tmp_path)
     for form, address in forms.items():
