@@ -97,9 +97,12 @@ class TaskModule(pl.LightningModule):
                                             and isinstance(self.model, GridModel))
         return self.__dict__["_reg_on"]
 
-    def _loss(self, x: torch.Tensor, y: torch.Tensor, use_reg: bool) -> torch.Tensor:
-        # called once per Adam step, ~10 times per LBFGS step (the closure): keep it lean
-        out = self.model(x)
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, use_reg: bool,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+        # called once per Adam step, ~10 times per LBFGS step (the closure): keep it lean;
+        # ``out``: the model's outputs on ``x`` computed already (a stacked step's)
+        if out is None:
+            out = self.model(x)
         if self.classify:
             loss = F.cross_entropy(_full(out), y)
         else:
