@@ -172,6 +172,7 @@ class CompareSpec:
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
     max_concurrent_trials: int | None = None
     max_failures: int = 1
+    stack_runs: bool = True  # Adam/AdamW seeds of one arm and size train as one stack
     wandb: str = "auto"
     source: str | None = None
 
@@ -360,6 +361,8 @@ def _check_spec(spec: CompareSpec) -> None:
         raise CompareError(f"seeds: a paired test over seeds needs at least {MIN_SEEDS} "
                            f"different seeds, got {spec.seeds}")
     spec.overrides = _mapping(spec.overrides, "overrides")
+    if not isinstance(spec.stack_runs, bool):
+        raise CompareError(f"stack_runs: expected true or false, got {spec.stack_runs!r}")
     _check_metric(spec.metric, spec.mode, "")
     for name in spec.tasks:
         metric, mode = spec.task_metric(name)

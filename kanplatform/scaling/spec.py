@@ -113,6 +113,7 @@ class StudySpec:
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
     max_concurrent_trials: int | None = None
     max_failures: int = 1
+    stack_runs: bool = True  # Adam/AdamW seeds of one size train as one stack (same results)
     wandb: str = "auto"  # the study's own W&B run; auto = the base config's tracking.mode
     source: str | None = None  # the file it came from (base paths are relative to it)
 
@@ -270,6 +271,7 @@ def _check_types(spec: StudySpec, where: str) -> None:
     check_int(spec.max_failures, "max_failures", E, minimum=0,
               hint=" (restarts of a crashed training; 0 = none)")
     check_int(spec.max_concurrent_trials, "max_concurrent_trials", E, minimum=1, optional=True)
+    check_bool(spec.stack_runs, "stack_runs", E)
     if not isinstance(spec.seeds, list) or not all(_int(v) for v in spec.seeds):
         raise E(f"{where}: seeds must be a list of integers, got {spec.seeds!r}")
     if not isinstance(spec.resources, Mapping):

@@ -177,6 +177,7 @@ def run_trials(
             resources=spec.resources,
             max_concurrent_trials=spec.max_concurrent_trials,
             max_failures=spec.max_failures,
+            stack_runs=getattr(spec, "stack_runs", True),
             address=address,
             storage_path=exp_dir,
             verbose=verbose,

@@ -43,7 +43,7 @@ from kanplatform.search.plan import (
 )
 from kanplatform.search.records import listed_rows, rank, read_metrics, row_from_run
 from kanplatform.search.resources import TrialPlacement, placement_wait
-from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key
+from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key, trial_key
 from kanplatform.search.spec import (
     SearchSpec,
     SearchSpecError,
@@ -323,11 +323,22 @@ def _run(base_cfg: Any, spec: SearchSpec, store: ExperimentStore, plan: Plan, co
         if plan.tune_name != experiment_dir.name:
             print(f"resume: {len(plan.configs) - len(plan.todo)} of {len(plan.configs)} trials "
                   f"have ended; running {len(plan.todo)} ({plan.tune_name})")
-        space = {CONFIG_INDEX_KEY: tune.grid_search(plan.todo)}
+        groups = _stacks(spec, setup, plan.todo)
+        setup.stacks = {g[0]: g for g in groups if len(g) > 1}
+        if setup.stacks:
+            stacked = sum(len(g) for g in setup.stacks.values())
+            print(f"stacks: {stacked} of {len(plan.todo)} trainings run as {len(setup.stacks)} "
+                  "stacked trials (Adam/AdamW runs differing only in seed or learning rate; "
+                  "stack_runs: false runs each alone)")
+            trainable = make_trainable(setup)
+        space = {CONFIG_INDEX_KEY: tune.grid_search([g[0] for g in groups])}
         tuner = _tuner(spec, base_cfg, trainable, space, store, plan, concurrency, verbose,
                        watch, stop)
         with only_our_loggers():
             facts = _facts(tuner.fit())
+        for leader, members in setup.stacks.items():  # what Tune knows of a stack's trial
+            for m in members[1:]:
+                facts.setdefault(trial_key(m), dict(facts.get(trial_key(leader), {})))
     else:
         space = to_tune_space(spec)
         if plan.tune_restore:
@@ -361,6 +372,18 @@ def _run(base_cfg: Any, spec: SearchSpec, store: ExperimentStore, plan: Plan, co
             f"interrupted: {len(cut)} of {len(trials)} trials did not end (tables so far: "
             f"{experiment_dir}); the same command with --resume runs them")
     return result
+
+
+def _stacks(spec: SearchSpec, setup: Any, todo: list[int]) -> list[list[int]]:
+    """The listed trials as Tune's trials: stacks of runs that train as one
+    (:func:`kanplatform.search.trainable.stack_groups`) where the search lets them: FIFO (a
+    scheduler stops trials one by one), one process per trial, ``stack_runs`` on."""
+    if not spec.stack_runs or spec.scheduler.kind != "fifo" or spec.resources.workers > 1 \
+            or len(todo) < 2:
+        return [[i] for i in todo]
+    from kanplatform.search.trainable import stack_groups
+
+    return stack_groups(setup, todo)
 
 
 def _tuner(spec: SearchSpec, base_cfg: Any, trainable: Any, space: dict[str, Any],
@@ -498,6 +521,7 @@ def run_configs(
     resources: Mapping[str, Any] | None = None,
     max_concurrent_trials: int | None = None,
     max_failures: int = 2,
+    stack_runs: bool = True,
     **kwargs: Any,
 ) -> SearchResult:
     """Run exactly one trial per override dict (FIFO), e.g. the points of a size sweep.
@@ -507,6 +531,8 @@ def run_configs(
         configs: ``[{"model.width": [2, 5, 1]}, ...]``, applied with ``apply_overrides``.
         metric / mode: used to rank the table and choose ``best_config.yaml``.
         resources: ``{"cpu": 1, "gpu": 0, "workers": 1}`` per trial.
+        stack_runs: Adam/AdamW configs differing only in seed or learning rate train as one
+            stack per Tune trial (:mod:`kanplatform.train.stacked`; the same results).
         **kwargs: passed to :func:`run_search` (``address``, ``storage_path``, ``resume``...);
             ``watch`` defaults to False: the study running these configs has its own
             report and W&B run.
@@ -519,5 +545,6 @@ def run_configs(
 
     spec = SearchSpec(space={}, metric=metric, mode=mode, name=name,
                       resources=ResourceSpec(**dict(resources or {})),
-                      max_concurrent_trials=max_concurrent_trials, max_failures=max_failures)
+                      max_concurrent_trials=max_concurrent_trials, max_failures=max_failures,
+                      stack_runs=stack_runs)
     return run_search(base_cfg, spec, configs=configs, **kwargs)

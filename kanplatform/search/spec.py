@@ -126,6 +126,8 @@ class SearchSpec:
     report_on: str = "stage"
     keep_checkpoints: int = 2
     reuse_actors: bool = True
+    # listed Adam/AdamW trials differing only in seed or learning rate train as one stack
+    stack_runs: bool = True
     storage_path: str | None = None
     seed: int | None = None
 
@@ -210,6 +212,7 @@ def _check_types(spec: SearchSpec) -> None:
               hint=" (restarts of a crashed trial from its last checkpoint; 0 = none)")
     check_int(spec.keep_checkpoints, "keep_checkpoints", E, minimum=1)
     check_bool(spec.reuse_actors, "reuse_actors", E)
+    check_bool(spec.stack_runs, "stack_runs", E)
     check_str(spec.storage_path, "storage_path", E, optional=True)
     check_int(spec.seed, "seed", E, optional=True)
     s = spec.scheduler

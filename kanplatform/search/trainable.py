@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kanplatform.search.records import ENDED, TRIAL_FILE
-from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key
+from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key, trial_key
 from kanplatform.search.storage import join, publish_run_dir, trial_run_dir
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ class TrialSetup:
     configs: list[dict[str, Any]] | None = None
     run_dirs: list[str | None] | None = None
     results_uri: str | None = None  # object storage: run dirs are published there
+    # listed trials trained as one stack (kanplatform.train.stacked): first index -> all
+    stacks: dict[int, list[int]] = field(default_factory=dict)
 
     def run_dir(self, config: dict[str, Any], trial_id: str) -> tuple[str, Path, str | None]:
         """``(key, run directory, where it is published)`` of a trial: ``runs/<key>`` (or
@@ -222,6 +224,10 @@ def search_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     # every run's config and metrics.json (``versions``), the same for all of a study's trials
     os.environ.setdefault("WANDB__SAVE_REQUIREMENTS", "false")
     trial_id = tune.get_context().get_trial_id()
+    members = setup.stacks.get(int(config.get(CONFIG_INDEX_KEY, -1)))
+    if members:
+        _run_stack(setup, members, trial_id)
+        return
     key, run_dir, remote = setup.run_dir(config, trial_id)
     cfg = build_config(setup, config, key)
     ckpt, stage, restores = _restore_point(run_dir)
@@ -262,6 +268,63 @@ def _run_trial(setup: TrialSetup, cfg: Any, run_dir: Path, remote: str | None, t
     if reporter.stopped_by_tune:  # at its last report (max_t): the run completed
         raise SystemExit(0)
     _final_report(setup, reporter, result.metrics, _tune_report)
+
+
+def stack_groups(setup: TrialSetup, indices: list[int], limit: int = 8) -> list[list[int]]:
+    """The listed trials ``indices`` as the trials Tune runs: runs that may train as one
+    stack (:func:`kanplatform.train.stacked.stack_reason`: Adam/AdamW, differing only in seed,
+    learning rate and names) grouped, at most ``limit`` a stack, in list order; every other
+    trial alone."""
+    from kanplatform.train.stacked import stack_key, stack_reason
+
+    groups: dict[str, list[tuple[int, Any]]] = {}
+    for i in indices:
+        cfg = build_config(setup, {CONFIG_INDEX_KEY: i}, trial_key(i))
+        key = stack_key(cfg) if stack_reason([cfg, cfg]) is None else f"alone-{i}"
+        groups.setdefault(key, []).append((i, cfg))
+    out: list[list[int]] = []
+    for members in groups.values():
+        for start in range(0, len(members), limit):
+            out.append([i for i, _ in members[start:start + limit]])
+    return sorted(out, key=lambda g: g[0])
+
+
+def _run_stack(setup: TrialSetup, members: list[int], trial_id: str) -> None:
+    """One Tune trial training the listed trials ``members`` as one stack: each writes its own
+    ``runs/trial-<index>``, exactly as its own trial would (a run that ended already is kept;
+    a stack cut short trains its unfinished runs again from the start)."""
+    from kanplatform.train import fit
+    from kanplatform.train.stacked import fit_stacked, stack_reason
+
+    entries = []
+    for m in members:
+        config = {CONFIG_INDEX_KEY: m}
+        key, run_dir, remote = setup.run_dir(config, trial_id)
+        cfg = build_config(setup, config, key)
+        _, _, restores = _restore_point(run_dir)
+        ended = _recorded_result(setup, run_dir, restores) if restores else None
+        entries.append((run_dir, remote, cfg, ended is None))
+    todo = [e for e in entries if e[3]]
+    try:
+        if len(todo) >= 2 and stack_reason([e[2] for e in todo]) is None:
+            fit_stacked([e[2] for e in todo], run_dirs=[e[0] for e in todo], verbose=False,
+                        replace=True)
+        else:
+            for run_dir, _, cfg, _ in todo:
+                fit(cfg, run_dir=run_dir, verbose=False, replace=True,
+                    trainer_kwargs={"enable_progress_bar": False})
+    finally:
+        _stop_wandb_service()
+        for run_dir, remote, _, _ in entries:
+            publish_run_dir(run_dir, remote)
+            _note(run_dir, ended=time.time())
+    first = entries[0]
+    result = _recorded_result(setup, first[0], 1) or {setup.metric: setup.worst()}
+    result["trial/stacked"] = len(todo)
+    try:
+        _tune_report(result, None)
+    except SystemExit:
+        pass
 
 
 def _stop_wandb_service() -> None:

@@ -56,7 +56,7 @@ from kanplatform.train.fitting import (
 from kanplatform.train.resolve import check_run_config, fill_matched_width
 
 # keys the runs of one stack may differ in (everything else must be equal)
-FREE_KEYS = ("seed", "name", "optim.lr", "tracking.name", "tracking.tags")
+FREE_KEYS = ("seed", "data.seed", "name", "optim.lr", "tracking.name", "tracking.tags")
 STACK_OPTIMIZERS = ("adam", "adamw")
 
 
@@ -72,12 +72,17 @@ def _without(cfg: Any, keys: Sequence[str]) -> dict[str, Any]:
     return plain
 
 
+def stack_key(cfg: Any) -> str:
+    """What runs of one stack share: the config without :data:`FREE_KEYS`."""
+    return repr(_without(cfg, FREE_KEYS))
+
+
 def stack_reason(cfgs: Sequence[Any]) -> str | None:
     """Why the runs ``cfgs`` cannot train as one stack, or ``None`` when they can.
 
     They can when there are at least two, every one trains with Adam/AdamW on one CPU or CUDA
     device in float32/float64 with a step budget in steps, and they differ in nothing but
-    :data:`FREE_KEYS` (the seed, the learning rate, the names).
+    :data:`FREE_KEYS` (the seeds, the learning rate, the names).
     """
     if len(cfgs) < 2:
         return "a stack needs at least two runs"
@@ -94,9 +99,9 @@ def stack_reason(cfgs: Sequence[Any]) -> str | None:
         return "a GPU run (stacks train on the CPU; set trainer.accelerator: cpu)"
     if t.val_every_n_steps is None:
         return "trainer.val_every_n_steps is not set"
-    reference = _without(first, FREE_KEYS)
+    reference = stack_key(first)
     for cfg in cfgs[1:]:
-        if _without(cfg, FREE_KEYS) != reference:
+        if stack_key(cfg) != reference:
             return "the runs differ in more than seed, optim.lr and their names"
     return None
 
@@ -419,4 +424,4 @@ def _loop(runs: list[_Seed], results: dict[int, FitResult], started: float) -> N
                 results[i] = FitResult(run.run_dir, metrics, run.module.model.eval())
 
 
-__all__ = ["FREE_KEYS", "fit_stacked", "stack_reason"]
+__all__ = ["FREE_KEYS", "fit_stacked", "stack_key", "stack_reason"]
