@@ -104,11 +104,21 @@ def check_records(rows: list[dict], csv_rows: list[dict]) -> None:
 
 
 def most_at_once(rows: list[dict]) -> int:
-    """The most trials that were running at one moment (RUN_DIR/trial.json start/end)."""
-    events = []
+    """The most trials that were running at one moment (RUN_DIR/trial.json start/end); the
+    runs of one stacked trial (one process, at the same time) count once."""
+    by_pid: dict[int, list[tuple[float, float]]] = {}
     for row in rows:
         times = json.loads((Path(row["run_dir"]) / "trial.json").read_text())
-        events += [(times["started"], 1), (times["ended"], -1)]
+        by_pid.setdefault(times["pid"], []).append((times["started"], times["ended"]))
+    events = []
+    for spans in by_pid.values():  # a reused worker runs its trials one after another
+        merged: list[list[float]] = []
+        for start, end in sorted(spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        events += [(t, step) for start, end in merged for t, step in ((start, 1), (end, -1))]
     running = most = 0
     for _, step in sorted(events, key=lambda e: (e[0], e[1])):
         running += step

@@ -50,14 +50,25 @@ def test_grid_refinement_asha_stops_poor_trials_at_a_coarse_grid(tmp_path):
 
 
 def test_diverging_trial_is_stopped_and_marked_while_the_others_finish(tmp_path, capfd):
-    """run_configs (FIFO) runs each listed config once, one at a time on 2 CPUs as capped; a
-    NaN loss ends its trial with the reason; every record agrees."""
+    """run_configs (FIFO) runs each listed config once, one Tune trial at a time on 2 CPUs as
+    capped; a NaN loss ends its run with the reason; every record agrees. The Adam runs that
+    differ only in seed or learning rate train as one stacked trial (the diverging one among
+    them), each with the records of its own trial and the results of its own ``fit``, bit for
+    bit; the other shape trains alone."""
+    import torch
+
+    from kanplatform.config import apply_overrides
+    from kanplatform.train import fit
+
     cfg = load_config(QUICK, tiny_overrides(tmp_path, "optim.name=adam",
                                             "tracking.mode=offline"))
-    configs = [{"optim.lr": 1e300}, {"optim.lr": 0.01}]
+    configs = [{"optim.lr": 1e300}, {"optim.lr": 0.01}, {"optim.lr": 0.03, "seed": 1},
+               {"optim.lr": 0.01, "model.width": [2, 2, 1]}]
     result = run_configs(cfg, configs, storage_path=tmp_path / "tune", num_cpus=2,
                          name="diverge", max_concurrent_trials=1)
-    assert "will be ignored" not in capfd.readouterr().err
+    out, err = capfd.readouterr()
+    assert "will be ignored" not in err
+    assert "stacks: 3 of 4 trainings run as 1 stacked trials" in out
     check_records(*read_table(result.experiment_dir))
     for row in result.trials:  # a trial's W&B run lists no requirements (its config: versions)
         files = offline_run_dir(Path(row["run_dir"])) / "files"
@@ -65,14 +76,27 @@ def test_diverging_trial_is_stopped_and_marked_while_the_others_finish(tmp_path,
         assert "torch" in json.loads((Path(row["run_dir"]) / "metrics.json").read_text())[
             "versions"]
     assert most_at_once(result.trials) == 1  # 2 CPUs, 1 CPU a trial: the cap held them
-    rows = {r["optim.lr"]: r for r in result.trials}
-    assert len(result.trials) == 2 and set(rows) == {1e300, 0.01}
-    bad, good = rows[1e300], rows[0.01]
+    rows = {(r["optim.lr"], str(r.get("model.width"))): r for r in result.trials}
+    assert len(result.trials) == 4
+    bad, good = rows[(1e300, "None")], rows[(0.01, "None")]
     assert bad["status"] == "diverged"
     assert "non-finite train/loss" in bad["reason"]
     assert bad["val/rmse"] is None  # not a number: never the best
     assert good["status"] == "completed" and math.isfinite(good["val/rmse"])
-    assert result.best["trial_id"] == good["trial_id"]
+    assert result.best["trial_id"] in {r["trial_id"] for r in result.trials
+                                       if r["status"] == "completed"}
+    for row in result.trials:
+        i = int(row["trial_id"].split("-")[1])
+        alone = fit(apply_overrides(cfg, {**configs[i], "tracking.mode": "disabled"}),
+                    run_dir=tmp_path / "alone" / str(i), verbose=False)
+        mine, theirs = (json.loads((Path(d) / "metrics.json").read_text())
+                        for d in (row["run_dir"], alone.run_dir))
+        assert mine.get("trainer/stacked") == (None if i == 3 else 3)
+        for key in ("status", "reason", "final", "stages", "step"):
+            assert mine[key] == theirs[key], key
+        weights = torch.load(Path(row["run_dir"]) / "model.pt", weights_only=True)["state_dict"]
+        for key, value in alone.model.state_dict().items():  # NaN where it diverged
+            torch.testing.assert_close(weights[key], value, rtol=0, atol=0, equal_nan=True)
 
 
 def test_multiworker_trial_runs_ddp_on_two_cpu_workers_and_reports(tmp_path):
