@@ -241,6 +241,15 @@ class _Seed(_Run):
         self.trainer.hook("on_train_end")
         self.wall_time_s, self.cpu_time_s = self.clock.wall_s, self.clock.cpu_s
 
+    def failure(self, err: BaseException) -> tuple[str, str]:
+        """``fit``'s ``(status, reason)`` of a run that raised ``err``; an interrupted run
+        of a stack has no checkpoint to resume from: it is trained again."""
+        status, reason = super().failure(err)
+        if status != STATUS_FAILED:
+            reason = reason.split(";")[0] + ("; a stacked run keeps no checkpoint: train it "
+                                              "again (a search --resume does)")
+        return status, reason
+
     def write(self, status: str, reason: str | None, total_time_s: float) -> dict[str, Any]:
         """``fit``'s ``metrics.json``, with ``trainer/stacked``: the runs trained together."""
         from kanplatform.train.rundir import write_json

@@ -139,6 +139,13 @@ def test_command_line_overrides_reach_study_and_run_config(tmp_path):
         load_compare(write(tmp_path), ["x"])
 
 
+def test_stack_runs_is_on_by_default_and_checked(tmp_path):
+    assert load_compare(write(tmp_path)).stack_runs is True
+    assert load_compare(write(tmp_path), ["stack_runs=false"]).stack_runs is False
+    with pytest.raises(CompareError, match=r"stack_runs: expected true or false, got 'maybe'"):
+        load_compare(write(tmp_path), ["stack_runs=maybe"])
+
+
 @pytest.mark.parametrize("name", ["demo.yaml", "tiny.yaml"])
 def test_shipped_studies_validate(name, capsys):
     assert main(["validate", str(ROOT / "configs" / "compare" / name)]) == 0

@@ -89,6 +89,8 @@ def test_kan_runs_family_expands_grid_sizes_times_widths():
          "max_failures: .* got -7"),
         ({"families": {"k": {"kind": "kan", "grid_sizes": [3]}}, "max_concurrent_trials": 0},
          "max_concurrent_trials"),
+        ({"families": {"k": {"kind": "kan", "grid_sizes": [3]}}, "stack_runs": "no"},
+         "stack_runs: must be true or false"),
         ({"families": {"k": {"kind": "kan", "grid_sizes": [3]}}, "resources": {"cpu": "x"}},
          "resources.cpu"),
         ({"families": {"k": {"kind": "kan", "grid_sizes": [3]}}, "resources": {"cpus": 1}},
