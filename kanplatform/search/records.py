@@ -91,6 +91,8 @@ def row_from_run(key: str, config: Mapping[str, Any], run_dir: Path | str, spec:
                 row[name] = _finite(final[name])
         if metrics.get("model/params") is not None:
             row["model/params"] = metrics["model/params"]
+        if metrics.get("trainer/stacked"):  # trained in one stack with this many runs
+            row["trainer/stacked"] = metrics["trainer/stacked"]
     row.update(facts)
     row["restores"] = max(0, starts(run_dir) - 1)
     row["run_dir"] = str(run_dir)

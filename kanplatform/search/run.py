@@ -379,11 +379,19 @@ def _stacks(spec: SearchSpec, setup: Any, todo: list[int]) -> list[list[int]]:
     (:func:`kanplatform.search.trainable.stack_groups`) where the search lets them: FIFO (a
     scheduler stops trials one by one), one process per trial, ``stack_runs`` on."""
     if not spec.stack_runs or spec.scheduler.kind != "fifo" or spec.resources.workers > 1 \
-            or len(todo) < 2:
+            or len(todo) < 2 or not _any_adam(setup):
         return [[i] for i in todo]
     from kanplatform.search.trainable import stack_groups
 
     return stack_groups(setup, todo)
+
+
+def _any_adam(setup: Any) -> bool:
+    """Whether any listed trial trains with Adam/AdamW (else no config needs resolving)."""
+    names = {(setup.base_config.get("optim") or {}).get("name")}
+    for config in setup.configs or []:
+        names.add(config.get("optim.name", (config.get("optim") or {}).get("name")))
+    return bool(names & {"adam", "adamw"})
 
 
 def _tuner(spec: SearchSpec, base_cfg: Any, trainable: Any, space: dict[str, Any],

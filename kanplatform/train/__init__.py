@@ -15,6 +15,8 @@ from typing import Any
 _EXPORTS = {
     "fit": "kanplatform.train.fitting",
     "FitResult": "kanplatform.train.fitting",
+    "fit_stacked": "kanplatform.train.stacked",
+    "stack_reason": "kanplatform.train.stacked",
     "ResumeError": "kanplatform.train.checkpoint",
     "RegressionModule": "kanplatform.train.module",
     "GridSchedule": "kanplatform.train.callbacks",
