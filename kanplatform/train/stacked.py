@@ -3,14 +3,17 @@
 Where a study or search trains one architecture several times with Adam or AdamW, the runs
 differing only in ``seed`` and/or ``optim.lr``, the S runs train in lockstep in one process
 and one loop. Every step, each run draws its own batch (the rows its separate run draws at
-that step), the S models' outputs come from one call (:func:`kanplatform.nn.stack.stack_outputs`:
-one batched matrix-multiply chain for MLPs of one shape, the same kernel calls one model
-after another for KANs), the S losses are summed for one backward pass and each run's own
-optimiser steps. The sum's gradient with respect to one run's parameters is that run's own
-loss gradient, so each run computes exactly what its separate :func:`~kanplatform.train.fit`
-computes, bit for bit (``tests/train/test_stacked.py``): the same initialisation, batches,
-grid updates and extensions, learning-rate schedule, clipping, validations, early stopping and
-divergence checks, by the same callbacks (:class:`~kanplatform.train.callbacks.GridSchedule`,
+that step) and its model computes its outputs with the calls its separate run makes; the S
+losses are summed for one backward pass (one autograd run over the S graphs) and each run's
+own optimiser steps. One set-up, one loop, one round of hooks per step and one Tune trial
+serve the S runs. (A batched matrix product over the S models would round differently from
+a model's own, so it is not used: ``benchmarks/README.md``.)
+
+The sum's gradient with respect to one run's parameters is that run's own loss gradient, so
+each run computes exactly what its separate :func:`~kanplatform.train.fit` computes, bit for
+bit (``tests/train/test_stacked.py``): the same initialisation, batches, grid updates and
+extensions, learning-rate schedule, clipping, validations, early stopping and divergence
+checks, by the same callbacks (:class:`~kanplatform.train.callbacks.GridSchedule`,
 :class:`~kanplatform.train.callbacks.RunRecorder`, early stopping, the tracking callbacks),
 which this loop drives in the order Lightning's would.
 
@@ -376,8 +379,6 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
 
 def _loop(runs: list[_Seed], results: dict[int, FitResult], started: float) -> None:
     """Lightning's fit loop for every run at once (one step per batch, as ``fit`` computes)."""
-    from kanplatform.nn.stack import stack_outputs
-
     for run in runs:
         run.trainer.hook("on_fit_start")
         run.trainer.hook("on_train_start")
@@ -399,8 +400,9 @@ def _loop(runs: list[_Seed], results: dict[int, FitResult], started: float) -> N
             for p in module.model.parameters():
                 p.grad = None
         with _default_dtype(dtype):  # Lightning's training step runs in its precision's
-            outs = stack_outputs([runs[i].module.model for i in active],
-                                 [batches[i][0] for i in active])
+            # each model's own forward: the calls its separate run makes (one batched matrix
+            # product over the S models rounds differently: benchmarks/README.md)
+            outs = [runs[i].module.model(batches[i][0]) for i in active]
             total = None
             for i, out in zip(active, outs):
                 module = runs[i].module
