@@ -127,7 +127,8 @@ class SearchSpec:
     keep_checkpoints: int = 2
     reuse_actors: bool = True
     # listed Adam/AdamW trials differing only in seed or learning rate train as one stack
-    stack_runs: bool = True
+    # (off by default for a search: a stack keeps no per-run checkpoint; studies turn it on)
+    stack_runs: bool = False
     storage_path: str | None = None
     seed: int | None = None
 
