@@ -320,11 +320,8 @@ class _Run:
         from kanplatform._util.lightning import pl
         from kanplatform.data import KANDataModule
         from kanplatform.train.callbacks import (
-            DivergenceGuard,
-            GridSchedule,
             LoopClock,
             PeriodicCheckpoint,
-            RunRecorder,
         )
         from kanplatform.train.models import build_model_from_config
         from kanplatform.train.module import TaskModule
@@ -345,26 +342,9 @@ class _Run:
                                  gradient_clip_val=t.gradient_clip_val)
         datamodule = KANDataModule(splits, data_cfg=cfg.data, dtype=dtype, seed=cfg.seed)
         self.datamodule = datamodule
-        steps_per_stage = cfg.grid.steps_per_stage if schedule else max_steps
-        g = cfg.grid
-        guard = DivergenceGuard(cfg.trainer.divergence_factor)
-        # grid updates touch only grid models: none means no update cadence (see chunking)
-        from kanplatform.nn.registry import GridModel
-
-        update_every = g.update_every if isinstance(model, GridModel) else 0
-        self.grid = GridSchedule(schedule, steps_per_stage, update_every, g.update_until,
-                                 guard=guard)
-        self.recorder = RunRecorder(cfg.trainer.log_every_n_steps, self.grid)
+        own = self.own_callbacks(model, max_steps)
         self.checkpoint = PeriodicCheckpoint(self.run_dir / "checkpoints" / "last.ckpt",
                                              t.checkpoint_every_n_steps, self.grid)
-        own = [self.grid, self.recorder]
-        if t.early_stopping is not None:
-            from kanplatform.train.monitor import EarlyStopping
-
-            e = t.early_stopping
-            metric = e.metric or ("val/loss" if splits.task == "classification" else "val/rmse")
-            self.early_stop = EarlyStopping(metric, e.patience, e.mode, e.min_delta)
-            own.append(self.early_stop)
         # the bar only on a terminal: elsewhere it writes a \r frame per refresh
         bar = bool(t.enable_progress_bar) and _stdout_is_tty()
         if t.enable_progress_bar and not bar and self.verbose:
@@ -420,6 +400,31 @@ class _Run:
                 time.perf_counter() - started
             self.cpu_time_s = clock.cpu_s if clock.cpu_s is not None else \
                 time.process_time() - cpu_started
+
+    def own_callbacks(self, model: Any, max_steps: int) -> list[Any]:
+        """The run's grid schedule, recorder and early stopping (``self.grid``,
+        ``self.recorder``, ``self.early_stop``), in the order their hooks run."""
+        from kanplatform.nn.registry import GridModel
+        from kanplatform.train.callbacks import DivergenceGuard, GridSchedule, RunRecorder
+
+        t, g = self.cfg.trainer, self.cfg.grid
+        schedule = list(g.schedule)
+        guard = DivergenceGuard(t.divergence_factor)
+        # grid updates touch only grid models: none means no update cadence (see chunking)
+        update_every = g.update_every if isinstance(model, GridModel) else 0
+        self.grid = GridSchedule(schedule, g.steps_per_stage if schedule else max_steps,
+                                 update_every, g.update_until, guard=guard)
+        self.recorder = RunRecorder(t.log_every_n_steps, self.grid)
+        own = [self.grid, self.recorder]
+        if t.early_stopping is not None:
+            from kanplatform.train.monitor import EarlyStopping
+
+            e = t.early_stopping
+            metric = e.metric or ("val/loss" if self.splits.task == "classification"
+                                  else "val/rmse")
+            self.early_stop = EarlyStopping(metric, e.patience, e.mode, e.min_delta)
+            own.append(self.early_stop)
+        return own
 
     def _steps_per_batch(self, kwargs: dict[str, Any], extra: Mapping[str, Any]) -> int:
         """K optimiser steps per Lightning batch (:mod:`kanplatform.train.chunking`): every

@@ -144,13 +144,7 @@ class _Seed(_Run):
 
     def setup(self, max_steps: int, callbacks: Sequence[Any]) -> None:
         from kanplatform.data import KANDataModule
-        from kanplatform.nn.registry import GridModel
-        from kanplatform.train.callbacks import (
-            DivergenceGuard,
-            GridSchedule,
-            LoopClock,
-            RunRecorder,
-        )
+        from kanplatform.train.callbacks import LoopClock
         from kanplatform.train.models import build_model_from_config
         from kanplatform.train.module import TaskModule
 
@@ -169,20 +163,7 @@ class _Seed(_Run):
             self.module.double()
         self.datamodule = KANDataModule(splits, data_cfg=cfg.data, dtype=dtype, seed=cfg.seed)
         self.datamodule.setup("fit")
-        g = cfg.grid
-        guard = DivergenceGuard(t.divergence_factor)
-        update_every = g.update_every if isinstance(model, GridModel) else 0
-        self.grid = GridSchedule(schedule, g.steps_per_stage if schedule else max_steps,
-                                 update_every, g.update_until, guard=guard)
-        self.recorder = RunRecorder(t.log_every_n_steps, self.grid)
-        own = [self.grid, self.recorder]
-        if t.early_stopping is not None:
-            from kanplatform.train.monitor import EarlyStopping
-
-            e = t.early_stopping
-            metric = e.metric or ("val/loss" if splits.task == "classification" else "val/rmse")
-            self.early_stop = EarlyStopping(metric, e.patience, e.mode, e.min_delta)
-            own.append(self.early_stop)
+        own = self.own_callbacks(model, max_steps)
         track_loggers, track_callbacks, self.finish_tracking = _tracking(cfg, self.run_dir)
         self.loggers = list(track_loggers)
         self.clock = LoopClock()
