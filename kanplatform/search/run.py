@@ -42,7 +42,7 @@ from kanplatform.search.plan import (
     run_dirs_of,
 )
 from kanplatform.search.records import listed_rows, rank, read_metrics, row_from_run
-from kanplatform.search.resources import TrialPlacement, placement_wait
+from kanplatform.search.resources import TrialPlacement, concurrent_trials, placement_wait
 from kanplatform.search.sampling import CONFIG_INDEX_KEY, run_key, trial_key
 from kanplatform.search.spec import (
     SearchSpec,
@@ -323,7 +323,9 @@ def _run(base_cfg: Any, spec: SearchSpec, store: ExperimentStore, plan: Plan, co
         if plan.tune_name != experiment_dir.name:
             print(f"resume: {len(plan.configs) - len(plan.todo)} of {len(plan.configs)} trials "
                   f"have ended; running {len(plan.todo)} ({plan.tune_name})")
-        groups = _stacks(spec, setup, plan.todo)
+        groups = _stacks(spec, setup, plan.todo,
+                         concurrency or concurrent_trials(spec.resources, conn.resources,
+                                                          conn.nodes))
         setup.stacks = {g[0]: g for g in groups if len(g) > 1}
         if setup.stacks:
             stacked = sum(len(g) for g in setup.stacks.values())
@@ -374,16 +376,26 @@ def _run(base_cfg: Any, spec: SearchSpec, store: ExperimentStore, plan: Plan, co
     return result
 
 
-def _stacks(spec: SearchSpec, setup: Any, todo: list[int]) -> list[list[int]]:
+def _stacks(spec: SearchSpec, setup: Any, todo: list[int], slots: int) -> list[list[int]]:
     """The listed trials as Tune's trials: stacks of runs that train as one
     (:func:`kanplatform.search.trainable.stack_groups`) where the search lets them: FIFO (a
-    scheduler stops trials one by one), one process per trial, ``stack_runs`` on."""
+    scheduler stops trials one by one), one process per trial, ``stack_runs`` on. Fewer
+    stacks than the trials the cluster runs at once (``slots``) are split in halves until
+    every slot has one where they can: a stack trains its runs on one slot."""
     if not spec.stack_runs or spec.scheduler.kind != "fifo" or spec.resources.workers > 1 \
             or len(todo) < 2 or not _any_adam(setup):
         return [[i] for i in todo]
     from kanplatform.search.trainable import stack_groups
 
-    return stack_groups(setup, todo)
+    groups = stack_groups(setup, todo)
+    while len(groups) < slots:
+        big = max(groups, key=len)
+        if len(big) < 2:
+            break
+        groups.remove(big)
+        half = (len(big) + 1) // 2
+        groups += [big[:half], big[half:]]
+    return sorted(groups, key=lambda g: g[0])
 
 
 def _any_adam(setup: Any) -> bool:
