@@ -102,3 +102,25 @@ def test_a_resume_that_cannot_rebuild_the_trial_list_refuses_saying_why(tmp_path
     record = make_plan(optuna, cfg, store, None, resume=False).record
     (store.local / SEARCH_JSON).write_text(json.dumps(record, default=str))
     assert "has no Tune experiment state" in refusal(optuna)
+
+
+def test_listed_adam_runs_differing_in_seed_or_lr_are_grouped_into_stacks(tmp_path):
+    """Which listed trials train as one stack (no Ray here): Adam runs differing only in seed
+    or lr; not another shape, not LBFGS, not under a scheduler or with stack_runs off; stacks
+    are halved while fewer than the trials the cluster runs at once."""
+    from kanplatform.config import to_dict
+    from kanplatform.search.run import _stacks
+    from kanplatform.search.trainable import TrialSetup
+
+    cfg = load_config(QUICK, [f"output_dir={tmp_path}", "optim.name=adam"])
+    configs = [{"seed": s, "optim.lr": lr} for s in (0, 1, 2) for lr in (0.01, 0.03)]
+    configs += [{"model.width": [2, 2, 1]}, {"optim.name": "lbfgs", "seed": 1}]
+    setup = TrialSetup(base_config=to_dict(cfg), experiment_dir=str(tmp_path),
+                       experiment_name="x", metric="val/rmse", mode="min", configs=configs)
+    todo = list(range(len(configs)))
+    spec = parse_search({"space": {"seed": 0}, "stack_runs": True})
+    assert _stacks(spec, setup, todo, slots=2) == [[0, 1, 2, 3, 4, 5], [6], [7]]
+    assert _stacks(spec, setup, todo, slots=4) == [[0, 1, 2], [3, 4, 5], [6], [7]]
+    for other in ({"space": {"seed": 0}}, {"space": {"seed": 0}, "stack_runs": True,
+                                  "scheduler": {"kind": "asha"}}):
+        assert _stacks(parse_search(other), setup, todo, slots=2) == [[i] for i in todo]
