@@ -83,8 +83,8 @@ def stack_key(cfg: Any) -> str:
 def stack_reason(cfgs: Sequence[Any]) -> str | None:
     """Why the runs ``cfgs`` cannot train as one stack, or ``None`` when they can.
 
-    They can when there are at least two, every one trains with Adam/AdamW on one CPU or CUDA
-    device in float32/float64 with a step budget in steps, and they differ in nothing but
+    They can when there are at least two, every one trains with Adam/AdamW on the CPU (one
+    device) in float32/float64 with a step budget in steps, and they differ in nothing but
     :data:`FREE_KEYS` (the seeds, the learning rate, the names).
     """
     if len(cfgs) < 2:
@@ -105,7 +105,7 @@ def stack_reason(cfgs: Sequence[Any]) -> str | None:
     reference = stack_key(first)
     for cfg in cfgs[1:]:
         if stack_key(cfg) != reference:
-            return "the runs differ in more than seed, optim.lr and their names"
+            return "the runs differ in more than seed, data.seed, optim.lr and their names"
     return None
 
 
@@ -180,7 +180,23 @@ class _Seed(_Run):
             self.batches = _MiniBatches(self.datamodule, int(self.batch_size))
             self.per_epoch = self.batches.batches()
             self._epoch_cache: tuple[int, tuple[torch.Tensor, ...]] | None = None
+            self.endless = self._lightning_endless(max_steps)
         self.ended = False
+
+    def _lightning_endless(self, max_steps: int) -> bool:
+        """Whether the separate run's Lightning loop never ends an epoch: it runs K steps a
+        batch (:mod:`kanplatform.train.chunking`) and K does not divide an epoch's batches.
+        Lightning's epoch counter (the ``epoch`` of its validation records) then stays 0."""
+        from kanplatform.train.callbacks import PeriodicCheckpoint
+        from kanplatform.train.chunking import steps_per_batch
+
+        t = self.cfg.trainer
+        callbacks = list(self.trainer.callbacks)
+        if t.checkpoint_every_n_steps:
+            callbacks.append(PeriodicCheckpoint(self.run_dir / "checkpoints" / "last.ckpt",
+                                                t.checkpoint_every_n_steps, self.grid))
+        k = steps_per_batch([max_steps, 0, self.val_every], callbacks)
+        return k > 1 and self.per_epoch % k != 0
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The training batch the separate run draws at global step ``step``."""
@@ -214,6 +230,8 @@ class _Seed(_Run):
             reduced = total / torch.tensor(n)
             trainer.callback_metrics[f"val/{name}"] = reduced
             logged[f"val/{name}"] = float(reduced)
+        if self.batch_size is not None and not self.endless:  # Lightning's epoch in progress
+            trainer.current_epoch = (trainer.global_step - 1) // self.per_epoch
         for logger in self.loggers:
             logger.log_metrics({**logged, "epoch": float(trainer.current_epoch)},
                                step=trainer.global_step)

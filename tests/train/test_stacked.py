@@ -99,17 +99,20 @@ def test_runs_that_end_early_leave_the_stack_and_the_others_go_on(tmp_path, wand
         assert sa["state"] == sb["state"] and sa["exit_code"] == sb["exit_code"]
         for key in ("status", "reason", "val/rmse", "test/rmse", "step"):
             assert sa["summary"].get(key) == sb["summary"].get(key), key
-        rows = [{k: v for k, v in row.items() if k.startswith(("train/", "val/"))}
-                for row in history(leet_records(b.run_dir))]
-        assert rows == [{k: v for k, v in row.items() if k.startswith(("train/", "val/"))}
-                        for row in history(leet_records(a.run_dir))]
+        def rows(run_dir: Path) -> list[dict]:
+            return [{k: v for k, v in row.items() if k.startswith(("train/", "val/", "stage/"))
+                     or k in ("epoch", "grid/size", "grid/stage", "trainer/global_step")}
+                    for row in history(leet_records(run_dir))]
+
+        assert rows(b.run_dir) == rows(a.run_dir)
 
 
 def test_runs_that_cannot_stack_are_refused_before_anything_is_written(tmp_path):
     lbfgs = load_config(QUICK, [f"output_dir={tmp_path / 'runs'}"])
     assert "LBFGS" in stack_reason([lbfgs, lbfgs])
     cfgs = _cfgs(tmp_path, "runs", [{"seed": 0}, {"seed": 1, "model.width": "[2,2,1]"}])
-    assert stack_reason(cfgs) == "the runs differ in more than seed, optim.lr and their names"
+    assert stack_reason(cfgs) == ("the runs differ in more than seed, data.seed, optim.lr and "
+                                  "their names")
     assert stack_reason(cfgs[:1]) == "a stack needs at least two runs"
     assert stack_reason(_cfgs(tmp_path, "runs", [{"seed": 0}, {"seed": 1, "data.seed": 3}])) \
         is None
