@@ -273,8 +273,8 @@ def _run_trial(setup: TrialSetup, cfg: Any, run_dir: Path, remote: str | None, t
 def stack_groups(setup: TrialSetup, indices: list[int], limit: int = 8) -> list[list[int]]:
     """The listed trials ``indices`` as the trials Tune runs: runs that may train as one
     stack (:func:`kanplatform.train.stacked.stack_reason`: Adam/AdamW, differing only in seed,
-    learning rate and names) grouped, at most ``limit`` a stack, in list order; every other
-    trial alone."""
+    data seed, learning rate and names) grouped, at most ``limit`` a stack, in list order;
+    every other trial alone."""
     from kanplatform.train.stacked import stack_key, stack_reason
 
     groups: dict[str, list[tuple[int, Any]]] = {}
